@@ -1,0 +1,346 @@
+"""Load and save policy checkpoints; the registry of agents shipped in ``checkpoints/``.
+
+Formats read by :func:`load_policy` (always with ``weights_only=True``: a
+checkpoint is data, never code):
+
+* **published** -- ``{"model_state_dict": ..., "optimizer_state_dict": ...}``,
+  as released with the goal-misgeneralization maze agents;
+* **ours** -- ``{"model_state_dict": ..., "metadata": {...}}`` plus an optional
+  ``"optimizer_state_dict"``, written by :func:`save_policy`;
+* a **bare state dict** (``str`` → tensor).
+
+The scale is inferred from ``embedder.block1.conv.weight.shape[0] // 16``.
+Every failure raises a subclass of :class:`CheckpointError` whose message
+names the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata
+import os
+import re
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mazeinterp.model import BASE_WIDTHS, ImpalaPolicy
+
+__all__ = [
+    "DEFAULT_AGENT",
+    "FORMAT_VERSION",
+    "SHIPPED",
+    "CheckpointError",
+    "CheckpointKeyError",
+    "CheckpointNotFoundError",
+    "CheckpointShapeError",
+    "NotACheckpointError",
+    "UnsupportedScaleError",
+    "checkpoints_dir",
+    "load_policy",
+    "resolve_checkpoint",
+    "save_policy",
+]
+
+FORMAT_VERSION = 1
+"""Version of the format written by :func:`save_policy`."""
+
+SHIPPED: dict[str, str] = {}
+"""Short agent names → file names inside :func:`checkpoints_dir`."""
+
+DEFAULT_AGENT: str | None = None
+"""Name in :data:`SHIPPED` of the agent used when none is given (none shipped yet)."""
+
+_SCALE_KEY = "embedder.block1.conv.weight"
+
+
+class CheckpointError(Exception):
+    """Base class of every checkpoint failure; ``path`` is the file concerned."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No such checkpoint file, or an unknown registry name."""
+
+
+class NotACheckpointError(CheckpointError):
+    """The file cannot be read by ``torch.load(weights_only=True)`` or holds no state dict."""
+
+
+class CheckpointKeyError(CheckpointError):
+    """The state dict's keys differ from the policy's; ``missing`` and ``unexpected`` are sorted lists."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike | None = None,
+        missing: list[str] | None = None,
+        unexpected: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.missing = missing or []
+        self.unexpected = unexpected or []
+
+
+class CheckpointShapeError(CheckpointError):
+    """A tensor has the wrong shape; ``key``, ``expected`` and ``found`` say which and how."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike | None = None,
+        key: str | None = None,
+        expected: tuple[int, ...] | None = None,
+        found: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__(message, path=path)
+        self.key = key
+        self.expected = expected
+        self.found = found
+
+
+class UnsupportedScaleError(CheckpointError):
+    """The first conv's out-channels are not a positive multiple of 16, or metadata disagrees."""
+
+
+def checkpoints_dir() -> Path:
+    """The repository's top-level ``checkpoints/`` folder (it may not exist in an install)."""
+    return Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """Turn a file path or a :data:`SHIPPED` name into the checkpoint's path.
+
+    An existing path wins over a registry name of the same spelling.
+
+    Raises:
+        CheckpointNotFoundError: neither an existing file nor a shipped name
+            (the message lists the shipped names), or a shipped file is missing.
+        NotACheckpointError: the path is a directory.
+    """
+    path = Path(path_or_name).expanduser()
+    if path.exists():
+        if not path.is_file():
+            raise NotACheckpointError(f"{path} is not a file", path=path)
+        return path
+    name = os.fspath(path_or_name)
+    if name in SHIPPED:
+        shipped = checkpoints_dir() / SHIPPED[name]
+        if not shipped.is_file():
+            raise CheckpointNotFoundError(
+                f"shipped checkpoint {name!r} should be at {shipped}, but that file is missing",
+                path=shipped,
+            )
+        return shipped
+    names = ", ".join(sorted(SHIPPED)) or "none yet"
+    close = difflib.get_close_matches(name, list(SHIPPED), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise CheckpointNotFoundError(
+        f"no checkpoint file {path} and no shipped agent of that name (shipped: {names}){hint}",
+        path=path,
+    )
+
+
+def _load_failure(err: Exception) -> str:
+    """A one-line reason why ``torch.load(weights_only=True)`` failed."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
+    detail = text.partition("WeightsUnpickler error:")[2].strip() or text.strip()
+    first = detail.splitlines()[0].strip() if detail else ""
+    if "Unsupported global" in first:
+        global_name = first.split("GLOBAL", 1)[-1].split()[0] if "GLOBAL" in first else "?"
+        return (
+            f"it contains a pickled object of type {global_name}; "
+            "only tensors and plain data are loaded (weights_only=True)"
+        )
+    return f"torch.load(weights_only=True) cannot read it ({type(err).__name__}: {first or 'no detail'})"
+
+
+def _read(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError:
+        raise
+    except Exception as err:
+        raise NotACheckpointError(f"{path} is not a checkpoint: {_load_failure(err)}", path=path) from err
+
+
+def _split(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Return (state dict, metadata) of a loaded checkpoint object."""
+    if not isinstance(obj, Mapping):
+        raise NotACheckpointError(
+            f"{path} holds a {type(obj).__name__}, expected a dict with 'model_state_dict' "
+            "or a state dict",
+            path=path,
+        )
+    metadata: Any = {}
+    state = obj
+    if "model_state_dict" in obj:
+        state = obj["model_state_dict"]
+        metadata = obj.get("metadata", {})
+    if not isinstance(metadata, Mapping):
+        raise NotACheckpointError(f"{path}: 'metadata' is a {type(metadata).__name__}, expected a dict", path=path)
+    if (
+        not isinstance(state, Mapping)
+        or not state
+        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items())
+    ):
+        raise NotACheckpointError(
+            f"{path} holds no state dict: expected a non-empty mapping of str to tensor "
+            "(directly or under 'model_state_dict')",
+            path=path,
+        )
+    return dict(state), dict(metadata)
+
+
+def _infer_scale(state: Mapping[str, Tensor], metadata: Mapping[str, Any], path: Path) -> int:
+    weight = state[_SCALE_KEY]
+    out_channels = weight.shape[0] if weight.ndim else 0
+    if out_channels <= 0 or out_channels % BASE_WIDTHS[0]:
+        raise UnsupportedScaleError(
+            f"{path}: {_SCALE_KEY} has {out_channels} output channels, "
+            f"expected a positive multiple of {BASE_WIDTHS[0]} (16 · scale)",
+            path=path,
+        )
+    scale = out_channels // BASE_WIDTHS[0]
+    if "scale" in metadata and metadata["scale"] != scale:
+        raise UnsupportedScaleError(
+            f"{path}: metadata says scale {metadata['scale']!r}, but the weights have scale {scale} "
+            f"({_SCALE_KEY} has {out_channels} output channels)",
+            path=path,
+        )
+    return scale
+
+
+def _check_keys(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], path: Path) -> None:
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointKeyError(
+            f"{path}: state dict keys do not match ImpalaPolicy; "
+            f"missing keys: {missing}; unexpected keys: {unexpected}",
+            path=path,
+            missing=missing,
+            unexpected=unexpected,
+        )
+
+
+def _check_shapes(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], path: Path) -> None:
+    for key, reference in expected.items():
+        want, got = tuple(reference.shape), tuple(state[key].shape)
+        if want != got:
+            raise CheckpointShapeError(
+                f"{path}: {key} has shape {got}, expected {want}",
+                path=path,
+                key=key,
+                expected=want,
+                found=got,
+            )
+
+
+def load_policy(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> ImpalaPolicy:
+    """Load a policy from a checkpoint file or a :data:`SHIPPED` name, in eval mode on ``device``.
+
+    The returned model has ``model.metadata`` (the checkpoint's metadata dict;
+    empty for published checkpoints and bare state dicts) and ``model.source``
+    (the resolved file path).
+
+    Raises:
+        CheckpointNotFoundError, NotACheckpointError, CheckpointKeyError,
+        CheckpointShapeError, UnsupportedScaleError: see their docstrings.
+    """
+    path = resolve_checkpoint(path_or_name)
+    state, metadata = _split(_read(path), path)
+    _check_keys(state, ImpalaPolicy(scale=1).state_dict(), path)
+    scale = _infer_scale(state, metadata, path)
+    model = ImpalaPolicy(scale=scale)
+    _check_shapes(state, model.state_dict(), path)
+    model.load_state_dict(state)
+    model.metadata = metadata
+    model.source = path
+    return model.to(device).eval()
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Return ``value`` as data that ``torch.load(weights_only=True)`` accepts."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, (str, int)) for k in value):
+            raise TypeError(f"{where} has a key that is not a str or int")
+        return {k: _plain(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; checkpoint metadata must be plain data "
+        "(None, bool, int, float, str, list, tuple, dict, tensor)"
+    )
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("mazeinterp")
+    except importlib.metadata.PackageNotFoundError:
+        return str(getattr(sys.modules.get("mazeinterp"), "__version__", "unknown"))
+
+
+def save_policy(
+    model: ImpalaPolicy,
+    path: str | os.PathLike,
+    metadata: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``model`` in our format, atomically, and return the path.
+
+    The file holds ``{"model_state_dict", "metadata"}`` (plus
+    ``"optimizer_state_dict"`` when given). ``metadata`` is the caller's plain
+    data plus ``scale``, ``format_version`` and ``mazeinterp_version``.
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+        TypeError: metadata or optimizer state that is not plain data.
+        ValueError: metadata states a scale other than the model's.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+    meta = _plain(dict(metadata or {}), "metadata")
+    if "scale" in meta and meta["scale"] != model.scale:
+        raise ValueError(f"metadata scale {meta['scale']!r} differs from the model's scale {model.scale}")
+    meta.update(scale=model.scale, format_version=FORMAT_VERSION, mazeinterp_version=_package_version())
+    payload: dict[str, Any] = {
+        "model_state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "metadata": meta,
+    }
+    if optimizer_state is not None:
+        payload["optimizer_state_dict"] = _plain(optimizer_state, "optimizer_state")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_name = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        tmp_name.unlink(missing_ok=True)
+        raise
+    return path

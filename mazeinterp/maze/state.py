@@ -1,0 +1,338 @@
+"""Immutable procgen 0.10.7 maze states, parsed from and serialized to the exact bytes.
+
+A state blob is what ``get_state`` returns for one env: the fields that
+procgen's ``Game``, ``BasicAbstractGame`` and ``MazeGame`` serialize, in that
+order (ints and floats are 4-byte little-endian, strings are an int length and
+raw bytes, the world grid is ``w, h, w*h`` ints followed by the cells, and the
+blob ends with a 4-byte sentinel). :class:`MazeState` keeps every field, so
+``MazeState.from_bytes(b).to_bytes() == b`` holds byte for byte, and exposes
+the maze through the one cell convention of :mod:`mazeinterp.maze` (row 0 at the
+top). procgen's grid has row 0 at the bottom; the flip lives only in this module.
+
+Edits return new states and never touch the original::
+
+    state = MazeState.from_bytes(blob)
+    moved = state.with_cheese((0, state.maze_size - 1))
+    env.set_state(0, moved)
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from mazeinterp.maze.grid import Cell
+
+WALL = 51
+EMPTY = 100
+CHEESE = 2
+PLAYER_TYPE = 0
+WORLD_SIZE = 25
+
+_GAME_FIELDS: tuple[tuple[str, str], ...] = (
+    ("serialize_version", "i"),
+    ("game_name", "s"),
+    *((name, "i") for name in (
+        "paint_vel_info", "use_generated_assets", "use_monochrome_assets",
+        "restrict_themes", "use_backgrounds", "center_agent", "debug_mode",
+        "distribution_mode", "use_sequential_levels", "use_easy_jump",
+        "plain_assets", "physics_mode", "grid_step", "level_seed_low",
+        "level_seed_high", "game_type", "game_n", "level_seed_rand_gen_is_seeded",
+    )),
+    ("level_seed_rand_gen", "s"),
+    ("rand_gen_is_seeded", "i"),
+    ("rand_gen", "s"),
+    ("reward", "f"),
+    *((name, "i") for name in (
+        "done", "level_complete", "action", "timeout", "current_level_seed",
+        "prev_level_seed", "episodes_remaining", "episode_done", "last_reward_timer",
+    )),
+    ("last_reward", "f"),
+    *((name, "i") for name in (
+        "default_action", "fixed_asset_seed", "cur_time", "is_waiting_for_step", "grid_size",
+    )),
+)
+
+_ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
+    *((name, "f") for name in ("x", "y", "vx", "vy", "rx", "ry")),
+    *((name, "i") for name in (
+        "type", "image_type", "image_theme", "render_z", "will_erase", "collides_with_entities",
+    )),
+    *((name, "f") for name in ("collision_margin", "rotation", "vrot")),
+    *((name, "i") for name in (
+        "is_reflected", "fire_time", "spawn_time", "life_time", "expire_time", "use_abs_coords",
+    )),
+    ("friction", "f"),
+    *((name, "i") for name in ("smart_step", "avoids_collisions", "auto_erase")),
+    *((name, "f") for name in (
+        "alpha", "health", "theta", "grow_rate", "alpha_decay", "climber_spawn_x",
+    )),
+)
+
+_BASIC_FIELDS: tuple[tuple[str, str], ...] = (
+    ("use_procgen_background", "i"),
+    ("background_index", "i"),
+    *((name, "f") for name in ("bg_tile_ratio", "bg_pct_x", "char_dim")),
+    *((name, "i") for name in ("last_move_action", "move_action", "special_action")),
+    *((name, "f") for name in (
+        "mixrate", "maxspeed", "max_jump", "action_vx", "action_vy", "action_vrot",
+        "center_x", "center_y",
+    )),
+    *((name, "i") for name in (
+        "random_agent_start", "has_useful_vel_info", "step_rand_int", "asset_rand_gen_is_seeded",
+    )),
+    ("asset_rand_gen", "s"),
+    *((name, "i") for name in ("main_width", "main_height", "out_of_bounds_object")),
+    *((name, "f") for name in ("unit", "view_dim", "x_off", "y_off", "visibility", "min_visibility")),
+)
+
+_MAZE_FIELDS: tuple[tuple[str, str], ...] = (("maze_dim", "i"), ("world_dim", "i"), ("end_marker", "i"))
+
+_INT = struct.Struct("<i")
+_FLOAT = struct.Struct("<f")
+
+
+class StateParseError(ValueError):
+    """A byte blob is not a procgen 0.10.7 maze state."""
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.offset = 0
+
+    def read(self, kind: str, name: str) -> Any:
+        try:
+            if kind == "s":
+                size = _INT.unpack_from(self.data, self.offset)[0]
+                start = self.offset + 4
+                if size < 0 or start + size > len(self.data):
+                    raise StateParseError(f"string field {name!r} of length {size} runs past the blob")
+                self.offset = start + size
+                return self.data[start:self.offset]
+            packer = _INT if kind == "i" else _FLOAT
+            value = packer.unpack_from(self.data, self.offset)[0]
+            self.offset += 4
+            return value
+        except struct.error as exc:
+            raise StateParseError(f"blob ends inside field {name!r} at byte {self.offset}") from exc
+
+    def read_fields(self, fields: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
+        return tuple(self.read(kind, name) for name, kind in fields)
+
+
+def _write_fields(out: list[bytes], fields: tuple[tuple[str, str], ...], values: tuple[Any, ...]) -> None:
+    for (_, kind), value in zip(fields, values, strict=True):
+        if kind == "s":
+            out.append(_INT.pack(len(value)))
+            out.append(value)
+        elif kind == "i":
+            out.append(_INT.pack(value))
+        else:
+            out.append(_FLOAT.pack(value))
+
+
+def _field_index(fields: tuple[tuple[str, str], ...], name: str) -> int:
+    return [n for n, _ in fields].index(name)
+
+
+@dataclass(frozen=True)
+class MazeState:
+    """One procgen maze state: every serialized field, plus convenient views.
+
+    Construct with :meth:`from_bytes`; write back with :meth:`to_bytes`. The
+    ``world`` array is procgen's grid as stored (row 0 at the bottom) and is
+    read-only; use :attr:`world_grid`, :attr:`inner_grid` and cells instead.
+    """
+
+    game: tuple[Any, ...]
+    entities: tuple[tuple[Any, ...], ...]
+    basic: tuple[Any, ...]
+    world: np.ndarray = field(repr=False)
+    maze: tuple[Any, ...]
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> MazeState:
+        """Parse a procgen 0.10.7 maze state blob (``bytes``) into a :class:`MazeState`."""
+        reader = _Reader(bytes(data))
+        game = reader.read_fields(_GAME_FIELDS)
+        if game[1] != b"maze":
+            raise StateParseError(f"state is for game {game[1]!r}, not b'maze'")
+        n_entities = reader.read("i", "entity count")
+        if not 0 < n_entities < 10_000:
+            raise StateParseError(f"implausible entity count {n_entities}")
+        entities = tuple(reader.read_fields(_ENTITY_FIELDS) for _ in range(n_entities))
+        basic = reader.read_fields(_BASIC_FIELDS)
+        w, h, count = (reader.read("i", name) for name in ("grid w", "grid h", "grid cell count"))
+        if w <= 0 or h <= 0 or count != w * h or reader.offset + 4 * count > len(reader.data):
+            raise StateParseError(f"bad world grid header w={w} h={h} cells={count}")
+        world = np.frombuffer(reader.data, dtype="<i4", count=count, offset=reader.offset).reshape(h, w)
+        world = world.astype(np.int32)
+        world.flags.writeable = False
+        reader.offset += 4 * count
+        maze = reader.read_fields(_MAZE_FIELDS)
+        if reader.offset != len(reader.data):
+            raise StateParseError(f"{len(reader.data) - reader.offset} unparsed bytes at the end of the state")
+        state = cls(game=game, entities=entities, basic=basic, world=world, maze=maze)
+        state._player_index()
+        return state
+
+    def to_bytes(self) -> bytes:
+        """Serialize back to the procgen blob (byte-identical to the parsed one if unedited)."""
+        out: list[bytes] = []
+        _write_fields(out, _GAME_FIELDS, self.game)
+        out.append(_INT.pack(len(self.entities)))
+        for entity in self.entities:
+            _write_fields(out, _ENTITY_FIELDS, entity)
+        _write_fields(out, _BASIC_FIELDS, self.basic)
+        h, w = self.world.shape
+        out.append(struct.pack("<iii", w, h, w * h))
+        out.append(np.ascontiguousarray(self.world, dtype="<i4").tobytes())
+        _write_fields(out, _MAZE_FIELDS, self.maze)
+        return b"".join(out)
+
+    def game_field(self, name: str) -> Any:
+        """Value of one ``Game``-level serialized field, e.g. ``"current_level_seed"``."""
+        return self.game[_field_index(_GAME_FIELDS, name)]
+
+    def with_game_fields(self, **values: Any) -> MazeState:
+        """A copy with ``Game``-level fields replaced (e.g. ``cur_time=0``)."""
+        game = list(self.game)
+        for name, value in values.items():
+            game[_field_index(_GAME_FIELDS, name)] = value
+        return replace(self, game=tuple(game))
+
+    # ----- views in the cell convention -------------------------------------------------
+
+    @property
+    def level_seed(self) -> int:
+        """The procgen level seed this maze was generated from."""
+        return int(self.game_field("current_level_seed"))
+
+    @property
+    def maze_size(self) -> int:
+        """Side ``n`` of the inner maze (odd, 3…25 in hard mode)."""
+        return int(self.maze[0])
+
+    @property
+    def margin(self) -> int:
+        """Number of padding wall rows/columns on each side of the inner maze."""
+        return (self.world.shape[0] - self.maze_size) // 2
+
+    @property
+    def world_grid(self) -> np.ndarray:
+        """World grid (H, W) of cell codes (51 wall, 100 empty, 2 cheese), row 0 at the top."""
+        return self.world[::-1]
+
+    @property
+    def inner_grid(self) -> np.ndarray:
+        """Inner maze grid (n, n) of cell codes, row 0 at the top."""
+        m, n = self.margin, self.maze_size
+        return self.world_grid[m : m + n, m : m + n]
+
+    @property
+    def open_cells(self) -> np.ndarray:
+        """Boolean (n, n) array, True where the mouse may stand (empty or cheese)."""
+        return self.inner_grid != WALL
+
+    @property
+    def cheese(self) -> Cell | None:
+        """The cheese cell, or None if the cheese has been removed or eaten."""
+        found = np.argwhere(self.inner_grid == CHEESE)
+        return (int(found[0][0]), int(found[0][1])) if len(found) else None
+
+    @property
+    def mouse(self) -> Cell:
+        """The cell the mouse stands on."""
+        entity = self.entities[self._player_index()]
+        x, y = entity[0], entity[1]
+        return self._world_to_cell(int(x), int(y))
+
+    # ----- edits -----------------------------------------------------------------------
+
+    def with_cheese(self, cell: Cell) -> MazeState:
+        """A copy with the cheese moved to ``cell`` (an open cell of the inner maze, not the mouse's)."""
+        self._check_inside(cell, "cheese")
+        if self.inner_grid[cell] == WALL:
+            raise ValueError(f"cannot put the cheese on cell {tuple(cell)}: it is a wall")
+        if tuple(cell) == self.mouse:
+            raise ValueError(f"cannot put the cheese on cell {tuple(cell)}: the mouse stands there")
+        return self.without_cheese()._with_code(cell, CHEESE)
+
+    def without_cheese(self) -> MazeState:
+        """A copy with the cheese removed (its cell becomes empty); unchanged if there is none."""
+        if self.cheese is None:
+            return self
+        return self._with_code(self.cheese, EMPTY)
+
+    def with_open(self, cell: Cell) -> MazeState:
+        """A copy with ``cell`` made an empty, walkable cell (no-op if already empty)."""
+        self._check_inside(cell, "opened cell")
+        if self.inner_grid[cell] == CHEESE:
+            raise ValueError(f"cannot open cell {tuple(cell)}: it holds the cheese (remove or move it first)")
+        return self._with_code(cell, EMPTY)
+
+    def with_wall(self, cell: Cell) -> MazeState:
+        """A copy with ``cell`` turned into a wall (not the mouse's cell, not the cheese's)."""
+        self._check_inside(cell, "wall")
+        if tuple(cell) == self.mouse:
+            raise ValueError(f"cannot wall cell {tuple(cell)}: the mouse stands there")
+        if self.inner_grid[cell] == CHEESE:
+            raise ValueError(f"cannot wall cell {tuple(cell)}: it holds the cheese (remove or move it first)")
+        return self._with_code(cell, WALL)
+
+    def with_mouse(self, cell: Cell) -> MazeState:
+        """A copy with the mouse moved to the centre of ``cell`` (an open cell without the cheese)."""
+        self._check_inside(cell, "mouse")
+        code = self.inner_grid[cell]
+        if code == WALL:
+            raise ValueError(f"cannot put the mouse on cell {tuple(cell)}: it is a wall")
+        if code == CHEESE:
+            raise ValueError(f"cannot put the mouse on cell {tuple(cell)}: it holds the cheese")
+        x, y = self._cell_to_world(cell)
+        index = self._player_index()
+        entity = list(self.entities[index])
+        entity[0], entity[1] = x + 0.5, y + 0.5
+        entities = self.entities[:index] + (tuple(entity),) + self.entities[index + 1 :]
+        return replace(self, entities=entities)
+
+    # ----- internals -------------------------------------------------------------------
+
+    def _player_index(self) -> int:
+        type_index = _field_index(_ENTITY_FIELDS, "type")
+        for index, entity in enumerate(self.entities):
+            if entity[type_index] == PLAYER_TYPE:
+                return index
+        raise StateParseError("state has no mouse (player entity)")
+
+    def _check_inside(self, cell: Cell, what: str) -> None:
+        row, col = (int(v) for v in cell)
+        n = self.maze_size
+        if not (0 <= row < n and 0 <= col < n):
+            raise ValueError(f"cannot place the {what} on cell {(row, col)}: outside the {n}×{n} inner maze")
+
+    def _cell_to_world(self, cell: Cell) -> tuple[int, int]:
+        """Inner (row, col), row 0 at the top → procgen world (x, y), y 0 at the bottom."""
+        row, col = cell
+        return self.margin + int(col), self.margin + self.maze_size - 1 - int(row)
+
+    def _world_to_cell(self, x: int, y: int) -> Cell:
+        return (self.margin + self.maze_size - 1 - y, x - self.margin)
+
+    def _with_code(self, cell: Cell, code: int) -> MazeState:
+        x, y = self._cell_to_world(cell)
+        world = self.world.copy()
+        world[y, x] = code
+        world.flags.writeable = False
+        return replace(self, world=world)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MazeState):
+            return NotImplemented
+        return self.to_bytes() == other.to_bytes()
+
+    def __hash__(self) -> int:
+        return hash(self.to_bytes())

@@ -1,0 +1,82 @@
+"""Writing run results: a JSON summary, a CSV of rows, figures; never clobbering earlier runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class OutputExistsError(FileExistsError):
+    """An output file is already there and overwriting was not asked for."""
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+class OutputDir:
+    """A directory that results are written into.
+
+    Every file name is claimed before anything is written: if any of them
+    already exists and ``overwrite`` is False, :class:`OutputExistsError` names
+    it and nothing is written, so an earlier run's files are never lost.
+    """
+
+    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
+        self.path = Path(path)
+        self.overwrite = overwrite
+        if self.path.exists() and not self.path.is_dir():
+            raise OutputExistsError(f"output path {self.path} exists and is not a directory")
+
+    def claim(self, *names: str) -> list[Path]:
+        """Check that ``names`` may be written; return their paths (directory created)."""
+        paths = [self.path / name for name in names]
+        if not self.overwrite:
+            taken = [str(p) for p in paths if p.exists()]
+            if taken:
+                raise OutputExistsError(
+                    f"{', '.join(taken)} already exist(s); choose another --out or pass --overwrite"
+                )
+        self.path.mkdir(parents=True, exist_ok=True)
+        return paths
+
+    def write_json(self, name: str, data: Mapping[str, Any]) -> Path:
+        """Write ``data`` as indented JSON; returns the path."""
+        (path,) = self.claim(name)
+        path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+        return path
+
+    def write_csv(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+        """Write dict rows as CSV with the union of their keys as header; returns the path."""
+        (path,) = self.claim(name)
+        rows = list(rows)
+        header: list[str] = []
+        for row in rows:
+            header.extend(k for k in row if k not in header)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=header)
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: _csv_value(v) for k, v in row.items()})
+        return path
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value)
+    if value is None:
+        return ""
+    return _plain(value) if isinstance(value, (np.generic, np.ndarray)) else value

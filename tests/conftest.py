@@ -1,0 +1,31 @@
+"""Shared fixtures: small procgen envs are built once per test session."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mazeinterp.maze.env import MazeEnv
+from mazeinterp.maze.state import MazeState
+
+
+@pytest.fixture(scope="session")
+def seeded_states() -> list[MazeState]:
+    """Start states of level seeds 0…63 (a mix of maze sizes)."""
+    with MazeEnv.from_seeds(range(64)) as env:
+        return env.get_states()
+
+
+@pytest.fixture(scope="session")
+def big_state(seeded_states: list[MazeState]) -> MazeState:
+    """A start state whose inner maze is at least 15×15, with its cheese off the top-right cell."""
+    for state in seeded_states:
+        n = state.maze_size
+        if n >= 15 and state.cheese != (0, n - 1):
+            return state
+    raise AssertionError("no large maze among seeds 0…63")
+
+
+@pytest.fixture()
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)

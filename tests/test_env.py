@@ -1,0 +1,123 @@
+"""MazeEnv: deterministic mazes from seeds, per-env state access, cheese-region resets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mazeinterp.maze.env import NOOP_ACTION, MazeEnv
+from mazeinterp.maze.grid import in_top_right_region, top_right_region
+from mazeinterp.maze.pixels import cell_to_pixel_region
+from mazeinterp.maze.state import MazeState
+
+
+def _reference(seed: int) -> tuple[MazeState, np.ndarray]:
+    from procgen import ProcgenGym3Env
+
+    env = ProcgenGym3Env(num=1, env_name="maze", distribution_mode="hard", start_level=seed, num_levels=1)
+    state = MazeState.from_bytes(env.callmethod("get_state")[0])
+    obs = env.observe()[1]["rgb"][0].copy()
+    env.close()
+    return state, obs
+
+
+def test_from_seeds_builds_the_same_maze_as_a_one_level_env() -> None:
+    seeds = [0, 17, 424242, 2**31 - 2]
+    with MazeEnv.from_seeds(seeds) as env:
+        obs = env.observe()[1]
+        for i, seed in enumerate(seeds):
+            ref_state, ref_obs = _reference(seed)
+            state = env.get_state(i)
+            assert state.level_seed == seed
+            assert (state.world == ref_state.world).all()
+            assert state.mouse == ref_state.mouse
+            assert (obs[i] == ref_obs).all()
+
+
+def test_bad_seeds_and_indices_are_refused() -> None:
+    with pytest.raises(ValueError, match="level seed -1"):
+        MazeEnv.from_seeds([3, -1])
+    with MazeEnv.from_seeds([1, 2]) as env:
+        with pytest.raises(IndexError, match="env index 2"):
+            env.get_state(2)
+        with pytest.raises(ValueError, match="expected 2 actions"):
+            env.step([1, 2, 3])
+        with pytest.raises(ValueError, match="0…14"):
+            env.step([1, 15])
+
+
+def test_setting_one_env_leaves_the_others_alone() -> None:
+    with MazeEnv.from_seeds([5, 6, 7]) as env:
+        before = [env.get_state_bytes(i) for i in range(3)]
+        obs_before = env.observe()[1].copy()
+        env.set_state(1, env.get_state(0))
+        obs_after = env.observe()[1]
+        assert env.get_state_bytes(0) == before[0]
+        assert env.get_state_bytes(2) == before[2]
+        assert env.get_state_bytes(1) == before[0]
+        assert (obs_after[1] == obs_before[0]).all(), "set_state refreshes that env's observation"
+        assert (obs_after[[0, 2]] == obs_before[[0, 2]]).all()
+
+
+def test_moving_the_cheese_changes_only_the_two_cheese_cells(big_state: MazeState) -> None:
+    n = big_state.maze_size
+    old, new = big_state.cheese, (0, n - 1)
+    with MazeEnv.from_states([big_state, big_state.with_cheese(new)]) as env:
+        obs = env.observe()[1].astype(int)
+    changed = np.abs(obs[0] - obs[1]).sum(-1) > 0
+    allowed = np.zeros_like(changed)
+    for cell in (old, new):
+        allowed[cell_to_pixel_region(cell, n)] = True
+    assert changed.any()
+    assert not (changed & ~allowed).any(), "pixels outside the two cheese cells changed"
+    for cell in (old, new):
+        assert changed[cell_to_pixel_region(cell, n)].any()
+
+
+def test_steps_move_the_mouse_by_one_cell(big_state: MazeState) -> None:
+    n = big_state.maze_size
+    with MazeEnv.from_states([big_state]) as env:
+        up_open = big_state.open_cells[n - 2, 0]
+        env.step([5])  # UP
+        assert env.get_state(0).mouse == ((n - 2, 0) if up_open else (n - 1, 0))
+        env.step([NOOP_ACTION])
+        assert env.get_state(0).mouse == ((n - 2, 0) if up_open else (n - 1, 0))
+
+
+def _force_reset(env: MazeEnv, index: int) -> None:
+    state = env.get_state(index)
+    env.set_state(index, state.with_game_fields(cur_time=state.game_field("timeout") - 1))
+
+
+def test_cheese_region_covers_the_region_and_edits_only_resetting_envs() -> None:
+    seed = 12  # a 23×23 maze
+    with MazeEnv(4, cheese_region=5, start_level=seed, num_levels=1, seed=0) as env:
+        n = env.get_state(0).maze_size
+        assert n == 23
+        region = {c for c in top_right_region(n, 5) if env.get_state(0).open_cells[c]}
+        assert len(region) >= 9
+        seen: set[tuple[int, int]] = set()
+        for _ in range(150):
+            _force_reset(env, 0)
+            others = [env.get_state(i) for i in (1, 2, 3)]
+            _, _, first = env.step(np.full(4, NOOP_ACTION))
+            assert first.tolist() == [True, False, False, False]
+            state = env.get_state(0)
+            assert state.cheese is not None and in_top_right_region(state.cheese, n, 5)
+            seen.add(state.cheese)
+            for before, i in zip(others, (1, 2, 3)):
+                after = env.get_state(i)
+                assert after.cheese == before.cheese
+                assert (after.world == before.world).all()
+        assert seen == region, f"unused region cells: {sorted(region - seen)}"
+
+
+def test_cheese_region_applies_at_the_first_episode_and_on_random_levels() -> None:
+    with MazeEnv(32, cheese_region=3, seed=2) as env:
+        for _ in range(3):
+            for state in env.get_states():
+                assert in_top_right_region(state.cheese, state.maze_size, 3)
+                assert state.cheese != state.mouse
+            for i in range(0, 32, 2):
+                _force_reset(env, i)
+            env.step(np.full(32, NOOP_ACTION))

@@ -1,0 +1,145 @@
+"""MazeState: exact byte round trips, views in the cell convention, and edits."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mazeinterp.maze.env import MazeEnv
+from mazeinterp.maze.state import CHEESE, EMPTY, WALL, MazeState, StateParseError
+
+
+def test_round_trip_is_byte_exact_for_200_level_seeds() -> None:
+    with MazeEnv.from_seeds(range(1000, 1200)) as env:
+        for i in range(env.num):
+            blob = env.get_state_bytes(i)
+            assert MazeState.from_bytes(blob).to_bytes() == blob
+
+
+def test_round_trip_after_steps_and_random_levels() -> None:
+    with MazeEnv(16, seed=5) as env:
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            env.step(rng.integers(0, 15, env.num))
+        for i in range(env.num):
+            blob = env.get_state_bytes(i)
+            assert MazeState.from_bytes(blob).to_bytes() == blob
+
+
+def test_views_follow_the_cell_convention(seeded_states: list[MazeState]) -> None:
+    for state in seeded_states:
+        n = state.maze_size
+        assert n % 2 == 1 and 3 <= n <= 25
+        assert state.inner_grid.shape == (n, n)
+        assert state.mouse == (n - 1, 0), "the mouse starts bottom-left"
+        assert state.open_cells[n - 1, 0] and state.open_cells[0, n - 1]
+        assert state.cheese is not None and state.inner_grid[state.cheese] == CHEESE
+        assert np.count_nonzero(state.inner_grid == CHEESE) == 1
+        # the padding around the inner maze is all wall
+        world = state.world_grid
+        m = state.margin
+        mask = np.ones_like(world, dtype=bool)
+        mask[m : m + n, m : m + n] = False
+        assert (world[mask] == WALL).all()
+        # row 0 of procgen's grid is the bottom: the flip is the only difference
+        assert (world[::-1] == state.world).all()
+
+
+def test_edits_return_new_states_and_leave_the_original(big_state: MazeState) -> None:
+    before = big_state.to_bytes()
+    n = big_state.maze_size
+    moved = big_state.with_cheese((0, n - 1))
+    assert moved.cheese == (0, n - 1)
+    assert big_state.to_bytes() == before
+    assert big_state.cheese != (0, n - 1)
+    assert moved.inner_grid[big_state.cheese] == EMPTY
+    removed = big_state.without_cheese()
+    assert removed.cheese is None
+    assert removed.without_cheese() is removed
+    walker = big_state.with_mouse((0, n - 1))
+    assert walker.mouse == (0, n - 1)
+    assert big_state.mouse == (n - 1, 0)
+
+
+def _a_wall(state: MazeState) -> tuple[int, int]:
+    walls = np.argwhere(~state.open_cells)
+    return int(walls[0][0]), int(walls[0][1])
+
+
+def test_impossible_edits_name_the_cell(big_state: MazeState) -> None:
+    n = big_state.maze_size
+    wall = _a_wall(big_state)
+    cheese = big_state.cheese
+    start = (n - 1, 0)
+    cases = [
+        (lambda: big_state.with_cheese(wall), f"{re.escape(str(wall))}.*wall"),
+        (lambda: big_state.with_cheese((n, 0)), f"\\({n}, 0\\).*outside"),
+        (lambda: big_state.with_cheese((-1, 2)), "\\(-1, 2\\).*outside"),
+        (lambda: big_state.with_cheese(start), "mouse stands there"),
+        (lambda: big_state.with_mouse(wall), f"{re.escape(str(wall))}.*wall"),
+        (lambda: big_state.with_mouse(cheese), "holds the cheese"),
+        (lambda: big_state.with_mouse((0, n + 3)), "outside"),
+        (lambda: big_state.with_wall(start), "mouse stands there"),
+        (lambda: big_state.with_wall(cheese), "holds the cheese"),
+        (lambda: big_state.with_open(cheese), "holds the cheese"),
+    ]
+    for edit, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            edit()
+
+
+def test_garbage_is_rejected_with_a_reason(big_state: MazeState) -> None:
+    blob = big_state.to_bytes()
+    with pytest.raises(StateParseError, match="ends inside"):
+        MazeState.from_bytes(blob[:30])
+    with pytest.raises(StateParseError, match="unparsed bytes"):
+        MazeState.from_bytes(blob + b"\0\0\0\0")
+    with pytest.raises(StateParseError):
+        MazeState.from_bytes(b"\x01\x02")
+
+
+@st.composite
+def edit_sequences(draw: st.DrawFn) -> list[tuple[str, tuple[int, int]]]:
+    kinds = st.sampled_from(["cheese", "mouse", "open", "wall", "remove"])
+    cells = st.tuples(st.integers(0, 24), st.integers(0, 24))
+    return draw(st.lists(st.tuples(kinds, cells), min_size=1, max_size=6))
+
+
+_EDITS = {
+    "cheese": MazeState.with_cheese,
+    "mouse": MazeState.with_mouse,
+    "open": MazeState.with_open,
+    "wall": MazeState.with_wall,
+    "remove": lambda s, _cell: s.without_cheese(),
+}
+
+
+@pytest.fixture(scope="module")
+def one_env() -> MazeEnv:
+    env = MazeEnv.from_seeds([3, 4])
+    yield env
+    env.close()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=edit_sequences(), which=st.integers(0, 40))
+def test_edits_survive_a_trip_through_procgen(edits, which, seeded_states, one_env) -> None:
+    """edit → serialize → set into an env → get → parse gives the edited state."""
+    state = seeded_states[which]
+    for kind, cell in edits:
+        cell = (cell[0] % state.maze_size, cell[1] % state.maze_size)
+        try:
+            state = _EDITS[kind](state, cell)
+        except ValueError:
+            continue
+    other_before = one_env.get_state_bytes(1)
+    one_env.set_state(0, state)
+    back = one_env.get_state(0)
+    assert back == state
+    assert back.mouse == state.mouse and back.cheese == state.cheese
+    assert (back.inner_grid == state.inner_grid).all()
+    assert one_env.get_state_bytes(1) == other_before
