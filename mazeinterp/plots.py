@@ -1,12 +1,24 @@
 """Matplotlib figures of mazes. matplotlib is imported only when a plot is made.
 
-Every drawing function takes an ``Axes`` to draw on and returns it, so figures
-compose; ``save_figure`` writes a figure and closes it.
+Every ``draw_*`` function takes an ``Axes`` to draw on and returns it, so
+figures compose; ``plot_*`` functions make a whole figure; ``save_figure``
+writes a figure and closes it.
+
+* :func:`draw_maze` -- the maze as the agent sees it, paths, decision square, a trajectory;
+* :func:`draw_vector_field` / :func:`draw_field_difference` -- move probabilities as arrows;
+* :func:`plot_channel_grid` -- every channel of a layer as a grid of heatmaps;
+* :func:`draw_channel_heatmap` -- one channel's map over the maze;
+* :func:`draw_outcome_bars` -- P(cheese / top_right / neither) per condition with Wilson intervals.
+
+>>> fig, axes = new_figure(ncols=2)                          # doctest: +SKIP
+>>> draw_vector_field(axes[0, 0], vector_field(model, state))  # doctest: +SKIP
+>>> draw_outcome_bars(axes[0, 1], {"baseline": a.summary(), "ablated": b.summary()})  # doctest: +SKIP
+>>> save_figure(fig, "out.png")                              # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,8 +30,11 @@ from mazeinterp.maze.pixels import WORLD_SIZE
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+    from torch import Tensor
 
     from mazeinterp.maze.state import MazeState
+    from mazeinterp.rollout import OutcomeSummary
+    from mazeinterp.vfield import VectorField
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: float = 4.0) -> tuple[Figure, np.ndarray]:
@@ -89,6 +104,174 @@ def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, path
         ax.plot(*cell_centre_xy(trajectory, n).T, color="white", lw=1.2, label="trajectory")
     ax.set_xticks([])
     ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+# --------------------------------------------------------------------------------------
+# vector fields
+
+_CELL_PIXELS = 64 / WORLD_SIZE
+"""Side of one world cell in observation pixels (the unit of the plot axes)."""
+
+
+def draw_vector_field(ax: Axes, field: VectorField, obs: np.ndarray | None = None, *, color: str = "red",
+                      paths: bool = False, title: str | None = None, arrow_scale: float = 1.0) -> Axes:
+    """Draw a vector field as arrows over the maze.
+
+    Each arrow starts at a cell centre and points along the expected
+    displacement ``field.arrows`` (``probs @ MOVE_DELTAS``), one cell long for a
+    sure move. The cheese cell has no arrow. Works for fields of differences
+    too (:func:`draw_field_difference`).
+
+    Args:
+        ax: axes to draw on.
+        field: a :class:`mazeinterp.vfield.VectorField`.
+        obs: the observation to draw under the arrows (default: a plain grid picture).
+        color: arrow colour.
+        paths: also draw the paths and the decision square (see :func:`draw_maze`).
+        title: axes title.
+        arrow_scale: multiplies every arrow's length.
+    """
+    state = field.state
+    draw_maze(ax, state, obs, paths=paths, title=title)
+    if len(field.cells):
+        xy = cell_centre_xy(field.cells, state.maze_size)
+        arrows = np.asarray(field.arrows, dtype=float) * _CELL_PIXELS * 0.8 * arrow_scale
+        # data coordinates: x = column (right), y = row (down, as in the image)
+        ax.quiver(xy[:, 0], xy[:, 1], arrows[:, 1], arrows[:, 0], color=color, angles="xy",
+                  scale_units="xy", scale=1.0, width=0.006, headwidth=3.5, headlength=4, zorder=4)
+    return ax
+
+
+def draw_field_difference(ax: Axes, difference: VectorField, obs: np.ndarray | None = None, *,
+                          color: str = "deepskyblue", title: str | None = None,
+                          normalize: bool = True) -> Axes:
+    """Draw a vector-field difference (:func:`mazeinterp.vfield.field_difference`) as arrows.
+
+    With ``normalize`` the longest arrow is scaled to one cell, so small
+    changes stay visible; the title then reports the largest change.
+    """
+    arrows = np.asarray(difference.arrows, dtype=float)
+    longest = float(np.linalg.norm(arrows, axis=1).max()) if len(arrows) else 0.0
+    scale = 1.0 / longest if (normalize and longest > 0) else 1.0
+    label = title if title is not None else "vector-field difference"
+    if normalize:
+        label += f" (largest change {longest:.3g} cell/step)"
+    return draw_vector_field(ax, difference, obs, color=color, title=label, arrow_scale=scale)
+
+
+# --------------------------------------------------------------------------------------
+# activations
+
+
+def plot_channel_grid(activations: np.ndarray | Tensor, *, title: str | None = None, ncols: int | None = None,
+                      cmap: str = "RdBu_r", shared_scale: bool = True, channels: Sequence[int] | None = None,
+                      size: float = 1.1) -> Figure:
+    """All channels of a layer as a grid of heatmaps; returns the figure.
+
+    Args:
+        activations: ``(C, H, W)`` activations of one example (tensor or array).
+        title: figure title.
+        ncols: columns of the grid (default ≈ √C, at least 1).
+        cmap: colour map (diverging by default; zero is white when ``shared_scale``).
+        shared_scale: one symmetric colour scale for every channel (else each its own).
+        channels: label of each map (default ``0 … C-1``).
+        size: inches per map.
+    """
+    acts = _as_numpy(activations)
+    if acts.ndim != 3:
+        raise ValueError(f"plot_channel_grid expects (C, H, W) activations, got shape {acts.shape}")
+    count = acts.shape[0]
+    labels = list(range(count)) if channels is None else list(channels)
+    if len(labels) != count:
+        raise ValueError(f"{len(labels)} channel labels for {count} maps")
+    ncols = ncols or max(1, int(np.ceil(np.sqrt(count))))
+    nrows = int(np.ceil(count / ncols))
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, size=size)
+    bound = float(np.abs(acts).max()) or 1.0
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= count:
+            ax.axis("off")
+            continue
+        amap = acts[i]
+        if shared_scale:
+            ax.imshow(amap, cmap=cmap, vmin=-bound, vmax=bound, interpolation="nearest")
+        else:
+            own = float(np.abs(amap).max()) or 1.0
+            ax.imshow(amap, cmap=cmap, vmin=-own, vmax=own, interpolation="nearest")
+        ax.set_title(str(labels[i]), fontsize=6, pad=1)
+    if title:
+        fig.suptitle(title + (f" (colour scale ±{bound:.3g})" if shared_scale else ""), fontsize=9)
+    return fig
+
+
+def draw_channel_heatmap(ax: Axes, state: MazeState, activation: np.ndarray | Tensor,
+                         obs: np.ndarray | None = None, *, cmap: str = "magma", alpha: float = 0.6,
+                         title: str | None = None, colorbar: bool = True) -> Axes:
+    """One channel's ``(H, W)`` activation map stretched over the maze picture.
+
+    The map covers the whole 64×64 observation (like the network sees it), so
+    an activation pixel lies over the maze cells it covers
+    (:func:`mazeinterp.maze.pixels.cell_to_pixel_region`). The cheese and the
+    decision square are marked by :func:`draw_maze`.
+    """
+    amap = _as_numpy(activation)
+    if amap.ndim != 2:
+        raise ValueError(f"draw_channel_heatmap expects an (H, W) map, got shape {amap.shape}")
+    draw_maze(ax, state, obs, paths=True, title=title)
+    image = ax.imshow(amap, cmap=cmap, alpha=alpha, extent=(-0.5, 63.5, 63.5, -0.5), interpolation="nearest",
+                      zorder=2)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    return ax
+
+
+def _as_numpy(values: np.ndarray | Tensor) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()  # type: ignore[union-attr]
+    return np.asarray(values, dtype=float)
+
+
+# --------------------------------------------------------------------------------------
+# outcomes
+
+
+_OUTCOME_COLOURS = {"cheese": "gold", "top_right": "deepskyblue", "neither": "grey"}
+
+
+def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Sequence[OutcomeSummary], *,
+                      title: str | None = None) -> Axes:
+    """Grouped bars of P(cheese), P(top_right), P(neither) per condition, with their Wilson intervals.
+
+    Args:
+        ax: axes to draw on.
+        conditions: condition name → :class:`mazeinterp.rollout.OutcomeSummary`
+            (or a sequence of summaries, named by their labels).
+        title: axes title.
+    """
+    from mazeinterp.rollout import OUTCOMES
+
+    items = list(conditions.items()) if isinstance(conditions, Mapping) else [(s.label, s) for s in conditions]
+    if not items:
+        raise ValueError("draw_outcome_bars needs at least one condition")
+    width = 0.8 / len(OUTCOMES)
+    x = np.arange(len(items))
+    for j, outcome in enumerate(OUTCOMES):
+        p = np.array([s.proportions[outcome] if s.n else 0.0 for _, s in items])
+        lo = np.array([s.intervals[outcome][0] for _, s in items])
+        hi = np.array([s.intervals[outcome][1] for _, s in items])
+        yerr = np.vstack([np.clip(p - lo, 0, None), np.clip(hi - p, 0, None)])
+        ax.bar(x + (j - 1) * width, p, width, yerr=yerr, capsize=3, label=outcome,
+               color=_OUTCOME_COLOURS.get(outcome), edgecolor="black", linewidth=0.5)
+    ax.set_xticks(x)
+    ax.set_xticklabels([f"{name}\n(n={s.n})" for name, s in items], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("probability (95% Wilson CI)")
+    ax.legend(fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
     return ax

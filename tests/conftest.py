@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.state import MazeState
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread():
+    """Tests use tiny models: one torch thread avoids thread hand-off costs that dominate them."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +39,12 @@ def big_state(seeded_states: list[MazeState]) -> MazeState:
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def model():
+    """A random scale-1 policy (seed 0) in eval mode."""
+    from mazeinterp.model import ImpalaPolicy
+
+    torch.manual_seed(0)
+    return ImpalaPolicy(scale=1).eval()

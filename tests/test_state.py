@@ -143,3 +143,29 @@ def test_edits_survive_a_trip_through_procgen(edits, which, seeded_states, one_e
     assert back.mouse == state.mouse and back.cheese == state.cheese
     assert (back.inner_grid == state.inner_grid).all()
     assert one_env.get_state_bytes(1) == other_before
+
+
+def test_with_layout_builds_a_hand_made_maze(seeded_states: list[MazeState]) -> None:
+    from mazeinterp.maze.grid import parse_ascii
+
+    base = next(s for s in seeded_states if s.maze_size == 5)
+    layout, cheese = parse_ascii("""
+        ....C
+        .###.
+        .#...
+        .#.#.
+        ...#.
+    """)
+    state = base.with_layout(layout, cheese)
+    assert state.cheese == (0, 4)
+    assert (state.open_cells == layout).all()
+    assert state.mouse == (4, 0)
+    assert MazeState.from_bytes(state.to_bytes()) == state
+    with pytest.raises(ValueError, match="shape"):
+        base.with_layout(np.ones((7, 7), dtype=bool))
+    walled = layout.copy()
+    walled[4, 0] = False
+    with pytest.raises(ValueError, match="mouse"):
+        base.with_layout(walled)
+    with pytest.raises(ValueError, match=r"\(1, 1\).*wall"):
+        base.with_layout(layout, (1, 1))

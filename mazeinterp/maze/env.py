@@ -54,18 +54,22 @@ class MazeEnv:
         start_level, num_levels: procgen's level range (``num_levels=0``: unlimited).
         num_threads: procgen worker threads.
         render_mode: ``"rgb_array"`` to also produce high-resolution frames (slow).
+        cheese_rng: the random stream for cheese-region draws (default: one
+            seeded by ``seed``); pass your own to make the draws part of a
+            stream you save and restore.
     """
 
     def __init__(self, num: int, *, cheese_region: int | None = None, seed: int = 0,
                  distribution_mode: str = "hard", start_level: int = 0, num_levels: int = 0,
-                 num_threads: int = 1, render_mode: str | None = None) -> None:
+                 num_threads: int = 1, render_mode: str | None = None,
+                 cheese_rng: np.random.Generator | None = None) -> None:
         if num < 1:
             raise ValueError(f"num must be at least 1, got {num}")
         if cheese_region is not None and cheese_region < 1:
             raise ValueError(f"cheese_region must be a positive int, got {cheese_region}")
         self.num = num
         self.cheese_region = cheese_region
-        self._rng = np.random.default_rng(seed)
+        self._rng = cheese_rng if cheese_rng is not None else np.random.default_rng(seed)
         self._env = _make_procgen(num, distribution_mode, seed, num_threads, start_level,
                                   num_levels, render_mode)
         self._buf = self._env._ffi.new(f"char[{_MAX_STATE_BYTES}]")

@@ -299,6 +299,32 @@ class MazeState:
         entities = self.entities[:index] + (tuple(entity),) + self.entities[index + 1 :]
         return replace(self, entities=entities)
 
+    def with_layout(self, open_cells: np.ndarray, cheese: Cell | None = None) -> MazeState:
+        """A copy whose inner maze is ``open_cells`` (bool ``(n, n)``, row 0 at the top), for hand-made mazes.
+
+        ``n`` must equal :attr:`maze_size`; the cheese (if given) must be on an
+        open cell and the mouse's cell must stay open.
+        """
+        layout = np.asarray(open_cells, dtype=bool)
+        n = self.maze_size
+        if layout.shape != (n, n):
+            raise ValueError(f"layout has shape {layout.shape}, this state's inner maze is {n}×{n}")
+        if not layout[self.mouse]:
+            raise ValueError(f"layout walls cell {self.mouse}, where the mouse stands")
+        if cheese is not None:
+            self._check_inside(cheese, "cheese")
+            if not layout[tuple(cheese)]:
+                raise ValueError(f"cannot put the cheese on cell {tuple(cheese)}: it is a wall in the layout")
+        codes = np.where(layout, EMPTY, WALL).astype(np.int32)
+        if cheese is not None:
+            codes[tuple(cheese)] = CHEESE
+        world = self.world_grid.copy()
+        m = self.margin
+        world[m : m + n, m : m + n] = codes
+        world = np.ascontiguousarray(world[::-1])
+        world.flags.writeable = False
+        return replace(self, world=world)
+
     # ----- internals -------------------------------------------------------------------
 
     def _player_index(self) -> int:

@@ -1,0 +1,239 @@
+"""Utilities shared by the trainers (:mod:`mazeinterp.train.ppo`, :mod:`mazeinterp.train.imitate`).
+
+* :func:`seed_everything` -- seed Python, numpy and torch once, at the start of a run;
+* :func:`rng_states` / :func:`restore_rng_states` -- capture and restore those
+  generators as plain data (tensors, ints, lists), so that a checkpoint can
+  hold them and a resumed run continues with the same random numbers;
+* :func:`choose_device` -- ``"auto"`` → CUDA when available, else CPU;
+* :class:`CsvLog` -- append dict rows to a CSV file, header written once;
+* :class:`RunningMeanStd` -- running mean and variance (parallel algorithm),
+  with a plain-data ``state_dict`` for checkpoints.
+
+Nothing here imports procgen or builds an env.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CsvLog",
+    "RunningMeanStd",
+    "choose_device",
+    "restore_rng_states",
+    "rng_states",
+    "seed_everything",
+]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, numpy's global generator and torch (CPU and every CUDA device).
+
+    Call it once, at the start of a run; everything random afterwards should
+    draw from these generators (or from generators seeded from ``seed``).
+    """
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def rng_states() -> dict[str, Any]:
+    """The states of Python's, numpy's and torch's global generators, as checkpointable plain data.
+
+    Returns a dict with keys ``python``, ``numpy``, ``torch`` and ``cuda``
+    (a list, one state per CUDA device; empty without CUDA). Restore with
+    :func:`restore_rng_states`.
+    """
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {
+        "python": [version, list(internal), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_states(states: Mapping[str, Any]) -> None:
+    """Restore generator states captured by :func:`rng_states` (CUDA states only if CUDA is present)."""
+    version, internal, gauss = states["python"]
+    random.setstate((int(version), tuple(int(x) for x in internal), gauss))
+    name, keys, pos, has_gauss, cached = states["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(states["torch"].cpu())
+    cuda = states.get("cuda") or []
+    if cuda and torch.cuda.is_available():
+        count = min(len(cuda), torch.cuda.device_count())
+        for index in range(count):
+            torch.cuda.set_rng_state(cuda[index].cpu(), index)
+
+
+def choose_device(name: str | torch.device = "auto") -> torch.device:
+    """Turn a device name into a :class:`torch.device`.
+
+    ``"auto"`` picks ``cuda`` when a CUDA device is usable, else ``cpu``; any
+    other name (``"cpu"``, ``"cuda"``, ``"cuda:1"``) is taken as given.
+
+    Raises:
+        ValueError: the name is not a torch device, or names CUDA where none is available.
+    """
+    if isinstance(name, torch.device):
+        device = name
+    elif str(name).lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            device = torch.device(str(name))
+        except (RuntimeError, ValueError) as err:
+            raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device (use 'auto' or 'cpu')")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+    return device
+
+
+class CsvLog:
+    """Append rows (dicts) to a CSV file; the header is written once.
+
+    The columns are fixed by the file's existing header or, for a new or empty
+    file, by the first row appended. A later row may omit columns (left
+    empty) but may not add new ones. Floats are written with ``repr``
+    precision; NaN as ``nan``. Each row is flushed to disk at once, so the log
+    can be followed while a run goes on (``tail -f``, pandas).
+
+    >>> log = CsvLog("runs/x/log.csv")                     # doctest: +SKIP
+    >>> log.append({"update": 1, "loss": 0.25})            # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.columns: list[str] | None = self._read_header()
+
+    def _read_header(self) -> list[str] | None:
+        if not self.path.is_file() or self.path.stat().st_size == 0:
+            return None
+        with self.path.open(newline="") as handle:
+            header = next(csv.reader(handle), None)
+        return list(header) if header else None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row; the first row of a new file also writes the header.
+
+        Raises:
+            ValueError: the row has a key that is not a column of the file.
+        """
+        row = dict(row)
+        new_file = self.columns is None
+        if new_file:
+            self.columns = list(row)
+        assert self.columns is not None
+        extra = [key for key in row if key not in self.columns]
+        if extra:
+            raise ValueError(f"{self.path}: row has columns {extra} that the log's header {self.columns} lacks")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            if new_file:
+                writer.writeheader()
+            writer.writerow({key: _cell(value) for key, value in row.items()})
+
+    def rows(self) -> list[dict[str, str]]:
+        """All rows written so far, as dicts of strings (empty list for a new log)."""
+        if self.columns is None:
+            return []
+        with self.path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def keep_rows(self, keep: Callable[[dict[str, str]], bool]) -> int:
+        """Rewrite the file keeping only the rows for which ``keep(row)`` is true; return how many were dropped.
+
+        Used when a run resumes from a checkpoint older than the last logged
+        row, so that the rows after the checkpoint are not logged twice.
+        """
+        if self.columns is None:
+            return 0
+        rows = self.rows()
+        kept = [row for row in rows if keep(row)]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(kept)
+        os.replace(tmp, self.path)
+        return len(rows) - len(kept)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    return value
+
+
+class RunningMeanStd:
+    """Running mean and (population) variance of a stream of batches.
+
+    Uses the parallel algorithm of Chan et al., as in OpenAI baselines' and
+    gym's ``RunningMeanStd``: statistics start at mean 0, variance 1 with a
+    pseudo-count ``epsilon``, and each :meth:`update` merges a batch's moments
+    along axis 0. Kept in float64.
+
+    Attributes:
+        mean, var: arrays of ``shape`` (0-d for scalars).
+        count: number of samples seen (plus ``epsilon``).
+    """
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
+        self.mean = np.zeros(shape, dtype=np.float64)
+        self.var = np.ones(shape, dtype=np.float64)
+        self.count = float(epsilon)
+
+    @property
+    def std(self) -> np.ndarray:
+        """Square root of :attr:`var`."""
+        return np.sqrt(self.var)
+
+    def update(self, x: np.ndarray) -> None:
+        """Merge a batch ``x`` of shape ``(n, *shape)``."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape[0] == 0:
+            return
+        self.update_from_moments(x.mean(axis=0), x.var(axis=0), x.shape[0])
+
+    def update_from_moments(self, batch_mean: np.ndarray, batch_var: np.ndarray, batch_count: int) -> None:
+        """Merge a batch given by its mean, population variance and size."""
+        delta = batch_mean - self.mean
+        total = self.count + batch_count
+        m2 = self.var * self.count + batch_var * batch_count + np.square(delta) * self.count * batch_count / total
+        self.mean = self.mean + delta * batch_count / total
+        self.var = m2 / total
+        self.count = float(total)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-data state (float64 tensors and a float) for checkpoints."""
+        return {
+            "mean": torch.from_numpy(np.array(self.mean, dtype=np.float64)),
+            "var": torch.from_numpy(np.array(self.var, dtype=np.float64)),
+            "count": self.count,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict`."""
+        self.mean = np.asarray(state["mean"], dtype=np.float64).reshape(self.mean.shape)
+        self.var = np.asarray(state["var"], dtype=np.float64).reshape(self.var.shape)
+        self.count = float(state["count"])

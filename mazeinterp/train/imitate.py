@@ -1,0 +1,447 @@
+"""Behaviour cloning (with an optional DAgger phase) from the BFS oracle that walks to the cheese.
+
+Mazes are drawn from the training distribution (procgen hard mazes with the
+cheese moved into the top-right ``cheese_region × cheese_region`` corner); the
+mouse is placed on every open cell of each maze by state edits and the network
+is trained to put its probability on the oracle's move (the 15 actions are
+summed into the 5 moves, so the loss is the negative log-probability of the
+right *move*). In the DAgger phase part of every chunk instead comes from the
+cells the current policy visits when it plays the mazes, labelled by the same
+oracle. Far cheaper per unit of skill than PPO: a warm start for PPO and the
+CPU path to a working agent.
+
+Run ``python -m mazeinterp.train.imitate --help`` or ``mazeinterp train imitate``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mazeinterp.checkpoint import load_policy, save_policy
+from mazeinterp.maze.env import MazeEnv, StateRenderer
+from mazeinterp.maze.state import MazeState
+from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
+from mazeinterp.train.common import CsvLog, choose_device, seed_everything
+from mazeinterp.train.oracle import labelled_frames
+
+LATEST = "checkpoint_latest.pt"
+FINAL = "checkpoint_final.pt"
+
+
+@dataclass(frozen=True)
+class ImitationConfig:
+    """Hyperparameters of behaviour cloning from the BFS oracle."""
+
+    scale: int = 1
+    """IMPALA channel scale of the trained network (1: 16/32/32 channels; 4: the published width)."""
+    cheese_region: int = 5
+    """The cheese is placed uniformly on an open cell of the top-right n×n corner."""
+    total_samples: int = 8_000_000
+    """Labelled frames to train on (one frame = one mouse position in one maze)."""
+    batch_size: int = 256
+    """Frames per gradient step."""
+    learning_rate: float = 5e-4
+    """Adam learning rate after warm-up."""
+    warmup_samples: int = 100_000
+    """Linear learning-rate warm-up over this many frames."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    mazes_per_chunk: int = 96
+    """Mazes generated per data chunk; every open cell of each is labelled, then the chunk is shuffled."""
+    dagger_after_samples: int | None = None
+    """Start the DAgger phase after this many frames (None: pure behaviour cloning)."""
+    dagger_fraction: float = 0.5
+    """In the DAgger phase, fraction of chunks built from cells the current policy visits."""
+    dagger_steps: int = 120
+    """Steps the policy plays each maze of a DAgger chunk."""
+    eval_every_samples: int = 250_000
+    """Evaluate (held-out move accuracy, solve rate) every this many frames."""
+    eval_mazes: int = 64
+    """Mazes for the solve-rate evaluation (sampled actions, up to 500 steps)."""
+    eval_max_steps: int = 500
+    """Step cap of the solve-rate evaluation (procgen's own timeout is 500)."""
+    held_out_mazes: int = 32
+    """Fixed mazes (a seed stream training never draws) whose every cell measures held-out accuracy."""
+    checkpoint_every_samples: int = 250_000
+    """Write ``checkpoint_latest.pt`` every this many frames."""
+    seed: int = 0
+    """Seeds torch, numpy and the maze stream."""
+    device: str = "auto"
+    """'auto' (CUDA if available), 'cpu' or 'cuda'."""
+    num_threads: int = 0
+    """torch CPU threads (0: torch's default)."""
+    channels_last: bool = True
+    """Use the channels-last memory format (about 2× faster on CPU)."""
+    out_dir: str = "runs/imitate"
+    """Where the log, checkpoints and config go."""
+    init_checkpoint: str | None = None
+    """Start from this checkpoint's weights instead of a fresh network."""
+
+
+def _chunk_seeds(rng: np.random.Generator, n: int) -> list[int]:
+    return [int(s) for s in rng.integers(0, 2**31 - 2, size=n)]
+
+
+def _policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch.device,
+                   generator: torch.Generator) -> list[list[tuple[int, int]]]:
+    """Cells each env's mouse visits while the policy plays (sampled actions), until the episode ends."""
+    visits: list[list[tuple[int, int]]] = [[env.get_state(i).mouse] for i in range(env.num)]
+    alive = np.ones(env.num, dtype=bool)
+    for _ in range(steps):
+        with torch.inference_mode():
+            logits, _ = policy(obs_to_tensor(env.observe()[1], device=device))
+            actions = torch.multinomial(F.softmax(logits.float(), -1).cpu(), 1, generator=generator)[:, 0]
+        _, _, first = env.step(actions.numpy())
+        alive &= ~first
+        if not alive.any():
+            break
+        for i in np.flatnonzero(alive):
+            visits[i].append(env.get_state(int(i)).mouse)
+    return visits
+
+
+class _ChunkSource:
+    """Builds shuffled chunks of labelled frames from fresh training-distribution mazes.
+
+    Each source owns its env, renderer and random stream, so a producer thread
+    and the training loop never share one. Every chunk carries the stream's
+    state from before it was drawn: saving that state and resuming rebuilds the
+    same chunk.
+    """
+
+    def __init__(self, config: ImitationConfig, rng: np.random.Generator) -> None:
+        self.config = config
+        self.rng = rng
+        self.env = MazeEnv(config.mazes_per_chunk, cheese_region=config.cheese_region, seed=config.seed,
+                           cheese_rng=rng)
+        self.renderer = StateRenderer(batch_size=256)
+
+    def _fresh_states(self) -> list[MazeState]:
+        self.env.load_seeds(_chunk_seeds(self.rng, self.env.num))
+        return self.env.get_states()
+
+    def bc_chunk(self) -> _Chunk:
+        """Every open cell of ``mazes_per_chunk`` fresh mazes, labelled and shuffled."""
+        state_before = self.rng.bit_generator.state
+        obs, moves = labelled_frames(self._fresh_states(), self.renderer)
+        order = self.rng.permutation(len(moves))
+        return _Chunk(obs[order], moves[order], state_before)
+
+    def dagger_chunk(self, policy: ImpalaPolicy, device: torch.device, generator: torch.Generator) -> _Chunk:
+        """The cells the policy visits while playing fresh mazes, labelled by the oracle and shuffled."""
+        state_before = self.rng.bit_generator.state
+        states = self._fresh_states()
+        was_training = policy.training
+        policy.eval()
+        visits = _policy_visits(policy, self.env, self.config.dagger_steps, device, generator)
+        policy.train(was_training)
+        obs, moves = labelled_frames(states, self.renderer, cells=visits)
+        order = self.rng.permutation(len(moves))
+        return _Chunk(obs[order], moves[order], state_before)
+
+    def close(self) -> None:
+        self.env.close()
+        self.renderer.close()
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    obs: np.ndarray
+    moves: np.ndarray
+    rng_state: dict[str, Any]
+
+
+class _Prefetcher:
+    """Runs ``source.bc_chunk`` in a background thread, one chunk ahead (procgen releases the GIL)."""
+
+    def __init__(self, source: _ChunkSource) -> None:
+        self._queue: queue.Queue[_Chunk | BaseException] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True)
+        self._thread.start()
+
+    def _run(self, source: _ChunkSource) -> None:
+        try:
+            while not self._stop.is_set():
+                self._queue.put(source.bc_chunk())
+        except BaseException as exc:  # handed to the training thread
+            self._queue.put(exc)
+
+    def get(self) -> _Chunk:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def stop(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=0.1)
+            except queue.Empty:
+                pass
+
+
+def move_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities ``(B, 5)`` of the five moves from action logits ``(B, 15)``."""
+    mask = torch.tensor(ACTION_TO_MOVE, device=logits.device)[None, :] == torch.arange(5, device=logits.device)[:, None]
+    grouped = logits.float()[:, None, :].masked_fill(~mask[None], float("-inf"))
+    return torch.logsumexp(grouped, dim=-1) - torch.logsumexp(logits.float(), dim=-1, keepdim=True)
+
+
+def imitation_loss(policy: ImpalaPolicy, obs: torch.Tensor, moves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean negative log-probability of the oracle moves and the accuracy of the most probable move.
+
+    Args:
+        obs: float ``(B, 3, 64, 64)`` network input; moves: int64 ``(B,)`` move indices.
+    """
+    logp = move_log_probs(policy(obs)[0])
+    loss = F.nll_loss(logp, moves)
+    accuracy = (logp.argmax(-1) == moves).float().mean()
+    return loss, accuracy
+
+
+def solve_rate(policy: ImpalaPolicy, n_mazes: int, cheese_region: int | None, seed: int,
+               device: torch.device, max_steps: int = 500) -> float:
+    """Fraction of ``n_mazes`` training-distribution mazes whose first episode ends on the cheese.
+
+    Actions are sampled from the policy; an episode ends on the cheese or at
+    procgen's 500-step timeout.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    with MazeEnv.from_seeds(_chunk_seeds(rng, n_mazes), cheese_region=cheese_region, seed=seed) as env:
+        done = np.zeros(n_mazes, dtype=bool)
+        solved = np.zeros(n_mazes, dtype=bool)
+        obs = env.observe()[1]
+        for _ in range(max_steps):
+            with torch.inference_mode():
+                logits, _ = policy(obs_to_tensor(obs, device=device))
+                actions = torch.multinomial(F.softmax(logits.float(), -1).cpu(), 1, generator=generator)[:, 0]
+            reward, obs, first = env.step(actions.numpy())
+            solved |= first & ~done & (reward > 0)
+            done |= first
+            if done.all():
+                break
+    return float(solved.mean())
+
+
+def _learning_rate(config: ImitationConfig, samples: int) -> float:
+    return config.learning_rate * min(1.0, (samples + 1) / max(1, config.warmup_samples))
+
+
+def _batches(obs: np.ndarray, moves: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Consecutive batches of at most ``batch_size`` frames (the last may be smaller)."""
+    for start in range(0, len(moves), batch_size):
+        yield obs[start : start + batch_size], moves[start : start + batch_size]
+
+
+def _save(policy: ImpalaPolicy, optimizer: torch.optim.Optimizer, path: Path, config: ImitationConfig,
+          samples: int, streams: dict[str, Any], wall_s: float) -> None:
+    metadata = {
+        "trainer": "imitate",
+        "config": dataclasses.asdict(config),
+        "samples": samples,
+        "wall_time_s": round(wall_s, 1),
+        "streams": streams,
+    }
+    save_policy(policy, path, metadata=metadata, optimizer_state=optimizer.state_dict(), overwrite=True)
+
+
+def _held_out(config: ImitationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled frames of fixed mazes that training never draws (a separate seed stream)."""
+    rng = np.random.default_rng(config.seed + 10_000)
+    source = _ChunkSource(dataclasses.replace(config, mazes_per_chunk=config.held_out_mazes), rng)
+    try:
+        chunk = source.bc_chunk()
+    finally:
+        source.close()
+    return chunk.obs, chunk.moves
+
+
+def _build_policy(config: ImitationConfig, device: torch.device, latest: Path,
+                  resume: bool) -> tuple[ImpalaPolicy, dict[str, Any] | None, dict[str, Any]]:
+    """The network to train, the optimizer state to restore and the metadata of a resumed run."""
+    if resume and latest.exists():
+        policy = load_policy(latest, device=device)
+        if policy.metadata.get("trainer") != "imitate":
+            raise ValueError(f"{latest} was not written by the imitation trainer")
+        optimizer_state = torch.load(latest, map_location=device, weights_only=True)["optimizer_state_dict"]
+        return policy, optimizer_state, policy.metadata
+    if config.init_checkpoint:
+        policy = load_policy(config.init_checkpoint, device=device)
+        if policy.scale != config.scale:
+            raise ValueError(f"init checkpoint {config.init_checkpoint} has scale {policy.scale}, "
+                             f"config asks for {config.scale}")
+        return policy, None, {}
+    return ImpalaPolicy(scale=config.scale).to(device), None, {}
+
+
+def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train by behaviour cloning (and DAgger, if configured); returns the final checkpoint's path.
+
+    Writes ``log.csv``, ``checkpoint_latest.pt`` (every ``checkpoint_every_samples``)
+    and ``checkpoint_final.pt`` into ``config.out_dir``. With ``resume=True`` the
+    run continues from ``checkpoint_latest.pt`` there: weights, optimizer, frame
+    count and random streams (the data chunk in use when it was saved is rebuilt
+    and seen again from its start).
+    """
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = choose_device(config.device)
+    seed_everything(config.seed)
+    latest = out / LATEST
+    policy, optimizer_state, resumed = _build_policy(config, device, latest, resume)
+    bc_rng = np.random.default_rng(config.seed)
+    dagger_rng = np.random.default_rng(config.seed + 1)
+    generator = torch.Generator().manual_seed(config.seed)
+    samples = int(resumed.get("samples", 0))
+    wall_before = float(resumed.get("wall_time_s", 0.0))
+    if config.channels_last:
+        policy = policy.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, eps=1e-5,
+                                  weight_decay=config.weight_decay)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    log = CsvLog(out / "log.csv")
+    held_obs, held_moves = _held_out(config)
+    bc_source = _ChunkSource(config, bc_rng)
+    dagger_source = _ChunkSource(config, dagger_rng) if config.dagger_after_samples is not None else None
+    if resumed:  # after building the sources, whose envs draw their first cheeses at construction
+        bc_rng.bit_generator.state = resumed["streams"]["bc"]
+        dagger_rng.bit_generator.state = resumed["streams"]["dagger"]
+        generator.set_state(torch.tensor(resumed["streams"]["torch"], dtype=torch.uint8))
+    chunk_rng_state = bc_rng.bit_generator.state
+    prefetch = _Prefetcher(bc_source)
+    start_time = time.time()
+
+    def elapsed() -> float:
+        return wall_before + time.time() - start_time
+
+    def streams() -> dict[str, Any]:
+        return {"bc": chunk_rng_state, "dagger": dagger_rng.bit_generator.state,
+                "torch": generator.get_state().tolist()}
+
+    next_eval = (samples // config.eval_every_samples + 1) * config.eval_every_samples
+    next_ckpt = (samples // config.checkpoint_every_samples + 1) * config.checkpoint_every_samples
+    bar = tqdm(total=config.total_samples, initial=samples, unit="frame", disable=not progress, desc="imitate")
+    running = np.zeros(3)  # loss·n, accuracy·n, n
+    try:
+        while samples < config.total_samples:
+            in_dagger = dagger_source is not None and samples >= (config.dagger_after_samples or 0)
+            if in_dagger and dagger_rng.random() < config.dagger_fraction:
+                chunk = dagger_source.dagger_chunk(policy, device, generator)
+            else:
+                chunk = prefetch.get()
+                chunk_rng_state = chunk.rng_state
+            policy.train()
+            for obs_b, moves_b in _batches(chunk.obs, chunk.moves, config.batch_size):
+                for group in optimizer.param_groups:
+                    group["lr"] = _learning_rate(config, samples)
+                x = obs_to_tensor(obs_b, device=device)
+                if config.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                loss, acc = imitation_loss(policy, x, torch.as_tensor(moves_b, device=device))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+                optimizer.step()
+                samples += len(moves_b)
+                running += (loss.item() * len(moves_b), acc.item() * len(moves_b), len(moves_b))
+                bar.update(len(moves_b))
+                if samples >= next_eval or samples >= config.total_samples:
+                    next_eval += config.eval_every_samples
+                    row = {"samples": samples, "train_loss": running[0] / max(running[2], 1),
+                           "train_accuracy": running[1] / max(running[2], 1),
+                           **_evaluate(policy, config, held_obs, held_moves, device),
+                           "lr": _learning_rate(config, samples), "dagger": in_dagger,
+                           "elapsed_s": round(elapsed(), 1),
+                           "samples_per_s": round(samples / max(elapsed(), 1e-9), 1)}
+                    log.append(row)
+                    bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['held_out_accuracy']:.3f}",
+                                    solve=f"{row['solve_rate']:.2f}")
+                    running[:] = 0
+                    policy.train()
+                if samples >= next_ckpt:
+                    next_ckpt += config.checkpoint_every_samples
+                    _save(policy, optimizer, latest, config, samples, streams(), elapsed())
+                if samples >= config.total_samples:
+                    break
+    finally:
+        bar.close()
+        prefetch.stop()
+        bc_source.close()
+        if dagger_source is not None:
+            dagger_source.close()
+    _save(policy, optimizer, latest, config, samples, streams(), elapsed())
+    final = out / FINAL
+    _save(policy, optimizer, final, config, samples, streams(), elapsed())
+    return final
+
+
+def _evaluate(policy: ImpalaPolicy, config: ImitationConfig, held_obs: np.ndarray, held_moves: np.ndarray,
+              device: torch.device) -> dict[str, float]:
+    policy.eval()
+    losses, accs, sizes = [], [], []
+    with torch.inference_mode():
+        for obs_b, moves_b in _batches(held_obs, held_moves, 512):
+            loss, acc = imitation_loss(policy, obs_to_tensor(obs_b, device=device),
+                                       torch.as_tensor(moves_b, device=device))
+            losses.append(float(loss))
+            accs.append(float(acc))
+            sizes.append(len(moves_b))
+    rate = solve_rate(policy, config.eval_mazes, config.cheese_region, config.seed + 20_000, device,
+                      max_steps=config.eval_max_steps) if config.eval_mazes else math.nan
+    return {"held_out_loss": float(np.average(losses, weights=sizes)),
+            "held_out_accuracy": float(np.average(accs, weights=sizes)), "solve_rate": rate}
+
+
+def add_imitation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--flag`` per :class:`ImitationConfig` field, plus ``--resume``."""
+    for f in dataclasses.fields(ImitationConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, type=lambda s: s.lower() in {"1", "true", "yes"}, default=default,
+                                metavar="BOOL", help=f"(default: {default})")
+        elif f.name in {"dagger_after_samples", "init_checkpoint"}:
+            kind = int if f.name == "dagger_after_samples" else str
+            parser.add_argument(flag, type=kind, default=None, help="(default: none)")
+        else:
+            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
+    parser.add_argument("--resume", action="store_true", help="continue from checkpoint_latest.pt in --out-dir")
+
+
+def config_from_args(args: argparse.Namespace) -> ImitationConfig:
+    """The :class:`ImitationConfig` described by parsed arguments."""
+    return ImitationConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ImitationConfig)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: ``python -m mazeinterp.train.imitate --total-samples 100000 ...``."""
+    parser = argparse.ArgumentParser(prog="mazeinterp train imitate", description=__doc__.splitlines()[0])
+    add_imitation_arguments(parser)
+    args = parser.parse_args(argv)
+    path = train_imitation(config_from_args(args), resume=args.resume)
+    print(f"final checkpoint: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

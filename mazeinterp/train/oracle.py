@@ -1,0 +1,61 @@
+"""The BFS oracle that walks to the cheese, and labelled frames built from it.
+
+The oracle's label at a cell is the first move of the shortest path from that
+cell to the cheese (:func:`mazeinterp.maze.grid.oracle_moves`). Behaviour
+cloning shows the network the maze with the mouse placed on every open cell
+and asks for that move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mazeinterp.maze import grid
+from mazeinterp.maze.env import StateRenderer
+from mazeinterp.maze.state import MazeState
+from mazeinterp.model import MOVE_DELTAS, Move
+
+_DELTA_TO_MOVE = {tuple(int(v) for v in delta): Move(i) for i, delta in enumerate(MOVE_DELTAS)}
+
+
+def oracle_labels(state: MazeState) -> list[tuple[grid.Cell, Move]]:
+    """``(cell, move)`` for every open cell except the cheese's: the first move towards the cheese.
+
+    Raises ValueError if the maze has no cheese.
+    """
+    if state.cheese is None:
+        raise ValueError("the oracle needs a cheese to walk to; this maze has none")
+    deltas = grid.oracle_moves(state.open_cells, state.cheese)
+    labels = []
+    for row, col in np.argwhere(state.open_cells):
+        cell = (int(row), int(col))
+        if cell != state.cheese:
+            labels.append((cell, _DELTA_TO_MOVE[(int(deltas[row, col, 0]), int(deltas[row, col, 1]))]))
+    return labels
+
+
+def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
+                    cells: Sequence[Sequence[grid.Cell]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Observations and oracle moves for the mouse on cells of the given mazes.
+
+    Args:
+        states: mazes with a cheese (the mouse position in them is ignored).
+        renderer: turns states into observations.
+        cells: per maze, the cells to place the mouse on; default every open
+            cell except the cheese's.
+
+    Returns:
+        ``(obs, moves)``: uint8 ``(N, 64, 64, 3)`` and int64 ``(N,)`` move indices
+        (:class:`~mazeinterp.model.Move`).
+    """
+    placed: list[MazeState] = []
+    moves: list[int] = []
+    for k, state in enumerate(states):
+        table = dict(oracle_labels(state))
+        wanted = table.keys() if cells is None else [tuple(c) for c in cells[k] if tuple(c) in table]
+        for cell in wanted:
+            placed.append(state.with_mouse(cell))
+            moves.append(int(table[cell]))
+    return renderer(placed), np.asarray(moves, dtype=np.int64)

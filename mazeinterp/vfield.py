@@ -1,0 +1,288 @@
+"""Vector fields: the policy's move probabilities with the mouse on every open cell.
+
+A vector field of a maze puts the mouse on each open cell (except the cheese's)
+with :meth:`MazeState.with_mouse`, renders those states, and records the five
+move probabilities (:class:`mazeinterp.model.Move` order: left, down, up,
+right, noop). Its arrows are the expected displacement per cell, in the cell
+convention of :mod:`mazeinterp.maze` (``(drow, dcol)``, row 0 at the top, so
+"up" is ``(-1, 0)``). Interventions apply to every forward pass, so the
+same objects steer rollouts, single forward passes and vector fields.
+
+>>> vf = vector_field(model, state)                                   # doctest: +SKIP
+>>> steered = vector_field(model, state, [AddVector(hook, cv, -1.0)])  # doctest: +SKIP
+>>> field_difference(vf, steered).arrows                              # doctest: +SKIP
+
+Also here: :func:`cheese_ward_move` and :func:`decision_square_cheese_prob`, the
+per-maze behavioural metric of the research (probability of stepping toward
+the cheese at the decision square).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from mazeinterp.hooks import _progress, _to_input, intervene, render_states
+from mazeinterp.interventions import Intervention, _as_list, validate
+from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese
+from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
+
+if TYPE_CHECKING:
+    from mazeinterp.maze.env import StateRenderer
+    from mazeinterp.maze.state import MazeState
+
+__all__ = [
+    "VectorField",
+    "cheese_ward_move",
+    "decision_square_cheese_prob",
+    "field_difference",
+    "move_probs_for_states",
+    "vector_field",
+    "vector_fields",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class VectorField:
+    """Move probabilities of the policy with the mouse on each cell of one maze.
+
+    Attributes:
+        state: the maze (the mouse's own position in it is irrelevant).
+        cells: every open cell except the cheese cell, row-major.
+        probs: (k, 5) float array, row i = probabilities of the moves in
+            :class:`~mazeinterp.model.Move` order with the mouse on ``cells[i]``.
+            For a difference of fields (:func:`field_difference`) these are
+            differences of probabilities.
+    """
+
+    state: MazeState
+    cells: tuple[Cell, ...]
+    probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        probs = np.array(self.probs, dtype=np.float64)
+        if probs.shape != (len(self.cells), len(Move)):
+            raise ValueError(f"probs must have shape ({len(self.cells)}, {len(Move)}), got {probs.shape}")
+        probs.setflags(write=False)
+        object.__setattr__(self, "probs", probs)
+        object.__setattr__(self, "cells", tuple((int(r), int(c)) for r, c in self.cells))
+        object.__setattr__(self, "_index", {cell: i for i, cell in enumerate(self.cells)})
+
+    def __len__(self) -> int:
+        return len(self.cells)
+
+    @property
+    def maze_size(self) -> int:
+        """Side n of the inner maze."""
+        return self.state.maze_size
+
+    @property
+    def arrows(self) -> np.ndarray:
+        """(k, 2) expected displacement ``(drow, dcol)`` per cell: ``probs @ MOVE_DELTAS``.
+
+        Row 0 is the top, so a field that always goes up has arrows ``(-1, 0)``.
+        """
+        return self.probs @ MOVE_DELTAS.astype(np.float64)
+
+    def xy_arrows(self) -> np.ndarray:
+        """(k, 2) arrows as plot vectors ``(dx, dy)`` = ``(dcol, -drow)`` (y pointing up)."""
+        arrows = self.arrows
+        return np.stack([arrows[:, 1], -arrows[:, 0]], axis=1)
+
+    def prob_at(self, cell: Cell) -> np.ndarray:
+        """(5,) move probabilities with the mouse on ``cell``; KeyError if the cell is not in the field."""
+        try:
+            return self.probs[self._index[(int(cell[0]), int(cell[1]))]]  # type: ignore[attr-defined]
+        except KeyError:
+            raise KeyError(f"cell {tuple(cell)} is not in this vector field (walls and the cheese cell are "
+                           "left out)") from None
+
+    def most_likely_moves(self) -> np.ndarray:
+        """(k,) int array: the :class:`Move` with the highest probability at each cell."""
+        return self.probs.argmax(axis=1)
+
+    def grid(self) -> np.ndarray:
+        """(n, n, 5) array of probs placed on the maze grid; NaN at cells not in the field."""
+        n = self.maze_size
+        out = np.full((n, n, len(Move)), np.nan)
+        for cell, p in zip(self.cells, self.probs):
+            out[cell] = p
+        return out
+
+    def __repr__(self) -> str:
+        return f"VectorField(maze {self.maze_size}×{self.maze_size}, {len(self.cells)} cells, moves={list(MOVES)})"
+
+
+def _field_cells(state: MazeState) -> list[Cell]:
+    cheese = state.cheese
+    return [(int(r), int(c)) for r, c in np.argwhere(state.open_cells) if (r, c) != cheese]
+
+
+def move_probs_for_states(
+    model: ImpalaPolicy,
+    states: Sequence[MazeState],
+    interventions: Sequence[Intervention] = (),
+    *,
+    renderer: StateRenderer | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> np.ndarray:
+    """(N, 5) move probabilities of the policy on each of ``states`` (with ``interventions``).
+
+    ``device``: where to run; None = the model's device (the model is not moved).
+
+    >>> probs = move_probs_for_states(model, [state.with_mouse((0, 0))])   # doctest: +SKIP
+    >>> probs[0, Move.UP]                                                   # doctest: +SKIP
+    """
+    ivs = _as_list(interventions)
+    for iv in ivs:
+        validate(model, iv)
+    states = list(states)
+    out = np.empty((len(states), len(Move)), dtype=np.float64)
+    starts = range(0, len(states), batch_size)
+    with intervene(model, ivs), torch.inference_mode():
+        for start in _progress(starts, len(starts), "move probs", progress):
+            obs = render_states(states[start : start + batch_size], renderer)
+            x = _to_input(model, obs)
+            if device is not None:
+                x = x.to(device)
+            logits, _ = model(x)
+            out[start : start + len(obs)] = move_probs(logits).double().cpu().numpy()
+    return out
+
+
+def vector_fields(
+    model: ImpalaPolicy,
+    states: Sequence[MazeState],
+    interventions: Sequence[Intervention] = (),
+    *,
+    renderer: StateRenderer | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> list[VectorField]:
+    """Vector fields of several mazes, their cells batched together.
+
+    >>> fields = vector_fields(model, states, [ZeroAblate("embedder.relu3_out", channels=[7])])  # doctest: +SKIP
+    """
+    states = list(states)
+    cells = [_field_cells(s) for s in states]
+    moved = [s.with_mouse(c) for s, cs in zip(states, cells) for c in cs]
+    probs = move_probs_for_states(model, moved, interventions, renderer=renderer, batch_size=batch_size,
+                                  device=device, progress=progress)
+    fields, start = [], 0
+    for state, cs in zip(states, cells):
+        fields.append(VectorField(state, tuple(cs), probs[start : start + len(cs)]))
+        start += len(cs)
+    return fields
+
+
+def vector_field(
+    model: ImpalaPolicy,
+    state: MazeState,
+    interventions: Sequence[Intervention] = (),
+    *,
+    renderer: StateRenderer | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> VectorField:
+    """Vector field of one maze: move probabilities with the mouse on every open non-cheese cell.
+
+    Args:
+        model: the policy (run under ``torch.inference_mode``).
+        state: the maze.
+        interventions: applied at every forward pass (see :func:`mazeinterp.hooks.intervene`).
+        renderer: a :class:`~mazeinterp.maze.env.StateRenderer` to reuse; default a shared one.
+        batch_size: cells per forward pass.
+        device: where to run the model; None = the model's device.
+
+    >>> vf = vector_field(model, state)            # doctest: +SKIP
+    >>> vf.prob_at((state.maze_size - 1, 0))       # (5,) probabilities at the start cell  # doctest: +SKIP
+    """
+    return vector_fields(model, [state], interventions, renderer=renderer, batch_size=batch_size,
+                         device=device)[0]
+
+
+def field_difference(a: VectorField, b: VectorField) -> VectorField:
+    """The field of ``b.probs - a.probs`` (e.g. steered minus original), on the same maze and cells.
+
+    Raises:
+        ValueError: the fields are of different mazes or cover different cells.
+    """
+    if a.state.maze_size != b.state.maze_size or not np.array_equal(a.state.inner_grid, b.state.inner_grid):
+        raise ValueError("field_difference needs two vector fields of the same maze (same walls and cheese)")
+    if a.cells != b.cells:
+        raise ValueError(f"field_difference needs the same cells in both fields ({len(a.cells)} vs {len(b.cells)})")
+    return VectorField(a.state, a.cells, b.probs - a.probs)
+
+
+# --------------------------------------------------------------------------- decision-square metric
+
+
+def _delta_to_move(delta: tuple[int, int]) -> Move:
+    for move in Move:
+        if tuple(MOVE_DELTAS[move]) == tuple(delta):
+            return move
+    raise ValueError(f"no move has delta {delta}")  # pragma: no cover
+
+
+def cheese_ward_move(state: MazeState) -> Move | None:
+    """The move from the decision square one step along the path to the cheese; None without one.
+
+    None when the maze has no cheese or no decision square (the cheese lies on
+    the path to the top-right cell, or the top-right cell on the cheese path).
+
+    >>> cheese_ward_move(state)        # doctest: +SKIP
+    <Move.UP: 2>
+    """
+    cheese = state.cheese
+    if cheese is None:
+        return None
+    grid = state.open_cells
+    ds = decision_square(grid, cheese)
+    if ds is None:
+        return None
+    path = path_to_cheese(grid, cheese)
+    nxt = path[path.index(ds) + 1]
+    return _delta_to_move((nxt[0] - ds[0], nxt[1] - ds[1]))
+
+
+def decision_square_cheese_prob(
+    model: ImpalaPolicy,
+    states: Sequence[MazeState],
+    interventions: Sequence[Intervention] = (),
+    *,
+    renderer: StateRenderer | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Per maze: P(cheese-ward move) with the mouse on the decision square; NaN where there is none.
+
+    Returns an (N,) float array. The research's per-maze measure of cheese
+    seeking; compare it with and without an intervention::
+
+        >>> base = decision_square_cheese_prob(model, states)                              # doctest: +SKIP
+        >>> steer = decision_square_cheese_prob(model, states, [AddVector(hook, cv, -1)])  # doctest: +SKIP
+        >>> np.nanmean(steer - base)                                                        # doctest: +SKIP
+    """
+    states = list(states)
+    out = np.full(len(states), np.nan)
+    rows, moved, moves = [], [], []
+    for i, state in enumerate(states):
+        move = cheese_ward_move(state)
+        if move is None:
+            continue
+        ds = decision_square(state.open_cells, state.cheese)
+        rows.append(i)
+        moved.append(state.with_mouse(ds))
+        moves.append(int(move))
+    if rows:
+        probs = move_probs_for_states(model, moved, interventions, renderer=renderer, batch_size=batch_size,
+                                      device=device)
+        out[rows] = probs[np.arange(len(rows)), moves]
+    return out

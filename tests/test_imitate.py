@@ -1,0 +1,131 @@
+"""Behaviour cloning from the BFS oracle: labels, loss, and a resumable tiny run."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from mazeinterp.checkpoint import load_policy
+from mazeinterp.maze.env import StateRenderer
+from mazeinterp.maze.grid import parse_ascii
+from mazeinterp.maze.state import MazeState
+from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.train.imitate import ImitationConfig, imitation_loss, move_log_probs, train_imitation
+from mazeinterp.train.oracle import labelled_frames, oracle_labels
+
+U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
+
+
+@pytest.fixture(scope="module")
+def hand_maze(seeded_states: list[MazeState]) -> MazeState:
+    base = next(s for s in seeded_states if s.maze_size == 5)
+    layout, cheese = parse_ascii("""
+        ..#.C
+        .##.#
+        .....
+        .#.#.
+        ..#..
+    """)
+    return base.with_layout(layout, cheese)
+
+
+def test_oracle_labels_are_the_first_move_of_the_bfs_path(hand_maze: MazeState) -> None:
+    expected = {  # worked out by hand: the cheese at (0, 4) is reached through (0, 3) from (1, 3)
+        (0, 0): D, (0, 1): L, (0, 3): R,
+        (1, 0): D, (1, 3): U,
+        (2, 0): R, (2, 1): R, (2, 2): R, (2, 3): U, (2, 4): L,
+        (3, 0): U, (3, 2): U, (3, 4): U,
+        (4, 0): U, (4, 1): L, (4, 3): R, (4, 4): U,
+    }
+    assert dict(oracle_labels(hand_maze)) == expected
+
+
+def test_oracle_needs_a_cheese(hand_maze: MazeState) -> None:
+    with pytest.raises(ValueError, match="no"):
+        oracle_labels(hand_maze.without_cheese())
+
+
+def test_labelled_frames_place_the_mouse_on_each_cell(hand_maze: MazeState) -> None:
+    renderer = StateRenderer(batch_size=8)
+    obs, moves = labelled_frames([hand_maze], renderer, cells=[[(4, 0), (2, 4), (3, 3)]])
+    renderer.close()
+    assert obs.shape == (2, 64, 64, 3) and moves.tolist() == [U, L], "walls are skipped"
+    assert not (obs[0] == obs[1]).all(), "the mouse moved"
+
+
+def test_move_log_probs_sum_the_action_groups() -> None:
+    logits = torch.log(torch.tensor([[1.0, 1, 2, 4, 1, 2, 1, 1, 2, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]))
+    total = logits.exp().sum()
+    expected = torch.tensor([[4.0, 4.0, 2.0, 4.0, 4.0]]) / total  # left, down, up, right, noop
+    assert torch.allclose(move_log_probs(logits).exp(), expected)
+
+
+def test_loss_falls_on_a_fixed_batch(hand_maze: MazeState) -> None:
+    torch.manual_seed(0)
+    renderer = StateRenderer(batch_size=32)
+    obs, moves = labelled_frames([hand_maze], renderer)
+    renderer.close()
+    policy = ImpalaPolicy(scale=1)
+    x, y = obs_to_tensor(obs), torch.as_tensor(moves)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=2e-3)
+    first, _ = imitation_loss(policy, x, y)
+    for _ in range(40):
+        loss, _ = imitation_loss(policy, x, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    last, accuracy = imitation_loss(policy, x, y)
+    assert last.item() < 0.7 * first.item()
+    assert accuracy.item() > 0.4
+
+
+def _tiny(tmp_path, **changes) -> ImitationConfig:
+    config = ImitationConfig(total_samples=256, batch_size=64, mazes_per_chunk=2, held_out_mazes=2,
+                             eval_mazes=2, eval_every_samples=128, checkpoint_every_samples=128,
+                             warmup_samples=64, eval_max_steps=20, num_threads=1,
+                             out_dir=str(tmp_path / "run"), device="cpu")
+    return dataclasses.replace(config, **changes)
+
+
+def test_tiny_run_writes_log_and_checkpoints_and_resumes(tmp_path) -> None:
+    config = _tiny(tmp_path)
+    final = train_imitation(config, progress=False)
+    run = tmp_path / "run"
+    assert final == run / "checkpoint_final.pt" and (run / "checkpoint_latest.pt").exists()
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["samples"]) for r in rows] == [128, 256]
+    assert {"train_loss", "held_out_accuracy", "solve_rate", "elapsed_s"} <= rows[0].keys()
+    assert 0.0 <= float(rows[0]["held_out_accuracy"]) <= 1.0 and 0.0 <= float(rows[0]["solve_rate"]) <= 1.0
+    first = load_policy(final)
+    assert first.metadata["samples"] == 256 and first.metadata["trainer"] == "imitate"
+    assert first.metadata["config"]["total_samples"] == 256
+
+    longer = dataclasses.replace(config, total_samples=384, dagger_after_samples=256, dagger_fraction=1.0,
+                                 dagger_steps=5)
+    train_imitation(longer, resume=True, progress=False)
+    resumed = load_policy(run / "checkpoint_final.pt")
+    assert resumed.metadata["samples"] >= 384
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["samples"]) for r in rows][:2] == [128, 256] and rows[-1]["dagger"] == "True"
+    changed = [not torch.equal(a, b) for a, b in zip(first.state_dict().values(), resumed.state_dict().values())]
+    assert any(changed), "resuming trained further from the saved weights"
+
+
+def test_resume_restores_weights_optimizer_and_streams(tmp_path) -> None:
+    config = _tiny(tmp_path, total_samples=128, eval_mazes=0)
+    train_imitation(config, progress=False)
+    latest = tmp_path / "run" / "checkpoint_latest.pt"
+    saved = torch.load(latest, weights_only=True)
+    assert saved["optimizer_state_dict"]["state"], "optimizer moments are saved"
+    streams = saved["metadata"]["streams"]
+    assert set(streams) == {"bc", "dagger", "torch"}
+    # Resuming with the same budget does nothing more and leaves the weights as saved.
+    train_imitation(config, resume=True, progress=False)
+    again = torch.load(latest, weights_only=True)
+    for key, value in saved["model_state_dict"].items():
+        assert torch.equal(value, again["model_state_dict"][key])
+    assert again["metadata"]["samples"] == 128

@@ -1,0 +1,119 @@
+"""Plots are written and are not blank; vector fields of a planted model point where they should."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mazeinterp import plots
+from mazeinterp.maze import grid
+from mazeinterp.maze.state import MazeState
+from mazeinterp.model import ImpalaPolicy, Move
+from mazeinterp.rollout import OutcomeSummary, RolloutConfig, ShortestPathPolicy, run_rollouts
+
+
+
+def _assert_png(path: Path) -> None:
+    import matplotlib.image
+
+    assert path.is_file() and path.stat().st_size > 1000
+    pixels = matplotlib.image.imread(path)
+    assert pixels.ndim == 3 and min(pixels.shape[:2]) > 50
+    assert pixels[..., :3].std() > 0.02, f"{path} looks blank"
+
+
+def _planted_up_model() -> ImpalaPolicy:
+    """Scale-1 model whose policy ignores its input and goes UP with probability ≈ 1."""
+    torch.manual_seed(0)
+    model = ImpalaPolicy(scale=1)
+    with torch.no_grad():
+        model.fc_policy.weight.zero_()
+        model.fc_policy.bias.zero_()
+        model.fc_policy.bias[5] = 30.0  # action 5 = UP
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def small_state(seeded_states: list[MazeState]) -> MazeState:
+    return next(s for s in seeded_states if s.maze_size == 7 and grid.decision_square(s.open_cells, s.cheese))
+
+
+def test_maze_with_paths_and_trajectory(tmp_path: Path, small_state: MazeState) -> None:
+    result = run_rollouts(ShortestPathPolicy("top_right"), [small_state],
+                          config=RolloutConfig(progress=False, record_trajectories=True))
+    fig, axes = plots.new_figure(ncols=2)
+    plots.draw_maze(axes[0, 0], small_state, trajectory=result.episodes[0].trajectory, title="plain grid")
+    from mazeinterp.hooks import render_states
+
+    obs = render_states([small_state])[0]
+    plots.draw_maze(axes[0, 1], small_state, obs, trajectory=result.episodes[0].trajectory)
+    _assert_png(plots.save_figure(fig, tmp_path / "maze.png"))
+
+
+def test_vector_field_of_a_planted_model(tmp_path: Path, small_state: MazeState) -> None:
+    from mazeinterp.interventions import Scale
+    from mazeinterp.vfield import field_difference, vector_field
+
+    model = _planted_up_model()
+    field = vector_field(model, small_state)
+    assert len(field) == int(small_state.open_cells.sum()) - 1  # every open cell but the cheese's
+    np.testing.assert_allclose(field.arrows, np.tile([-1.0, 0.0], (len(field), 1)), atol=1e-6)
+    assert (field.most_likely_moves() == Move.UP).all()
+    # scaling the logits to zero gives the uniform policy over 15 actions: no net displacement
+    uniform = vector_field(model, small_state, [Scale("fc_policy_out", 0.0)])
+    np.testing.assert_allclose(uniform.probs[0], [3 / 15, 1 / 15, 1 / 15, 3 / 15, 7 / 15], atol=1e-6)
+    np.testing.assert_allclose(uniform.arrows, 0.0, atol=1e-6)
+    diff = field_difference(field, uniform)
+    np.testing.assert_allclose(diff.arrows, np.tile([1.0, 0.0], (len(diff), 1)), atol=1e-6)
+
+    fig, axes = plots.new_figure(ncols=2)
+    plots.draw_vector_field(axes[0, 0], field, paths=True, title="planted: always up")
+    quiver = axes[0, 0].collections[-1]
+    # plot coordinates: x = column, y = row (downwards) → an up arrow has U = 0 and V < 0
+    np.testing.assert_allclose(quiver.U, 0.0, atol=1e-5)
+    assert (np.asarray(quiver.V) < -1.0).all()
+    plots.draw_field_difference(axes[0, 1], diff)
+    assert (np.asarray(axes[0, 1].collections[-1].V) > 1.0).all()
+    _assert_png(plots.save_figure(fig, tmp_path / "vfield.png"))
+
+
+def test_channel_grid_and_heatmap(tmp_path: Path, small_state: MazeState) -> None:
+    from mazeinterp.hooks import run_states_with_cache
+
+    model = _planted_up_model()
+    hook = "embedder.block2.res1.resadd_out"
+    _, cache = run_states_with_cache(model, [small_state], [hook], stop_early=True)
+    acts = cache[hook][0]
+    fig = plots.plot_channel_grid(acts, title=hook)
+    assert len(fig.axes) >= acts.shape[0]
+    _assert_png(plots.save_figure(fig, tmp_path / "channels.png"))
+    fig, axes = plots.new_figure()
+    plots.draw_channel_heatmap(axes[0, 0], small_state, acts[3], title="channel 3")
+    _assert_png(plots.save_figure(fig, tmp_path / "heatmap.png"))
+    with pytest.raises(ValueError, match=r"\(C, H, W\)"):
+        plots.plot_channel_grid(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        plots.draw_channel_heatmap(axes[0, 0], small_state, np.zeros((2, 4, 4)))
+
+
+def test_outcome_bars(tmp_path: Path) -> None:
+    from mazeinterp.rollout import Episode
+
+    def episodes(outcomes: str) -> list[Episode]:
+        names = {"c": "cheese", "t": "top_right", "n": "neither"}
+        return [Episode(index=i, level_seed=i, maze_size=9, cheese=(1, 1), has_decision_square=True,
+                        decision_square=(2, 2), outcome=names[o], steps=5, start=(8, 0))
+                for i, o in enumerate(outcomes)]
+
+    conditions = {"baseline": OutcomeSummary.of(episodes("cccctttn")),
+                  "ablated": OutcomeSummary.of(episodes("cttttttn"))}
+    fig, axes = plots.new_figure()
+    plots.draw_outcome_bars(axes[0, 0], conditions, title="outcomes")
+    heights = sorted(round(p.get_height(), 3) for p in axes[0, 0].patches)
+    assert heights == sorted([0.5, 0.375, 0.125, 0.125, 0.75, 0.125])
+    _assert_png(plots.save_figure(fig, tmp_path / "bars.png"))
+    with pytest.raises(ValueError, match="at least one"):
+        plots.draw_outcome_bars(axes[0, 0], {})

@@ -1,0 +1,255 @@
+"""Rollouts: outcome classification with scripted policies, tracking, seeding, summaries, comparisons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mazeinterp.maze import grid
+from mazeinterp.maze.state import MazeState
+from mazeinterp.model import ImpalaPolicy
+from mazeinterp.rollout import (
+    OUTCOMES,
+    Comparison,
+    EpisodeVectors,
+    NoopPolicy,
+    OutcomeSummary,
+    RolloutConfig,
+    ShortestPathPolicy,
+    compare,
+    load_mazes,
+    move_logits,
+    run_rollouts,
+)
+from mazeinterp.stats import paired_difference, wilson_interval
+
+
+
+
+def _config(**kwargs) -> RolloutConfig:
+    return RolloutConfig(**{"progress": False, **kwargs})
+
+
+def _build(base: MazeState, picture: str) -> MazeState:
+    """A hand-built maze: rewrite ``base``'s inner grid cell by cell (``#`` wall, ``.`` open, ``C`` cheese)."""
+    open_cells, cheese = grid.parse_ascii(picture)
+    assert open_cells.shape == (base.maze_size, base.maze_size)
+    state = base.without_cheese().with_mouse(grid.start_cell(base.maze_size))
+    for (r, c), is_open in np.ndenumerate(open_cells):
+        state = state.with_open((r, c)) if is_open else state.with_wall((r, c))
+    return state.with_cheese(cheese)
+
+
+# cheese off the top-right path (decision square at (2, 0)) / cheese on it
+OFF_PATH = """
+.....
+.####
+....C
+.####
+.....
+"""
+ON_PATH = """
+..C..
+.####
+.....
+.####
+.....
+"""
+
+
+@pytest.fixture(scope="module")
+def five(seeded_states: list[MazeState]) -> MazeState:
+    return next(s for s in seeded_states if s.maze_size == 5)
+
+
+def test_hand_built_mazes_are_classified(five: MazeState) -> None:
+    off, on = _build(five, OFF_PATH), _build(five, ON_PATH)
+    cfg = _config(check_positions=True, record_trajectories=True)
+    to_cheese = run_rollouts(ShortestPathPolicy("cheese"), [off, on], config=cfg)
+    assert [(e.outcome, e.steps) for e in to_cheese] == [("cheese", 6), ("cheese", 6)]
+    assert to_cheese.episodes[0].trajectory == ((4, 0), (3, 0), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4))
+    assert to_cheese.episodes[0].decision_square == (2, 0) and to_cheese.episodes[0].has_decision_square
+    assert not to_cheese.episodes[1].has_decision_square
+    to_corner = run_rollouts(ShortestPathPolicy("top_right"), [off, on], config=cfg)
+    assert [(e.outcome, e.steps) for e in to_corner] == [("top_right", 8), ("cheese", 6)]
+    assert to_corner.episodes[0].trajectory[-1] == (0, 4)
+    still = run_rollouts(NoopPolicy(), [off, on], config=_config(max_steps=7, check_positions=True))
+    assert [(e.outcome, e.steps) for e in still] == [("neither", 7), ("neither", 7)]
+
+
+def test_bfs_to_cheese_always_gets_the_cheese(seeded_states: list[MazeState]) -> None:
+    states = seeded_states[:24]
+    result = run_rollouts(ShortestPathPolicy("cheese"), states,
+                          config=_config(batch_size=7, check_positions=True))
+    assert len(result) == 24 and result.frames == sum(e.steps for e in result)
+    assert not all(ep.top_right_counts for ep in result), "some cheese paths pass the top-right cell"
+    for ep, state in zip(result, states):
+        assert ep.outcome == "cheese"
+        assert ep.steps == len(grid.path_to_cheese(state.open_cells, state.cheese)) - 1
+        assert (ep.level_seed, ep.maze_size, ep.cheese) == (state.level_seed, state.maze_size, state.cheese)
+
+
+def test_bfs_to_top_right_gets_top_right_unless_the_cheese_is_on_its_path() -> None:
+    seeds = list(range(100, 124))  # level seeds go through the helper env
+    result = run_rollouts(ShortestPathPolicy("top_right"), seeds, config=_config(batch_size=8, max_steps=300))
+    assert [ep.level_seed for ep in result] == seeds
+    on_path_seen = off_path_seen = 0
+    for ep, state in zip(result, load_mazes(seeds)):
+        path = grid.path_to_top_right(state.open_cells)
+        cheese_path = grid.path_to_cheese(state.open_cells, state.cheese)
+        assert ep.top_right_counts == (path[-1] not in cheese_path)
+        if state.cheese in path:
+            on_path_seen += 1
+            assert (ep.outcome, ep.steps) == ("cheese", path.index(state.cheese))
+            assert not ep.has_decision_square
+        elif not ep.top_right_counts:
+            # the corner is on the way to the cheese: reaching it is no outcome, and the policy then stays
+            assert (ep.outcome, ep.steps) == ("neither", 300)
+            assert not ep.has_decision_square
+        else:
+            off_path_seen += 1
+            assert (ep.outcome, ep.steps) == ("top_right", len(path) - 1)
+    assert on_path_seen and off_path_seen
+
+
+def test_never_moving_gets_neither_and_the_cap_can_exceed_procgens_timeout() -> None:
+    result = run_rollouts(NoopPolicy(), [3, 4], config=_config(max_steps=12))
+    assert [(e.outcome, e.steps) for e in result] == [("neither", 12)] * 2
+    # a pixel policy that always goes left: from the start (bottom-left corner) that is a wall
+    always_left = lambda x: torch.tensor(move_logits([0] * len(x)))  # noqa: E731
+    result = run_rollouts(always_left, [5], config=_config(max_steps=510, greedy=True))
+    assert (result.episodes[0].outcome, result.episodes[0].steps) == ("neither", 510)
+
+
+def test_random_actions_are_tracked_exactly(seeded_states: list[MazeState]) -> None:
+    uniform = lambda x: torch.zeros(len(x), 15)  # noqa: E731  (all 15 actions, diagonals included)
+    result = run_rollouts(uniform, seeded_states[:6], config=_config(max_steps=40, check_positions=True,
+                                                                      record_trajectories=True))
+    for ep in result:
+        assert len(ep.trajectory) == ep.steps + 1
+        steps = np.abs(np.diff(np.array(ep.trajectory), axis=0)).sum(axis=1)
+        assert set(steps.tolist()) <= {0, 1}
+
+
+def test_same_seed_same_numbers_whatever_the_batch_size(seeded_states: list[MazeState]) -> None:
+    uniform = lambda x: torch.zeros(len(x), 15)  # noqa: E731
+    states = seeded_states[:10]
+    a = run_rollouts(uniform, states, config=_config(max_steps=30, batch_size=10, seed=4))
+    b = run_rollouts(uniform, states, config=_config(max_steps=30, batch_size=3, seed=4))
+    c = run_rollouts(uniform, states, config=_config(max_steps=30, batch_size=10, seed=5))
+    key = lambda r: [(e.outcome, e.steps) for e in r]  # noqa: E731
+    assert key(a) == key(b)
+    traj = run_rollouts(uniform, states, config=_config(max_steps=30, seed=5, record_trajectories=True))
+    assert key(traj) == key(c)
+    assert traj.episodes != a.episodes
+
+
+def test_greedy_takes_the_most_probable_action(five: MazeState) -> None:
+    # logits favour UP (action 5) then RIGHT: greedy always goes up (and stays when blocked)
+    logits = torch.zeros(15)
+    logits[5], logits[7] = 3.0, 2.0
+    policy = lambda x: logits.expand(len(x), 15)  # noqa: E731
+    off = _build(five, OFF_PATH)
+    result = run_rollouts(policy, [off], config=_config(greedy=True, max_steps=6, record_trajectories=True))
+    assert result.episodes[0].trajectory == ((4, 0), (3, 0), (2, 0), (1, 0), (0, 0), (0, 0), (0, 0))
+
+
+def test_cheese_region_places_the_cheese_in_the_corner() -> None:
+    result = run_rollouts(NoopPolicy(), list(range(12)), config=_config(max_steps=1, cheese_region=5))
+    for ep in result:
+        assert ep.cheese_in_region(5)
+    again = run_rollouts(NoopPolicy(), list(range(12)), config=_config(max_steps=1, cheese_region=5))
+    assert [e.cheese for e in again] == [e.cheese for e in result]
+
+
+def test_summaries_filters_and_rows(seeded_states: list[MazeState]) -> None:
+    result = run_rollouts(ShortestPathPolicy("top_right"), seeded_states[:20], config=_config(max_steps=120))
+    summary = result.summary()
+    counts = {o: int(np.sum(result.outcomes == o)) for o in OUTCOMES}
+    assert summary.counts == counts and summary.n == 20
+    for o in OUTCOMES:
+        assert summary.intervals[o] == wilson_interval(counts[o], 20)
+        assert summary.proportions[o] == counts[o] / 20
+    ds = result.summary(decision_square_only=True)
+    assert ds.n == sum(e.has_decision_square for e in result)
+    assert ds.counts["top_right"] == ds.n, "with a decision square the cheese is off the top-right path"
+    outside = result.filter(cheese_outside_region=5)
+    assert all(not e.cheese_in_region(5) for e in outside)
+    assert [s.label for s in result.summaries()][:2] == ["all mazes", "with decision square"]
+    rows = result.to_rows()
+    assert len(rows) == 20 and {"outcome", "steps", "cheese_top_right_path", "level_seed"} <= set(rows[0])
+    assert "Wilson" in str(result)
+    assert OutcomeSummary.of([]).n == 0
+
+
+def test_compare_pairs_the_same_mazes(seeded_states: list[MazeState]) -> None:
+    uniform = lambda x: torch.zeros(len(x), 15)  # noqa: E731
+    comp = compare(uniform, seeded_states[:8], config=_config(max_steps=20))
+    assert [(e.outcome, e.steps) for e in comp.baseline] == [(e.outcome, e.steps) for e in comp.treatment]
+    d = comp.difference()
+    assert d.estimate == 0.0 and d.low <= 0 <= d.high
+    # a comparison of two different policies, paired by hand
+    cheese = run_rollouts(ShortestPathPolicy("cheese"), seeded_states[:16], config=_config(max_steps=120))
+    corner = run_rollouts(ShortestPathPolicy("top_right"), seeded_states[:16], config=_config(max_steps=120))
+    pair = Comparison(cheese, corner)
+    expected = paired_difference(cheese.reached("cheese"), corner.reached("cheese"))
+    assert pair.difference() == expected
+    assert pair.difference(decision_square_only=True).estimate == -1.0
+    assert len(pair.rows()) == 16 and "treatment_outcome" in pair.rows()[0]
+    assert "paired difference" in str(pair)
+    assert {d["outcome"] for d in pair.as_dict()["differences"]} == set(OUTCOMES)
+
+
+def test_tiny_network_rollout_restores_memory_format() -> None:
+    torch.manual_seed(0)
+    model = ImpalaPolicy(scale=1)
+    result = run_rollouts(model, [0, 1, 2], config=_config(max_steps=3))
+    assert result.frames <= 9 and len(result) == 3 and "ImpalaPolicy" in result.policy
+    assert all(p.is_contiguous() for p in model.parameters())
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(ValueError, match="positive int"):
+        RolloutConfig(max_steps=0)
+    with pytest.raises(ValueError, match="level seed"):
+        run_rollouts(NoopPolicy(), [-3], config=_config())
+    with pytest.raises(ValueError, match="no mazes"):
+        run_rollouts(NoopPolicy(), [], config=_config())
+    with pytest.raises(TypeError, match="MazeStates"):
+        run_rollouts(NoopPolicy(), ["maze"], config=_config())
+    vec = EpisodeVectors("embedder.block2.res1.resadd_out", torch.zeros(1, 32, 16, 16))
+    with pytest.raises(ValueError, match="torch policy"):
+        run_rollouts(NoopPolicy(), [0], [vec], config=_config())
+    with pytest.raises(ValueError, match="unknown hook point"):
+        run_rollouts(ImpalaPolicy(scale=1), [0], [EpisodeVectors("embedder.nope_out", torch.zeros(1, 3))],
+                     config=_config())
+    with pytest.raises(ValueError, match="shape"):
+        run_rollouts(ImpalaPolicy(scale=1), [0], [EpisodeVectors("embedder.block2.res1.resadd_out",
+                                                                  torch.zeros(1, 8, 16, 16))], config=_config())
+
+
+def test_episode_vectors_steer_each_maze_separately() -> None:
+    pytest.importorskip("mazeinterp.hooks")
+    torch.manual_seed(0)
+    model = ImpalaPolicy(scale=1)
+    hook = "embedder.block2.res1.resadd_out"
+    mazes = [0, 1, 2, 3]
+    cfg = _config(max_steps=4, record_trajectories=True)
+    base = run_rollouts(model, mazes, config=cfg)
+    zero = run_rollouts(model, mazes, [EpisodeVectors(hook, torch.zeros(4, 32, 16, 16))], config=cfg)
+    assert [e.trajectory for e in zero] == [e.trajectory for e in base]
+    # rows see their own maze's vector: a vector that is huge only for maze 2 changes only maze 2's logits
+    seen: list[np.ndarray] = []
+    vectors = torch.zeros(4, 32, 16, 16)
+    vectors[2] = 1e3
+
+    class Spy(EpisodeVectors):
+        def set_episode_indices(self, indices):  # type: ignore[override]
+            seen.append(np.asarray(indices).copy())
+            super().set_episode_indices(indices)
+
+    steered = run_rollouts(model, mazes, [Spy(hook, vectors)], config=_config(max_steps=4, batch_size=2))
+    assert seen and all(len(s) <= 2 for s in seen)
+    assert sorted({int(i) for s in seen for i in s}) == [0, 1, 2, 3]
+    assert len(steered) == 4

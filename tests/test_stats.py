@@ -1,0 +1,185 @@
+"""stats: Wilson intervals, paired differences and the cheese regression, against hand-computed numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mazeinterp.maze.grid import MazeFeatures
+from mazeinterp.rollout import Episode
+from mazeinterp.stats import (
+    DEFAULT_FEATURES,
+    feature_table,
+    fit_cheese_regression,
+    paired_difference,
+    wilson_interval,
+    z_value,
+)
+
+Z = 1.959963984540054
+
+
+def test_z_value() -> None:
+    assert z_value(0.95) == pytest.approx(Z, abs=1e-12)
+    assert z_value(0.99) == pytest.approx(2.5758293035489, abs=1e-9)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        z_value(1.0)
+
+
+def test_wilson_interval_matches_hand_computed_values() -> None:
+    # 8 / 20: centre = (0.4 + z²/40) / (1 + z²/20), half = z/(1 + z²/20) · sqrt(0.4·0.6/20 + z²/1600)
+    z2 = Z * Z
+    centre = (0.4 + z2 / 40) / (1 + z2 / 20)
+    half = Z / (1 + z2 / 20) * math.sqrt(0.4 * 0.6 / 20 + z2 / 1600)
+    low, high = wilson_interval(8, 20)
+    assert (low, high) == pytest.approx((centre - half, centre + half), abs=1e-12)
+    assert (round(low, 4), round(high, 4)) == (0.2188, 0.6134)  # the textbook values
+    # 0 / 10 and 10 / 10: the ends are exact, the other limit is z²/(n + z²)
+    assert wilson_interval(0, 10) == pytest.approx((0.0, z2 / (10 + z2)), abs=1e-12)
+    assert wilson_interval(10, 10) == pytest.approx((10 / (10 + z2), 1.0), abs=1e-12)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    # a wider level gives a wider interval
+    lo99, hi99 = wilson_interval(8, 20, confidence=0.99)
+    assert lo99 < low and hi99 > high
+
+
+@pytest.mark.parametrize("k, n", [(-1, 5), (6, 5), (1, -1)])
+def test_wilson_interval_rejects_bad_counts(k: int, n: int) -> None:
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(k, n)
+
+
+def _paired(a: int, b: int, c: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Units with (baseline, treatment) = (1,1)·a, (0,1)·b, (1,0)·c, (0,0)·d."""
+    base = np.array([1] * a + [0] * b + [1] * c + [0] * d, dtype=bool)
+    treat = np.array([1] * a + [1] * b + [0] * c + [0] * d, dtype=bool)
+    return base, treat
+
+
+def test_paired_difference_newcombe_matches_the_published_example() -> None:
+    # Fagerland, Lydersen & Laake, ch. 8 (Cavo et al. 2012): table [[59, 6], [16, 80]],
+    # Newcombe square-and-add: estimate -0.0621 (95% CI -0.1186 to -0.0046)
+    base, treat = _paired(59, 6, 16, 80)
+    d = paired_difference(base, treat)
+    assert (d.both, d.treatment_only, d.baseline_only, d.neither, d.n) == (59, 6, 16, 80, 161)
+    assert d.estimate == pytest.approx(-10 / 161)
+    assert round(d.estimate, 4) == -0.0621
+    assert round(d.low, 4) == -0.1186
+    assert round(d.high, 4) == -0.0046
+    assert d.p_treatment == pytest.approx(65 / 161) and d.p_baseline == pytest.approx(75 / 161)
+
+
+def test_paired_difference_newcombe_by_hand_with_negative_correlation() -> None:
+    # a=1, b=4, c=3, d=2, n=10: A = ad - bc = -10 < 0, so phi = A / sqrt((a+b)(c+d)(a+c)(b+d))
+    base, treat = _paired(1, 4, 3, 2)
+    p1, p2 = 0.5, 0.4
+    l1, u1 = wilson_interval(5, 10)
+    l2, u2 = wilson_interval(4, 10)
+    phi = -10 / math.sqrt(5 * 5 * 4 * 6)
+    low = 0.1 - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2))
+    high = 0.1 + math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1))
+    d = paired_difference(base, treat)
+    assert d.estimate == pytest.approx(0.1)
+    assert (d.low, d.high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_paired_difference_wald_by_hand() -> None:
+    treat = [1, 1, 0, 0, 1]
+    base = [0, 1, 0, 1, 0]
+    # differences 1, 0, 0, -1, 1: mean 0.2, sample sd sqrt(2.8 / 4)
+    half = Z * math.sqrt(0.7) / math.sqrt(5)
+    d = paired_difference(base, treat, method="wald")
+    assert d.estimate == pytest.approx(0.2)
+    assert (d.low, d.high) == pytest.approx((0.2 - half, 0.2 + half), abs=1e-12)
+    assert d.method == "wald"
+
+
+def test_paired_difference_edge_cases() -> None:
+    same = np.array([True, False, True, True])
+    d = paired_difference(same, same)
+    assert d.estimate == 0.0 and d.low <= 0.0 <= d.high
+    everything = np.ones(12, dtype=bool)
+    d = paired_difference(everything, everything)  # a margin of zero: phi = 0
+    assert d.estimate == 0.0 and d.low <= 0.0 <= d.high and -1 <= d.low and d.high <= 1
+    d = paired_difference(np.zeros(30, bool), np.ones(30, bool))
+    assert d.estimate == 1.0 and 0.8 < d.low < 1.0 and d.high == pytest.approx(1.0)
+    assert "CI" in str(d)
+    with pytest.raises(ValueError, match="pair up"):
+        paired_difference([1, 0], [1])
+    with pytest.raises(ValueError, match="at least one"):
+        paired_difference([], [])
+    with pytest.raises(ValueError, match="unknown method"):
+        paired_difference([1], [0], method="exact")
+    with pytest.raises(ValueError, match="0/1"):
+        paired_difference([2], [0])
+
+
+# ----- regression ---------------------------------------------------------------------
+
+
+def _episode(i: int, values: dict[str, float], cheese: bool) -> Episode:
+    features = MazeFeatures(
+        n=15, cheese=(5, 5), has_decision_square=True, decision_square=(7, 3),
+        **{name: values.get(name, 1.0) for name in DEFAULT_FEATURES},
+    )
+    return Episode(index=i, level_seed=i, maze_size=15, cheese=(5, 5), has_decision_square=True,
+                   decision_square=(7, 3), outcome="cheese" if cheese else "top_right", steps=10,
+                   start=(14, 0), features=features)
+
+
+def _synthetic(n: int = 200, seed: int = 0) -> list[Episode]:
+    """The agent reaches the cheese iff the cheese is close to the top-right (plus a little noise)."""
+    rng = np.random.default_rng(seed)
+    episodes = []
+    for i in range(n):
+        values = {name: float(rng.uniform(0, 10)) for name in DEFAULT_FEATURES}
+        cheese = values["cheese_top_right_euclidean"] + rng.normal(0, 0.5) < 5
+        episodes.append(_episode(i, values, cheese))
+    return episodes
+
+
+def test_cheese_regression_finds_the_planted_feature() -> None:
+    episodes = _synthetic()
+    reg = fit_cheese_regression(episodes, seed=1)
+    assert reg.n_train + reg.n_test == 200 and reg.n_test == 50 and reg.n_dropped == 0
+    assert reg.accuracy >= 0.85
+    assert reg.accuracy > reg.baseline_accuracy + 0.2
+    top = reg.coefficient_rows()[0]
+    assert top["feature"] == "cheese_top_right_euclidean" and top["coefficient"] < -1
+    others = [abs(v) for k, v in reg.coefficients.items() if k != "cheese_top_right_euclidean"]
+    assert max(others) < abs(top["coefficient"]) / 3
+    # standardised: means and SDs are the training set's
+    assert reg.feature_stds["cheese_top_right_path"] == pytest.approx(10 / math.sqrt(12), rel=0.2)
+    again = fit_cheese_regression(episodes, seed=1)
+    assert again.as_dict() == reg.as_dict(), "same seed, same split, same numbers"
+    assert "held-out accuracy" in str(reg)
+
+
+def test_cheese_regression_majority_baseline_by_hand() -> None:
+    episodes = _synthetic(40)
+    reg = fit_cheese_regression(episodes, ["cheese_top_right_euclidean"], test_fraction=0.5, seed=3)
+    assert reg.n_test == 20 and list(reg.coefficients) == ["cheese_top_right_euclidean"]
+    assert 0.0 <= reg.baseline_accuracy <= 1.0
+    assert reg.baseline_accuracy * 20 == pytest.approx(round(reg.baseline_accuracy * 20))
+
+
+def test_cheese_regression_drops_missing_features_and_refuses_one_class() -> None:
+    episodes = _synthetic(60)
+    nan_values = {name: float("nan") for name in DEFAULT_FEATURES}
+    episodes += [_episode(100 + i, nan_values, True) for i in range(5)]
+    reg = fit_cheese_regression(episodes)
+    assert reg.n_dropped == 5 and reg.n_train + reg.n_test == 60
+    with pytest.raises(ValueError, match="both outcomes"):
+        fit_cheese_regression([_episode(i, {}, True) for i in range(20)])
+    with pytest.raises(ValueError, match="unknown feature"):
+        fit_cheese_regression(episodes, ["nope"])
+    with pytest.raises(ValueError, match="at least 4"):
+        fit_cheese_regression(episodes[:2])
+
+
+def test_feature_table_rows() -> None:
+    rows = feature_table(_synthetic(3))
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert {"outcome", "reached_cheese", "cheese_top_right_path", "decision_square"} <= set(rows[0])

@@ -1,0 +1,212 @@
+"""Tests of mazeinterp.steering: cheese / top-right vectors, retargeting helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mazeinterp.hooks import run_states_with_cache
+from mazeinterp.interventions import AddVector, Clamp
+from mazeinterp.maze.grid import shortest_path, start_cell
+from mazeinterp.maze.pixels import cell_to_pixel
+from mazeinterp.maze.state import EMPTY
+from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move
+from mazeinterp.steering import (
+    DEFAULT_STEERING_HOOK,
+    cheese_vector,
+    hook_resolution,
+    mean_cheese_vector,
+    open_top_right_path,
+    path_probability,
+    probe_cheese_vector,
+    retarget,
+    top_right_vector,
+)
+from mazeinterp.vfield import vector_field
+
+HOOK = DEFAULT_STEERING_HOOK
+
+
+
+
+@pytest.fixture(scope="module")
+def state(big_state):
+    return big_state
+
+
+def acts(model, states, hook=HOOK, interventions=()):
+    _, cache = run_states_with_cache(model, states, [hook], stop_early=True, interventions=interventions)
+    return cache[hook]
+
+
+@pytest.mark.parametrize("hook", [HOOK, "embedder.relu3_out"])
+def test_cheese_vector_removes_exactly_what_differs(model, state, hook):
+    cv = cheese_vector(model, state, hook)
+    assert cv.shape == model.hook_points()[hook]
+    assert cv.abs().sum() > 0
+    steered = acts(model, [state], hook, [AddVector(hook, cv, -1.0)])[0]
+    no_cheese = acts(model, [state.without_cheese()], hook)[0]
+    atol = 1e-6 * float(no_cheese.abs().max())  # a - (a - b) == b up to float32 rounding
+    torch.testing.assert_close(steered, no_cheese, rtol=1e-5, atol=atol)
+    # and adding it to the no-cheese maze puts the cheese's activations back
+    restored = acts(model, [state.without_cheese()], hook, [AddVector(hook, cv, 1.0)])[0]
+    torch.testing.assert_close(restored, acts(model, [state], hook)[0], rtol=1e-5, atol=atol)
+
+
+def test_cheese_vector_is_local_to_the_cheese(model, state):
+    """At the 16×16 layer the cheese changes only pixels within the receptive field around it."""
+    cv = cheese_vector(model, state)
+    r, c = cell_to_pixel(state.cheese, state.maze_size, 16)
+    changed = np.argwhere(cv.abs().amax(0).numpy() > 0)
+    assert len(changed)
+    # receptive field: ±1 px (conv) at 64, then 5 convs at 32 and 2 at 16 after the poolings: ≤ 6 px at 16
+    assert np.abs(changed - [r, c]).max() <= 6
+
+
+def test_cheese_vector_puts_mouse_at_start(model, state):
+    n = state.maze_size
+    elsewhere = next(tuple(int(v) for v in cell) for cell in np.argwhere(state.open_cells)
+                     if tuple(cell) not in (state.cheese, start_cell(n)))
+    torch.testing.assert_close(cheese_vector(model, state.with_mouse(elsewhere)), cheese_vector(model, state))
+
+
+def test_cheese_vector_needs_cheese(model, state):
+    with pytest.raises(ValueError, match="no cheese"):
+        cheese_vector(model, state.without_cheese())
+
+
+def test_mean_cheese_vector_is_mean_of_vectors(model, seeded_states):
+    states = seeded_states[:4]
+    mean = mean_cheese_vector(model, states)
+    singles = torch.stack([cheese_vector(model, s) for s in states])
+    torch.testing.assert_close(mean, singles.mean(0), rtol=1e-5, atol=1e-6)
+
+
+def test_probe_cheese_vector(model, seeded_states):
+    states = seeded_states[:8]
+    diff = mean_cheese_vector(model, states)
+    probe = probe_cheese_vector(model, states)
+    assert probe.shape == diff.shape
+    torch.testing.assert_close(probe.norm(), diff.norm(), rtol=1e-4, atol=1e-6)
+    assert torch.dot(probe.flatten(), diff.flatten()) > 0
+    unit = probe_cheese_vector(model, states, scale="unit")
+    torch.testing.assert_close(unit.norm(), torch.tensor(1.0), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(unit * diff.norm(), probe, rtol=1e-4, atol=1e-6)
+    proj = probe_cheese_vector(model, states, scale="projection")
+    torch.testing.assert_close(proj, unit * torch.dot(unit.flatten(), diff.flatten()), rtol=1e-4, atol=1e-6)
+    # the probe separates the contrast pairs: projections with cheese exceed those without
+    pairs = [s for st in states for s in (st, st.without_cheese())]
+    flat = acts(model, pairs).flatten(1)
+    proj_scores = flat @ unit.flatten()
+    assert (proj_scores[0::2] > proj_scores[1::2]).float().mean() >= 0.9
+
+
+def test_open_top_right_path_padding(state):
+    opened = open_top_right_path(state)
+    n, m = state.maze_size, state.margin
+    assert m > 0
+    world = opened.world_grid
+    assert (world[:m, m + n - 1] == EMPTY).all()
+    assert (world[0, m + n - 1 :] == EMPTY).all()
+    np.testing.assert_array_equal(opened.inner_grid, state.inner_grid)
+    changed = np.argwhere(world != state.world_grid)
+    assert len(changed) == m + 24 - (m + n - 1)  # the padding column above, then the top row to the right
+    assert opened.mouse == state.mouse and opened.cheese == state.cheese
+    # the edited state survives a round trip through bytes
+    assert type(state).from_bytes(opened.to_bytes()) == opened
+
+
+def test_open_top_right_path_direct(state):
+    opened = open_top_right_path(state, route="direct")
+    n = state.maze_size
+    assert opened.open_cells[:, 0].all() and opened.open_cells[0, :].all()
+    assert opened.cheese == state.cheese
+    path = shortest_path(opened.open_cells, start_cell(n), (0, n - 1))
+    assert len(path) == 2 * (n - 1) + 1  # straight up, then straight right
+    with pytest.raises(ValueError, match="route"):
+        open_top_right_path(state, route="diagonal")  # type: ignore[arg-type]
+
+
+def test_top_right_vector(model, state, seeded_states):
+    tr = top_right_vector(model, state)
+    assert tr.shape == (32, 16, 16) and tr.abs().sum() > 0
+    opened = open_top_right_path(state)
+    expected = acts(model, [opened])[0] - acts(model, [state])[0]
+    torch.testing.assert_close(tr, expected)
+    steered = acts(model, [state], HOOK, [AddVector(HOOK, tr, 1.0)])[0]
+    torch.testing.assert_close(steered, acts(model, [opened])[0], rtol=1e-5, atol=1e-5)
+    full = next((s for s in seeded_states if s.maze_size == 25), None)
+    if full is not None:  # no padding: nothing to open, zero vector
+        assert torch.count_nonzero(top_right_vector(model, full)) == 0
+
+
+def test_hook_resolution(model):
+    for hook, shape in model.hook_points().items():
+        res = hook_resolution(hook)
+        assert (res is None) == (len(shape) == 1)
+        if res is not None:
+            assert shape[1:] == (res, res), hook
+
+
+def test_retarget_builds_clamp():
+    clamp = retarget([55, 42], (2, 3), maze_size=15)
+    assert isinstance(clamp, Clamp)
+    assert clamp.hook == HOOK and clamp.value == 5.5 and clamp.channels == (55, 42)
+    assert clamp.pixels == (cell_to_pixel((2, 3), 15, 16),)
+    late = retarget(7, (2, 3), 15, value=3.0, hook="embedder.relu3_out")
+    assert late.pixels == (cell_to_pixel((2, 3), 15, 8),) and late.value == 3.0
+    region = retarget(7, (0, 0), 25, region=True, hook="embedder.block1.conv_out")
+    assert region.pixels == ((0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2))
+    with pytest.raises(ValueError, match="embedder blocks"):
+        retarget(7, (0, 0), 25, hook="embedder.fc_out")
+
+
+def test_retarget_clamps_in_model(model, state):
+    target = (0, 0)
+    clamp = retarget([3], target, state.maze_size, value=5.5)
+    out = acts(model, [state], HOOK, [clamp])[0]
+    r, c = cell_to_pixel(target, state.maze_size, 16)
+    assert out[3, r, c] == 5.5
+    base = acts(model, [state])[0]
+    mask = torch.ones_like(base, dtype=torch.bool)
+    mask[3, r, c] = False
+    assert torch.equal(out[mask], base[mask])
+
+
+def test_path_probability_matches_vector_field(model, state):
+    state = state.without_cheese()
+    n = state.maze_size
+    target = (0, n - 1)
+    path = shortest_path(state.open_cells, start_cell(n), target)
+    vf = vector_field(model, state)
+    expected = 1.0
+    for a, b in zip(path[:-1], path[1:]):
+        move = next(m for m in Move if tuple(MOVE_DELTAS[m]) == (b[0] - a[0], b[1] - a[1]))
+        expected *= vf.prob_at(a)[move]
+    assert path_probability(model, state, target) == pytest.approx(expected, rel=1e-5)
+    assert path_probability(model, state, target, log=True) == pytest.approx(np.log(expected), rel=1e-5)
+    assert path_probability(model, state, start_cell(n)) == 1.0
+
+
+def test_path_probability_rises_under_steering(model, state):
+    """Steering the logits toward 'up' makes a straight-up path (the left column) near-certain."""
+    n = state.maze_size
+    opened = open_top_right_path(state, route="direct")
+    up = torch.zeros(15)
+    up[int(MOVE_TO_ACTION[Move.UP])] = 30.0
+    before = path_probability(model, opened, (0, 0))
+    after = path_probability(model, opened, (0, 0), [Clamp("fc_policy_out", up)])
+    assert after == pytest.approx(1.0, abs=1e-6) and before < 0.5
+    assert len(shortest_path(opened.open_cells, start_cell(n), (0, 0))) == n
+
+
+def test_path_probability_through_cheese_raises(model, state):
+    n = state.maze_size
+    path = shortest_path(state.open_cells, start_cell(n), state.cheese)
+    beyond = [c for c in map(tuple, np.argwhere(state.open_cells))
+              if state.cheese in shortest_path(state.open_cells, start_cell(n), c)[:-1]]
+    if beyond:
+        with pytest.raises(ValueError, match="passes through the cheese"):
+            path_probability(model, state, beyond[0])
+    assert path_probability(model, state, path[-2]) > 0

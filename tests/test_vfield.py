@@ -1,0 +1,167 @@
+"""Tests of mazeinterp.vfield: vector fields on planted models, differences, the decision-square metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mazeinterp.interventions import AddVector, Clamp
+from mazeinterp.maze.grid import decision_square, parse_ascii, path_to_cheese
+from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move
+from mazeinterp.vfield import (
+    VectorField,
+    cheese_ward_move,
+    decision_square_cheese_prob,
+    field_difference,
+    move_probs_for_states,
+    vector_field,
+    vector_fields,
+)
+
+
+
+def biased_model(move: Move, strength: float = 30.0) -> ImpalaPolicy:
+    """A model whose policy head ignores the input and puts (almost) all mass on ``move``."""
+    torch.manual_seed(0)
+    model = ImpalaPolicy(scale=1).eval()
+    with torch.no_grad():
+        model.fc_policy.weight.zero_()
+        model.fc_policy.bias.zero_()
+        model.fc_policy.bias[int(MOVE_TO_ACTION[move])] = strength
+    return model
+
+
+@pytest.fixture(scope="module")
+def up_model() -> ImpalaPolicy:
+    return biased_model(Move.UP)
+
+
+@pytest.fixture(scope="module")
+def state(seeded_states):
+    return next(s for s in seeded_states if 7 <= s.maze_size <= 9)
+
+
+def test_up_model_field_points_up(up_model, state):
+    vf = vector_field(up_model, state)
+    n = state.maze_size
+    expected_cells = {(r, c) for r in range(n) for c in range(n) if state.open_cells[r, c]} - {state.cheese}
+    assert set(vf.cells) == expected_cells and len(vf) == len(expected_cells)
+    assert vf.probs.shape == (len(vf), 5)
+    np.testing.assert_allclose(vf.probs.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(vf.arrows, np.tile([-1.0, 0.0], (len(vf), 1)), atol=1e-6)
+    np.testing.assert_allclose(vf.xy_arrows(), np.tile([0.0, 1.0], (len(vf), 1)), atol=1e-6)
+    assert (vf.most_likely_moves() == Move.UP).all()
+    np.testing.assert_allclose(vf.prob_at((n - 1, 0)), [0, 0, 1, 0, 0], atol=1e-6)
+    with pytest.raises(KeyError, match="not in this vector field"):
+        vf.prob_at(state.cheese)
+    grid = vf.grid()
+    assert np.isnan(grid[state.cheese]).all() and grid.shape == (n, n, 5)
+
+
+def test_intervention_steers_field_and_difference(up_model, state):
+    """Clamping the logits to favour 'right' turns every arrow right; the difference is right minus up."""
+    right_logits = torch.zeros(15)
+    right_logits[int(MOVE_TO_ACTION[Move.RIGHT])] = 30.0
+    steer = Clamp("fc_policy_out", right_logits)
+    base = vector_field(up_model, state)
+    steered = vector_field(up_model, state, [steer])
+    np.testing.assert_allclose(steered.arrows, np.tile([0.0, 1.0], (len(steered), 1)), atol=1e-6)
+    diff = field_difference(base, steered)
+    np.testing.assert_allclose(diff.arrows, np.tile([1.0, 1.0], (len(diff), 1)), atol=1e-6)
+    np.testing.assert_allclose(diff.probs[:, Move.UP], -1.0, atol=1e-6)
+
+
+def test_mixed_policy_expected_displacement(state):
+    """Equal logits on left and down: arrows are (0.5, -0.5) = ½(1, 0) + ½(0, -1)."""
+    model = biased_model(Move.LEFT)
+    with torch.no_grad():
+        model.fc_policy.bias[int(MOVE_TO_ACTION[Move.DOWN])] = 30.0
+    vf = vector_field(model, state)
+    np.testing.assert_allclose(vf.arrows, np.tile([0.5, -0.5], (len(vf), 1)), atol=1e-6)
+    np.testing.assert_allclose(vf.arrows, vf.probs @ MOVE_DELTAS, atol=1e-12)
+
+
+def test_vector_fields_batch_matches_single(seeded_states):
+    torch.manual_seed(1)
+    model = ImpalaPolicy(scale=1).eval()
+    states = [s for s in seeded_states if s.maze_size <= 9][:3]
+    fields = vector_fields(model, states, batch_size=50)
+    for st, vf in zip(states, fields):
+        single = vector_field(model, st)
+        assert single.cells == vf.cells
+        np.testing.assert_allclose(single.probs, vf.probs, atol=1e-6)
+
+
+def test_field_difference_needs_same_maze(up_model, seeded_states):
+    small = [next(s for s in seeded_states if s.maze_size == n) for n in (3, 5)]
+    a, b = vector_fields(up_model, small)
+    with pytest.raises(ValueError, match="same maze"):
+        field_difference(a, b)
+    with pytest.raises(ValueError, match="shape"):
+        VectorField(a.state, a.cells, a.probs[:-1])
+
+
+def test_cheese_ward_move_on_hand_made_maze(seeded_states):
+    """A 5×5 maze whose cheese branch leaves the top-right path at (2, 1), going left to (2, 0)."""
+    picture = """
+    .....
+    #.###
+    ..###
+    #.###
+    .....
+    """
+    open_cells, _ = parse_ascii(picture)
+    # build a state with exactly these walls from a seeded 5×5 maze
+    base = next(s for s in seeded_states if s.maze_size == 5).without_cheese()
+    state = base
+    for cell in map(tuple, np.argwhere(~open_cells)):
+        if base.open_cells[cell]:
+            state = state.with_wall(cell)
+    for cell in map(tuple, np.argwhere(open_cells)):
+        if not state.open_cells[cell]:
+            state = state.with_open(cell)
+    state = state.with_cheese((2, 0))
+    assert decision_square(state.open_cells, (2, 0)) == (2, 1)
+    assert cheese_ward_move(state) == Move.LEFT
+    assert cheese_ward_move(state.without_cheese()) is None
+    on_path = state.with_cheese((0, 4))  # the top-right cell itself: no decision square
+    assert cheese_ward_move(on_path) is None
+
+
+def test_cheese_ward_move_follows_cheese_path(seeded_states):
+    for state in seeded_states:
+        move = cheese_ward_move(state)
+        ds = decision_square(state.open_cells, state.cheese)
+        assert (move is None) == (ds is None)
+        if move is not None:
+            path = path_to_cheese(state.open_cells, state.cheese)
+            nxt = path[path.index(ds) + 1]
+            assert tuple(MOVE_DELTAS[move]) == (nxt[0] - ds[0], nxt[1] - ds[1])
+
+
+def test_decision_square_cheese_prob(up_model, seeded_states):
+    states = seeded_states[:16]
+    p = decision_square_cheese_prob(up_model, states)
+    assert p.shape == (16,)
+    for state, value in zip(states, p):
+        move = cheese_ward_move(state)
+        if move is None:
+            assert np.isnan(value)
+        else:
+            assert value == pytest.approx(1.0 if move == Move.UP else 0.0, abs=1e-6)
+    # clamping every logit to 0 makes the 15 actions equally likely: left/right 3/15 each, up/down 1/15
+    uniform = Clamp("fc_policy_out", 0.0)
+    q = decision_square_cheese_prob(up_model, states, [uniform])
+    have = ~np.isnan(p)
+    expected = np.array([3 / 15 if cheese_ward_move(s) in (Move.LEFT, Move.RIGHT) else 1 / 15
+                         for s, h in zip(states, have) if h])
+    np.testing.assert_allclose(q[have], expected, atol=1e-6)
+    assert np.isnan(q[~have]).all()
+
+
+def test_move_probs_for_states_matches_vector_field(up_model, state):
+    cells = [(state.maze_size - 1, 0)]
+    probs = move_probs_for_states(up_model, [state.with_mouse(cells[0])],
+                                  [AddVector("fc_policy_out", torch.zeros(15), 1.0)])
+    np.testing.assert_allclose(probs[0], vector_field(up_model, state).prob_at(cells[0]), atol=1e-6)
