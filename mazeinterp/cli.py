@@ -730,7 +730,24 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seeds", type=int, nargs="+", default=[0], help="level seeds (default: 0)")
     _add_output_options(render, "runs/render")
     render.set_defaults(func=cmd_render)
+
+    train = sub.add_parser("train", help="train an agent (PPO, or behaviour cloning from the BFS oracle)")
+    trainers = train.add_subparsers(dest="trainer", required=True, metavar="TRAINER")
+    from mazeinterp.train import imitate, ppo
+
+    ppo_parser = trainers.add_parser("ppo", help="PPO at the published maze settings")
+    ppo.add_ppo_arguments(ppo_parser)
+    ppo_parser.set_defaults(func=lambda args: _run_trainer(ppo.run_from_args, args))
+    imitate_parser = trainers.add_parser("imitate", help="behaviour cloning (+ DAgger) from the BFS oracle")
+    imitate.add_imitation_arguments(imitate_parser)
+    imitate_parser.set_defaults(func=lambda args: _run_trainer(imitate.run_from_args, args))
     return parser
+
+
+def _run_trainer(run: Callable[[argparse.Namespace], Path], args: argparse.Namespace) -> int:
+    path = run(args)
+    print(f"final checkpoint: {path}")
+    return 0
 
 
 def _one_line(exc: BaseException) -> str:

@@ -255,3 +255,16 @@ def test_earlier_files_are_never_overwritten_unasked(capsys, tiny_checkpoint: Pa
     assert _main(capsys, [*argv, "--overwrite"])[0] == 0
     assert (tmp_path / "hook_points.csv").read_text() != "precious"
     assert json.loads((tmp_path / "summary.json").read_text())["command"] == json.loads(before)["command"]
+
+
+def test_train_subcommands_run_and_reject_bad_configs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "imitate"
+    code = cli.main(["train", "imitate", "--total-samples", "32", "--batch-size", "16", "--mazes-per-chunk", "1",
+                     "--held-out-mazes", "1", "--eval-mazes", "0", "--out-dir", str(out), "--no-progress"])
+    assert code == 0
+    assert (out / "checkpoint_final.pt").exists() and (out / "log.csv").exists()
+    assert "final checkpoint" in capsys.readouterr().out
+    code = cli.main(["train", "ppo", "--num-envs", "3", "--num-minibatches", "7", "--out-dir", str(tmp_path / "p")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["mazeinterp train: error: num_minibatches (7) must divide num_envs * num_steps (768)"]

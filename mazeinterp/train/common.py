@@ -7,17 +7,27 @@
 * :func:`choose_device` -- ``"auto"`` → CUDA when available, else CPU;
 * :class:`CsvLog` -- append dict rows to a CSV file, header written once;
 * :class:`RunningMeanStd` -- running mean and variance (parallel algorithm),
-  with a plain-data ``state_dict`` for checkpoints.
+  with a plain-data ``state_dict`` for checkpoints;
+* :func:`add_config_arguments` / :func:`config_from_namespace` -- one ``--flag``
+  per field of a config dataclass, its docstring as help, so every trainer's
+  command line is a thin layer over its config.
 
 Nothing here imports procgen or builds an env.
 """
 
 from __future__ import annotations
 
+import argparse
+import ast
 import csv
+import dataclasses
+import inspect
 import math
 import os
 import random
+import textwrap
+import types
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +37,9 @@ import torch
 
 __all__ = [
     "CsvLog",
+    "add_config_arguments",
+    "config_from_namespace",
+    "field_docs",
     "RunningMeanStd",
     "choose_device",
     "restore_rng_states",
@@ -237,3 +250,70 @@ class RunningMeanStd:
         self.mean = np.asarray(state["mean"], dtype=np.float64).reshape(self.mean.shape)
         self.var = np.asarray(state["var"], dtype=np.float64).reshape(self.var.shape)
         self.count = float(state["count"])
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass (the string literal after each field), by field name.
+
+    Read from the class's source; returns an empty dict when the source is unavailable.
+    """
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError, SyntaxError):
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, following in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _optional(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        return None if text.lower() in {"none", "null", ""} else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+    """Add one ``--flag`` per field of the dataclass ``cls`` to ``parser``, in a group named ``title``.
+
+    Help is the field's docstring. Booleans get ``--flag`` / ``--no-flag``;
+    optional fields accept ``none``. Flags use dashes (``--num-envs``),
+    destinations the field names.
+    """
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    group = parser.add_argument_group(title)
+    for field in dataclasses.fields(cls):
+        kind = hints[field.name]
+        flag = "--" + field.name.replace("_", "-")
+        doc = docs.get(field.name, "").replace("%", "%%")
+        args = typing.get_args(kind)
+        is_optional = (typing.get_origin(kind) in (typing.Union, types.UnionType)) and type(None) in args
+        if is_optional:
+            kind = next(a for a in args if a is not type(None))
+        if kind is bool:
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=field.default, help=f"{doc} (default: %(default)s)")
+        elif is_optional:
+            group.add_argument(flag, dest=field.name, type=_optional(kind), default=field.default,
+                               metavar=kind.__name__.upper(),
+                               help=f"{doc} ('none' to unset; default: %(default)s)")
+        else:
+            group.add_argument(flag, dest=field.name, type=kind, default=field.default,
+                               metavar=kind.__name__.upper(), help=f"{doc} (default: %(default)s)")
+
+
+def config_from_namespace(cls: type, args: argparse.Namespace) -> Any:
+    """An instance of the dataclass ``cls`` from parsed arguments added by :func:`add_config_arguments`."""
+    values = vars(args)
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})

@@ -35,7 +35,13 @@ from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
-from mazeinterp.train.common import CsvLog, choose_device, seed_everything
+from mazeinterp.train.common import (
+    CsvLog,
+    add_config_arguments,
+    choose_device,
+    config_from_namespace,
+    seed_everything,
+)
 from mazeinterp.train.oracle import labelled_frames
 
 LATEST = "checkpoint_latest.pt"
@@ -412,33 +418,33 @@ def _evaluate(policy: ImpalaPolicy, config: ImitationConfig, held_obs: np.ndarra
             "held_out_accuracy": float(np.average(accs, weights=sizes)), "solve_rate": rate}
 
 
-def add_imitation_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per :class:`ImitationConfig` field, plus ``--resume``."""
-    for f in dataclasses.fields(ImitationConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool):
-            parser.add_argument(flag, type=lambda s: s.lower() in {"1", "true", "yes"}, default=default,
-                                metavar="BOOL", help=f"(default: {default})")
-        elif f.name in {"dagger_after_samples", "init_checkpoint"}:
-            kind = int if f.name == "dagger_after_samples" else str
-            parser.add_argument(flag, type=kind, default=None, help="(default: none)")
-        else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
-    parser.add_argument("--resume", action="store_true", help="continue from checkpoint_latest.pt in --out-dir")
+def add_imitation_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add one ``--flag`` per :class:`ImitationConfig` field (help = its docstring), plus ``--resume`` and ``--no-progress``."""
+    add_config_arguments(parser, ImitationConfig, "imitation hyperparameters")
+    parser.add_argument("--resume", action="store_true", help=f"continue the run in --out-dir from its {LATEST}")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> ImitationConfig:
     """The :class:`ImitationConfig` described by parsed arguments."""
-    return ImitationConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ImitationConfig)})
+    return config_from_namespace(ImitationConfig, args)
+
+
+def run_from_args(args: argparse.Namespace) -> Path:
+    """Train with the parsed arguments of :func:`add_imitation_arguments`; returns the final checkpoint's path."""
+    return train_imitation(config_from_args(args), resume=args.resume, progress=args.progress)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: ``python -m mazeinterp.train.imitate --total-samples 100000 ...``."""
-    parser = argparse.ArgumentParser(prog="mazeinterp train imitate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mazeinterp.train.imitate", description=__doc__.splitlines()[0])
     add_imitation_arguments(parser)
     args = parser.parse_args(argv)
-    path = train_imitation(config_from_args(args), resume=args.resume)
+    try:
+        path = run_from_args(args)
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
     print(f"final checkpoint: {path}")
     return 0
 

@@ -44,15 +44,10 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import math
 import sys
-import textwrap
 import time
-import types
-import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -69,7 +64,10 @@ from mazeinterp.model import ImpalaPolicy, obs_to_tensor
 from mazeinterp.train.common import (
     CsvLog,
     RunningMeanStd,
+    add_config_arguments,
     choose_device,
+    config_from_namespace,
+    field_docs,
     restore_rng_states,
     rng_states,
     seed_everything,
@@ -88,6 +86,7 @@ __all__ = [
     "field_docs",
     "main",
     "policy_forward",
+    "run_from_args",
     "ppo_loss",
     "ppo_update",
     "train_ppo",
@@ -251,29 +250,6 @@ _RESUMABLE_CHANGES = frozenset({
     "total_timesteps", "out_dir", "device", "mixed_precision", "channels_last", "env_threads",
     "checkpoint_every", "snapshot_every", "init_checkpoint", "torch_threads",
 })
-
-
-def field_docs(cls: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass (the string literal after each field), by field name.
-
-    Read from the class's source; returns an empty dict when the source is unavailable.
-    """
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError, SyntaxError):
-        return {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    docs: dict[str, str] = {}
-    for node, following in zip(body, body[1:]):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(following, ast.Expr)
-            and isinstance(following.value, ast.Constant)
-            and isinstance(following.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
 
 
 # ----------------------------------------------------------------------------------------
@@ -856,41 +832,9 @@ def train_ppo(config: PPOConfig, *, progress: bool = True, resume: bool = False)
 # ----------------------------------------------------------------------------------------
 
 
-def _optional(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        return None if text.lower() in {"none", "null", ""} else kind(text)
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
 def add_ppo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add one ``--flag`` per :class:`PPOConfig` field (help = the field's docstring), plus ``--resume`` and ``--no-progress``.
-
-    Booleans get ``--flag`` / ``--no-flag``; optional fields accept ``none``.
-    Flags use dashes (``--num-envs``), destinations the field names.
-    """
-    docs = field_docs(PPOConfig)
-    hints = typing.get_type_hints(PPOConfig)
-    group = parser.add_argument_group("PPO hyperparameters (defaults: the published maze settings)")
-    for field in dataclasses.fields(PPOConfig):
-        kind = hints[field.name]
-        flag = "--" + field.name.replace("_", "-")
-        doc = docs.get(field.name, "").replace("%", "%%")
-        args = typing.get_args(kind)
-        is_optional = (typing.get_origin(kind) in (typing.Union, types.UnionType)) and type(None) in args
-        if is_optional:
-            kind = next(a for a in args if a is not type(None))
-        if kind is bool:
-            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
-                               default=field.default, help=f"{doc} (default: %(default)s)")
-        elif is_optional:
-            group.add_argument(flag, dest=field.name, type=_optional(kind), default=field.default,
-                               metavar=kind.__name__.upper(),
-                               help=f"{doc} ('none' to unset; default: %(default)s)")
-        else:
-            group.add_argument(flag, dest=field.name, type=kind, default=field.default,
-                               metavar=kind.__name__.upper(), help=f"{doc} (default: %(default)s)")
+    """Add one ``--flag`` per :class:`PPOConfig` field (help = the field's docstring), plus ``--resume`` and ``--no-progress``."""
+    add_config_arguments(parser, PPOConfig, "PPO hyperparameters (defaults: the published maze settings)")
     parser.add_argument("--resume", action="store_true",
                         help=f"continue the run in --out-dir from its {LATEST}")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
@@ -899,8 +843,20 @@ def add_ppo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
 
 def config_from_args(args: argparse.Namespace) -> PPOConfig:
     """The :class:`PPOConfig` of parsed arguments (from a parser set up by :func:`add_ppo_arguments`)."""
-    values = vars(args)
-    return PPOConfig(**{f.name: values[f.name] for f in dataclasses.fields(PPOConfig) if f.name in values})
+    return config_from_namespace(PPOConfig, args)
+
+
+def run_from_args(args: argparse.Namespace) -> Path:
+    """Train with the parsed arguments of :func:`add_ppo_arguments`; returns the final checkpoint's path.
+
+    Raises ValueError / FileExistsError / FileNotFoundError for a bad config or a refused resume.
+    """
+    trainer = PPOTrainer(config_from_args(args), resume=args.resume)
+    try:
+        path = trainer.run(progress=args.progress)
+    finally:
+        trainer.close()
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> Path:
@@ -912,17 +868,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     add_ppo_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        config = config_from_args(args)
-    except ValueError as err:
-        parser.error(str(err))
-    try:
-        trainer = PPOTrainer(config, resume=args.resume)
+        path = run_from_args(args)
     except (FileExistsError, FileNotFoundError, ValueError) as err:
         parser.error(str(err))
-    try:
-        path = trainer.run(progress=args.progress)
-    finally:
-        trainer.close()
     print(path)
     return path
 
