@@ -51,11 +51,11 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the format written by :func:`save_policy`."""
 
-SHIPPED: dict[str, str] = {}
+SHIPPED: dict[str, str] = {"maze-s1-r5": "maze-s1-r5.pt"}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
 
-DEFAULT_AGENT: str | None = None
-"""Name in :data:`SHIPPED` of the agent used when none is given (none shipped yet)."""
+DEFAULT_AGENT: str | None = "maze-s1-r5"
+"""Name in :data:`SHIPPED` of the agent used when none is given (see ``checkpoints/README.md``)."""
 
 _SCALE_KEY = "embedder.block1.conv.weight"
 
