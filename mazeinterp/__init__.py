@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "vector_field": "mazeinterp.vfield",
     "vector_fields": "mazeinterp.vfield",
     "field_difference": "mazeinterp.vfield",
+    "first_arrival_probabilities": "mazeinterp.vfield",
     "cheese_ward_move": "mazeinterp.vfield",
     "decision_square_cheese_prob": "mazeinterp.vfield",
     "move_probs_for_states": "mazeinterp.vfield",

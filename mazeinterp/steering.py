@@ -195,7 +195,8 @@ def probe_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: 
 # --------------------------------------------------------------------------- top-right vector
 
 
-def open_top_right_path(state: MazeState, route: Literal["padding", "direct"] = "padding") -> MazeState:
+def open_top_right_path(state: MazeState,
+                        route: Literal["auto", "padding", "direct"] = "auto") -> MazeState:
     """A copy of ``state`` with a path opened toward the top-right; walls become empty cells.
 
     ``route="padding"`` (the published recipe): an L-shaped corridor through the
@@ -209,16 +210,21 @@ def open_top_right_path(state: MazeState, route: Literal["padding", "direct"] = 
     from the start ``(n-1, 0)`` up to ``(0, 0)`` and right to ``(0, n-1)``. The
     cheese cell, if on that route, is left as it is.
 
+    ``route="auto"`` (the default): ``"padding"`` when the maze has padding,
+    ``"direct"`` for a 25×25 maze, so that every maze gets a path.
+
     The mouse and the cheese are not moved.
     """
     n = state.maze_size
+    if route == "auto":
+        route = "padding" if state.margin > 0 else "direct"
     if route == "direct":
         for cell in [(r, 0) for r in range(n)] + [(0, c) for c in range(1, n)]:
             if not state.open_cells[cell]:
                 state = state.with_open(cell)
         return state
     if route != "padding":
-        raise ValueError(f"route must be 'padding' or 'direct', got {route!r}")
+        raise ValueError(f"route must be 'auto', 'padding' or 'direct', got {route!r}")
     margin = state.margin
     if margin == 0:
         return state
@@ -232,7 +238,7 @@ def open_top_right_path(state: MazeState, route: Literal["padding", "direct"] = 
 
 
 def top_right_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_STEERING_HOOK, *,
-                     route: Literal["padding", "direct"] = "padding",
+                     route: Literal["auto", "padding", "direct"] = "auto",
                      renderer: StateRenderer | None = None) -> Tensor:
     """Activations at ``hook`` of the maze with a path opened to the top-right minus the original: (C, H, W).
 

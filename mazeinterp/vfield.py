@@ -28,7 +28,7 @@ import torch
 
 from mazeinterp.hooks import _progress, _to_input, intervene, render_states
 from mazeinterp.interventions import Intervention, _as_list, validate
-from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese
+from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell
 from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ __all__ = [
     "cheese_ward_move",
     "decision_square_cheese_prob",
     "field_difference",
+    "first_arrival_probabilities",
     "move_probs_for_states",
     "vector_field",
     "vector_fields",
@@ -219,6 +220,79 @@ def field_difference(a: VectorField, b: VectorField) -> VectorField:
     if a.cells != b.cells:
         raise ValueError(f"field_difference needs the same cells in both fields ({len(a.cells)} vs {len(b.cells)})")
     return VectorField(a.state, a.cells, b.probs - a.probs)
+
+
+# --------------------------------------------------------------------------- exact outcome probabilities
+
+
+def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, start: Cell | None = None,
+                                max_steps: int = 500) -> np.ndarray:
+    """Exact probability that the sampled policy reaches each goal first, within ``max_steps`` steps.
+
+    The policy has no memory and the observation depends only on where the
+    mouse is, so a walk of the sampled policy is a Markov chain over cells whose
+    transition probabilities are the vector field (with whatever interventions
+    made it): each move goes to the neighbouring cell, or stays put against a
+    wall or the maze's edge; NOOP stays put. Every goal ends the walk, and so
+    does the cheese (procgen ends the episode there), whether or not it is a
+    goal. Cells outside the inner maze count as walls (unedited padding).
+
+    Args:
+        field: a vector field of real probabilities (not a difference).
+        goals: cells, each open or the cheese cell.
+        start: where the walk begins; default the start cell ``(n-1, 0)``.
+        max_steps: step cap (500 is procgen's episode length).
+
+    Returns:
+        (len(goals),) float array; ``1 - sum`` is the probability of reaching
+        none of them (timing out, or ending on a cheese that is not a goal).
+        Goals ``[cheese, top-right cell]`` give the expected outcome
+        proportions of :func:`mazeinterp.rollout.run_rollouts` on this maze.
+
+    >>> vf = vector_field(model, state)                                           # doctest: +SKIP
+    >>> first_arrival_probabilities(vf, [state.cheese, (0, state.maze_size - 1)])  # doctest: +SKIP
+    array([0.83, 0.12])
+    """
+    if (field.probs < -1e-9).any():
+        raise ValueError("first_arrival_probabilities needs move probabilities, not a difference of fields")
+    state = field.state
+    n = state.maze_size
+    cheese = state.cheese
+    start = start_cell(n) if start is None else (int(start[0]), int(start[1]))
+    goals = [(int(g[0]), int(g[1])) for g in goals]
+    index: dict[Cell, int] = {cell: i for i, cell in enumerate(field.cells)}
+    for goal in goals:
+        if goal not in index and goal != cheese:
+            raise ValueError(f"goal {goal} is not an open cell of this {n}×{n} maze")
+    if start not in index and start != cheese:
+        raise ValueError(f"start {start} is not an open cell of this {n}×{n} maze")
+    if start in goals:
+        out = np.zeros(len(goals))
+        out[goals.index(start)] = 1.0
+        return out
+    if start == cheese:
+        return np.zeros(len(goals))  # the episode is over before the first step
+    k = len(field.cells)
+    # Columns: k transient cells, then one absorbing column per goal, then one for a non-goal cheese.
+    absorbing = {goal: k + j for j, goal in enumerate(goals)}
+    if cheese is not None and cheese not in absorbing:
+        absorbing[cheese] = k + len(goals)
+    transition = np.zeros((k, k + len(goals) + 1))
+    for i, cell in enumerate(field.cells):
+        if cell in absorbing:
+            continue  # never left: mass arriving here went to its absorbing column
+        for move, p in enumerate(field.probs[i]):
+            r, c = cell[0] + int(MOVE_DELTAS[move][0]), cell[1] + int(MOVE_DELTAS[move][1])
+            nxt = (r, c) if 0 <= r < n and 0 <= c < n and state.open_cells[r, c] else cell
+            transition[i, absorbing.get(nxt, index.get(nxt, i))] += p
+    mass = np.zeros(k)
+    mass[index[start]] = 1.0
+    arrived = np.zeros(len(goals))
+    for _ in range(max_steps):
+        step = mass @ transition
+        arrived += step[k : k + len(goals)]
+        mass = step[:k]
+    return arrived
 
 
 # --------------------------------------------------------------------------- decision-square metric

@@ -117,6 +117,14 @@ def test_open_top_right_path_padding(state):
     assert type(state).from_bytes(opened.to_bytes()) == opened
 
 
+def test_open_top_right_path_auto_uses_padding_when_there_is_some(seeded_states):
+    padded = next(s for s in seeded_states if s.margin > 0)
+    assert open_top_right_path(padded) == open_top_right_path(padded, route="padding")
+    full = next(s for s in seeded_states if s.margin == 0)  # 25x25: the direct route instead of no change
+    assert open_top_right_path(full) == open_top_right_path(full, route="direct")
+    assert open_top_right_path(full) != full
+
+
 def test_open_top_right_path_direct(state):
     opened = open_top_right_path(state, route="direct")
     n = state.maze_size
@@ -136,9 +144,10 @@ def test_top_right_vector(model, state, seeded_states):
     torch.testing.assert_close(tr, expected)
     steered = acts(model, [state], HOOK, [AddVector(HOOK, tr, 1.0)])[0]
     torch.testing.assert_close(steered, acts(model, [opened])[0], rtol=1e-5, atol=1e-5)
-    full = next((s for s in seeded_states if s.maze_size == 25), None)
-    if full is not None:  # no padding: nothing to open, zero vector
-        assert torch.count_nonzero(top_right_vector(model, full)) == 0
+    full = next(s for s in seeded_states if s.maze_size == 25)
+    # no padding: the default opens the direct route; the padding route has nothing to open
+    assert torch.count_nonzero(top_right_vector(model, full)) > 0
+    assert torch.count_nonzero(top_right_vector(model, full, route="padding")) == 0
 
 
 def test_hook_resolution(model):

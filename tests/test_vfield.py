@@ -14,6 +14,7 @@ from mazeinterp.vfield import (
     cheese_ward_move,
     decision_square_cheese_prob,
     field_difference,
+    first_arrival_probabilities,
     move_probs_for_states,
     vector_field,
     vector_fields,
@@ -165,3 +166,77 @@ def test_move_probs_for_states_matches_vector_field(up_model, state):
     probs = move_probs_for_states(up_model, [state.with_mouse(cells[0])],
                                   [AddVector("fc_policy_out", torch.zeros(15), 1.0)])
     np.testing.assert_allclose(probs[0], vector_field(up_model, state).prob_at(cells[0]), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- exact outcome probabilities
+
+
+def _open_run_above_start(state) -> int:
+    """Open cells straight above the start cell before the first wall."""
+    n = state.maze_size
+    d = 0
+    while d + 1 < n and state.open_cells[n - 2 - d, 0] and (n - 2 - d, 0) != state.cheese:
+        d += 1
+    return d
+
+
+def test_first_arrival_deterministic_walk(up_model, seeded_states):
+    """Always UP: the mouse climbs the open run above the start, then pushes against the wall forever."""
+    state = next(s for s in seeded_states if s.maze_size >= 7 and _open_run_above_start(s) >= 2)
+    vf = vector_field(up_model, state)
+    n, d = state.maze_size, _open_run_above_start(state)
+    top_of_run, beyond = (n - 1 - d, 0), (n - 1 - d, 1)
+    goals = [(n - 2, 0), top_of_run]
+    np.testing.assert_allclose(first_arrival_probabilities(vf, goals[1:], max_steps=d), [1.0], atol=1e-6)
+    np.testing.assert_allclose(first_arrival_probabilities(vf, goals[1:], max_steps=d - 1), [0.0], atol=1e-6)
+    # the first goal on the way wins; the cell to the right is never reached
+    np.testing.assert_allclose(first_arrival_probabilities(vf, goals, max_steps=50), [1.0, 0.0], atol=1e-6)
+    if state.open_cells[beyond] and beyond != state.cheese:
+        np.testing.assert_allclose(first_arrival_probabilities(vf, [beyond]), [0.0], atol=1e-6)
+
+
+def test_first_arrival_lazy_walk_matches_binomial(seeded_states):
+    """UP with probability p, else NOOP: reaching d cells up within T steps is P(Binomial(T, p) >= d)."""
+    from math import comb
+
+    state = next(s for s in seeded_states if _open_run_above_start(s) >= 3)
+    p, T, d = 0.3, 12, 3
+    cells = tuple((int(r), int(c)) for r, c in np.argwhere(state.open_cells) if (r, c) != state.cheese)
+    probs = np.tile([0.0, 0.0, p, 0.0, 1 - p], (len(cells), 1))
+    vf = VectorField(state, cells, probs)
+    n = state.maze_size
+    expected = sum(comb(T, k) * p**k * (1 - p) ** (T - k) for k in range(d, T + 1))
+    got = first_arrival_probabilities(vf, [(n - 1 - d, 0)], max_steps=T)
+    np.testing.assert_allclose(got, [expected], rtol=1e-10)
+
+
+def test_first_arrival_matches_rollout_frequencies(seeded_states):
+    """The exact chain agrees with sampled rollouts of the same policy in procgen (independent computation)."""
+    from mazeinterp.maze.grid import top_right_cell
+    from mazeinterp.rollout import RolloutConfig, run_rollouts
+
+    torch.manual_seed(3)
+    model = ImpalaPolicy(scale=1).eval()
+    state = next(s for s in seeded_states if s.maze_size == 5 and s.cheese != top_right_cell(5))
+    vf = vector_field(model, state)
+    exact = first_arrival_probabilities(vf, [state.cheese, top_right_cell(5)], max_steps=40)
+    n = 400
+    result = run_rollouts(model, [state] * n, config=RolloutConfig(seed=0, max_steps=40))
+    observed = np.array([result.reached("cheese").mean(), result.reached("top_right").mean()])
+    se = np.sqrt(exact * (1 - exact) / n)
+    assert 0.05 < exact[0] < 0.95  # a test with power: neither outcome certain
+    assert (np.abs(observed - exact) < 4 * se + 1e-9).all(), (observed, exact)
+
+
+def test_first_arrival_rejects_bad_input(up_model, state):
+    vf = vector_field(up_model, state)
+    wall = tuple(int(v) for v in np.argwhere(~state.open_cells)[0])
+    with pytest.raises(ValueError, match=rf"goal \({wall[0]}, {wall[1]}\) is not an open cell"):
+        first_arrival_probabilities(vf, [wall])
+    with pytest.raises(ValueError, match="start"):
+        first_arrival_probabilities(vf, [state.cheese], start=wall)
+    with pytest.raises(ValueError, match="difference"):
+        first_arrival_probabilities(field_difference(vf, vector_field(biased_model(Move.LEFT), state)),
+                                    [state.cheese])
+    # a start on a goal has arrived before the first step
+    assert first_arrival_probabilities(vf, [(state.maze_size - 1, 0)]).tolist() == [1.0]
