@@ -43,6 +43,7 @@ __all__ = [
     "DEFAULT_FEATURES",
     "CheeseRegression",
     "PairedDifference",
+    "bootstrap_interval",
     "feature_table",
     "fit_cheese_regression",
     "paired_difference",
@@ -100,6 +101,42 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     low = 0.0 if successes == 0 else max(0.0, centre - half)
     high = 1.0 if successes == n else min(1.0, centre + half)
     return low, high
+
+
+def bootstrap_interval(values: Sequence[float] | np.ndarray, statistic: str = "mean", confidence: float = 0.95,
+                       n_resamples: int = 4000, seed: int = 0) -> tuple[float, float, float]:
+    """(estimate, low, high): a statistic of ``values`` with a percentile-bootstrap interval.
+
+    For per-maze numbers (probabilities, paired differences of them) where no
+    closed form applies, e.g. the median P(cheese-ward move) over mazes. NaNs
+    (mazes without the quantity) are dropped first.
+
+    Args:
+        values: (N,) numbers.
+        statistic: ``"mean"`` or ``"median"``.
+        confidence: coverage of the interval.
+        n_resamples: bootstrap resamples (``scipy.stats.bootstrap``).
+        seed: seeds the resampling.
+
+    Raises:
+        ValueError: unknown statistic, or fewer than two non-NaN values.
+    """
+    from scipy.stats import bootstrap
+
+    functions = {"mean": np.mean, "median": np.median}
+    if statistic not in functions:
+        raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    if len(x) < 2:
+        raise ValueError(f"bootstrap_interval needs at least two values that are not NaN, got {len(x)}")
+    function = functions[statistic]
+    estimate = float(function(x))
+    if np.ptp(x) == 0:
+        return estimate, estimate, estimate
+    result = bootstrap((x,), function, confidence_level=confidence, n_resamples=n_resamples, method="percentile",
+                       random_state=np.random.default_rng(seed), vectorized=True, axis=-1)
+    return estimate, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 @dataclass(frozen=True)

@@ -183,3 +183,35 @@ def test_feature_table_rows() -> None:
     rows = feature_table(_synthetic(3))
     assert [r["index"] for r in rows] == [0, 1, 2]
     assert {"outcome", "reached_cheese", "cheese_top_right_path", "decision_square"} <= set(rows[0])
+
+
+def test_bootstrap_interval_mean_matches_normal_theory():
+    """For a large normal sample the bootstrap interval of the mean is close to mean ± 1.96·sd/√n."""
+    from mazeinterp.stats import bootstrap_interval
+
+    x = np.random.default_rng(0).normal(2.0, 1.0, size=2000)
+    estimate, low, high = bootstrap_interval(x, "mean", seed=1)
+    half = 1.959964 * x.std(ddof=1) / np.sqrt(len(x))
+    assert estimate == pytest.approx(x.mean())
+    assert low == pytest.approx(x.mean() - half, abs=0.15 * half)
+    assert high == pytest.approx(x.mean() + half, abs=0.15 * half)
+
+
+def test_bootstrap_interval_median_drops_nans_and_is_reproducible():
+    from mazeinterp.stats import bootstrap_interval
+
+    x = np.array([0.1, 0.9, np.nan, 0.5, 0.4, 0.6, np.nan, 0.3, 0.7, 0.2, 0.8])
+    estimate, low, high = bootstrap_interval(x, "median", seed=3)
+    assert estimate == pytest.approx(0.5)  # the median of 0.1 … 0.9
+    assert low <= estimate <= high and 0.1 <= low and high <= 0.9
+    assert bootstrap_interval(x, "median", seed=3) == (estimate, low, high)
+    assert bootstrap_interval([0.3, 0.3, 0.3]) == (0.3, 0.3, 0.3)  # no spread: a point interval
+
+
+def test_bootstrap_interval_rejects_bad_input():
+    from mazeinterp.stats import bootstrap_interval
+
+    with pytest.raises(ValueError, match="statistic"):
+        bootstrap_interval([1.0, 2.0], "mode")
+    with pytest.raises(ValueError, match="at least two"):
+        bootstrap_interval([np.nan, 1.0])
