@@ -30,6 +30,7 @@ from mazeinterp.hooks import _progress, _to_input, intervene, render_states
 from mazeinterp.interventions import Intervention, _as_list, validate
 from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, shortest_path, start_cell, top_right_cell
 from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
+from mazeinterp.rollout import OUTCOMES
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import StateRenderer
@@ -296,9 +297,6 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
     return arrived
 
 
-OUTCOMES = ("cheese", "top_right", "neither")
-
-
 def outcome_probabilities(
     model: ImpalaPolicy,
     states: Sequence[MazeState],
@@ -323,7 +321,7 @@ def outcome_probabilities(
             for maze ``i`` (per-maze steering vectors).
 
     Returns:
-        (N, 3) float array, columns in :data:`OUTCOMES` order; rows sum to 1.
+        (N, 3) float array, columns in :data:`mazeinterp.rollout.OUTCOMES` order; rows sum to 1.
 
     >>> p = outcome_probabilities(model, states)                       # doctest: +SKIP
     >>> p[:, 0].mean()        # expected P(cheese) over the mazes        # doctest: +SKIP

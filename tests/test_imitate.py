@@ -129,3 +129,28 @@ def test_resume_restores_weights_optimizer_and_streams(tmp_path) -> None:
     for key, value in saved["model_state_dict"].items():
         assert torch.equal(value, again["model_state_dict"][key])
     assert again["metadata"]["samples"] == 128
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("total_samples", -5, "total_samples must be a positive int"),
+    ("batch_size", 0, "batch_size must be a positive int"),
+    ("scale", 2.5, "scale must be a positive int"),
+    ("warmup_samples", -1, "warmup_samples must be >= 0"),
+    ("dagger_after_samples", -1, "dagger_after_samples must be >= 0 or None"),
+    ("dagger_fraction", 1.5, r"dagger_fraction must lie in \[0, 1\]"),
+    ("learning_rate", 0.0, "learning_rate > 0"),
+    ("device", "tpu", "device must be"),
+])
+def test_config_rejects_bad_values(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        ImitationConfig(**{field: value})
+
+
+def test_module_entry_point_turns_bad_flags_into_one_line_errors(tmp_path, capsys):
+    from mazeinterp.train.imitate import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--total-samples", "-5", "--out-dir", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert "total_samples must be a positive int, got -5" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing written

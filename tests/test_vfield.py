@@ -9,12 +9,12 @@ import torch
 from mazeinterp.interventions import AddVector, Clamp
 from mazeinterp.maze.grid import decision_square, parse_ascii, path_to_cheese
 from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move
+from mazeinterp.rollout import OUTCOMES
 from mazeinterp.vfield import (
     VectorField,
     cheese_ward_move,
     decision_square_cheese_prob,
     field_difference,
-    OUTCOMES,
     first_arrival_probabilities,
     move_probs_for_states,
     outcome_probabilities,

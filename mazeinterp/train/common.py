@@ -28,7 +28,7 @@ import random
 import textwrap
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -317,3 +317,20 @@ def config_from_namespace(cls: type, args: argparse.Namespace) -> Any:
     """An instance of the dataclass ``cls`` from parsed arguments added by :func:`add_config_arguments`."""
     values = vars(args)
     return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+def module_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+                run: Callable[[argparse.Namespace], Path], argv: Sequence[str] | None = None) -> int:
+    """``python -m <trainer module>``: parse flags, train, print the final checkpoint; 0 on success.
+
+    Bad flag values and refused output folders become argparse errors (exit 2, one line).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        path = run(args)
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    print(f"final checkpoint: {path}")
+    return 0

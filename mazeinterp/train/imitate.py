@@ -40,6 +40,7 @@ from mazeinterp.train.common import (
     add_config_arguments,
     choose_device,
     config_from_namespace,
+    module_main,
     seed_everything,
 )
 from mazeinterp.train.oracle import labelled_frames
@@ -96,6 +97,28 @@ class ImitationConfig:
     """Where the log, checkpoints and config go."""
     init_checkpoint: str | None = None
     """Start from this checkpoint's weights instead of a fresh network."""
+
+    def __post_init__(self) -> None:
+        positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
+                    "eval_every_samples", "eval_mazes", "eval_max_steps", "held_out_mazes",
+                    "checkpoint_every_samples")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"ImitationConfig.{name} must be a positive int, got {value!r}")
+        for name in ("warmup_samples", "num_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.dagger_after_samples is not None and self.dagger_after_samples < 0:
+            raise ValueError(f"ImitationConfig.dagger_after_samples must be >= 0 or None, "
+                             f"got {self.dagger_after_samples!r}")
+        if not 0.0 <= self.dagger_fraction <= 1.0:
+            raise ValueError(f"ImitationConfig.dagger_fraction must lie in [0, 1], got {self.dagger_fraction!r}")
+        if not self.learning_rate > 0 or self.weight_decay < 0:
+            raise ValueError(f"ImitationConfig needs learning_rate > 0 and weight_decay >= 0, got "
+                             f"{self.learning_rate!r} and {self.weight_decay!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"ImitationConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
 
 
 def _chunk_seeds(rng: np.random.Generator, n: int) -> list[int]:
@@ -438,15 +461,8 @@ def run_from_args(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: ``python -m mazeinterp.train.imitate --total-samples 100000 ...``."""
-    parser = argparse.ArgumentParser(prog="python -m mazeinterp.train.imitate", description=__doc__.splitlines()[0])
-    add_imitation_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        path = run_from_args(args)
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        parser.error(str(err))
-    print(f"final checkpoint: {path}")
-    return 0
+    return module_main("python -m mazeinterp.train.imitate", __doc__.splitlines()[0], add_imitation_arguments,
+                       run_from_args, argv)
 
 
 if __name__ == "__main__":

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ from mazeinterp.train.common import (
     choose_device,
     config_from_namespace,
     field_docs,
+    module_main,
     restore_rng_states,
     rng_states,
     seed_everything,
@@ -859,21 +859,12 @@ def run_from_args(args: argparse.Namespace) -> Path:
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> Path:
-    """``python -m mazeinterp.train.ppo [flags]``: train, print and return the final checkpoint's path."""
-    parser = argparse.ArgumentParser(
-        prog="python -m mazeinterp.train.ppo",
-        description="Train the IMPALA maze policy with PPO (defaults: the published settings).",
-    )
-    add_ppo_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        path = run_from_args(args)
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        parser.error(str(err))
-    print(path)
-    return path
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry: ``python -m mazeinterp.train.ppo [flags]`` (defaults: the published settings)."""
+    return module_main("python -m mazeinterp.train.ppo",
+                       "Train the IMPALA maze policy with PPO (defaults: the published settings).",
+                       add_ppo_arguments, run_from_args, argv)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    raise SystemExit(main())
