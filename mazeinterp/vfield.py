@@ -248,8 +248,10 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
     Returns:
         (len(goals),) float array; ``1 - sum`` is the probability of reaching
         none of them (timing out, or ending on a cheese that is not a goal).
-        Goals ``[cheese, top-right cell]`` give the expected outcome
-        proportions of :func:`mazeinterp.rollout.run_rollouts` on this maze.
+        For the expected outcome proportions of
+        :func:`mazeinterp.rollout.run_rollouts` use :func:`outcome_probabilities`,
+        which leaves the top-right cell out of the goals when it lies on the
+        way to the cheese, as the rollouts do.
 
     >>> vf = vector_field(model, state)                                           # doctest: +SKIP
     >>> first_arrival_probabilities(vf, [state.cheese, (0, state.maze_size - 1)])  # doctest: +SKIP
@@ -279,11 +281,14 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
     absorbing = {goal: k + j for j, goal in enumerate(goals)}
     if cheese is not None and cheese not in absorbing:
         absorbing[cheese] = k + len(goals)
+    # float32 softmax rows sum to 1 only within ~1e-7; renormalise so that no probability exceeds 1
+    probs = np.clip(field.probs, 0.0, None)
+    probs = probs / probs.sum(axis=1, keepdims=True)
     transition = np.zeros((k, k + len(goals) + 1))
     for i, cell in enumerate(field.cells):
         if cell in absorbing:
             continue  # never left: mass arriving here went to its absorbing column
-        for move, p in enumerate(field.probs[i]):
+        for move, p in enumerate(probs[i]):
             r, c = cell[0] + int(MOVE_DELTAS[move][0]), cell[1] + int(MOVE_DELTAS[move][1])
             nxt = (r, c) if 0 <= r < n and 0 <= c < n and state.open_cells[r, c] else cell
             transition[i, absorbing.get(nxt, index.get(nxt, i))] += p
@@ -294,7 +299,7 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
         step = mass @ transition
         arrived += step[k : k + len(goals)]
         mass = step[:k]
-    return arrived
+    return np.clip(arrived, 0.0, 1.0)
 
 
 def outcome_probabilities(

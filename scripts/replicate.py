@@ -157,17 +157,34 @@ def rank_cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> tupl
 
 
 def cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
-    """How many channels of the steering layer track the cheese, how clearly; a linear probe for comparison."""
+    """How many channels of the steering layer track the cheese, how clearly; a probe; an untrained baseline.
+
+    The same measurements on an untrained network of the same scale show how
+    much of the score the architecture gives by itself (the cheese is a bright
+    blob that even random filters respond to).
+    """
     table, tracking, rows = rank_cheese_channels(policy, args)
     print(table.top(12))
     states = load_mazes(range(STANDARD_SEED_OFFSET, STANDARD_SEED_OFFSET + args.n_channel_mazes))
     probe = cheese_probe(policy, states, HOOK, seed=args.seed)
+    torch.manual_seed(args.seed)
+    untrained = ImpalaPolicy(scale=policy.scale).eval()
+    _, untrained_tracking, untrained_rows = rank_cheese_channels(untrained, args)
+    untrained_probe = cheese_probe(untrained, states, HOOK, seed=args.seed)
+    best_untrained = max(r["peak_hit"] for r in untrained_rows)
+    beyond_untrained = [r["channel"] for r in rows if r["tracks"] and r["peak_hit_low"] > best_untrained]
     clear = [r["channel"] for r in rows if r["clear"]]
     print(f"{len(tracking)} of {len(rows)} channels track the cheese above chance; {len(clear)} clearly "
           f"(peak on the cheese in ≥ 50% of mazes); probe accuracy {probe.summary['accuracy']:.3f}")
+    print(f"untrained network: {len(untrained_tracking)} channels above chance, best peak-hit {best_untrained:.3f}, "
+          f"probe accuracy {untrained_probe.summary['accuracy']:.3f}; trained channels whose peak-hit interval "
+          f"lies above that best: {beyond_untrained}")
     return {"hook": HOOK, "n_mazes": int(table.summary["n_mazes"]), "peak_chance": table.summary["peak_chance"],
-            "n_channels": len(rows), "tracking": tracking, "clear": clear, "channels": rows,
-            "probe": dict(probe.summary), "probe_top_channels": [int(c) for c in probe.channel[:5]]}
+            "n_channels": len(rows), "tracking": tracking, "clear": clear, "beyond_untrained": beyond_untrained,
+            "channels": rows, "probe": dict(probe.summary), "probe_top_channels": [int(c) for c in probe.channel[:5]],
+            "untrained": {"tracking": untrained_tracking, "best_peak_hit": best_untrained,
+                          "best_score": max(r["score"] for r in untrained_rows),
+                          "probe": dict(untrained_probe.summary), "channels": untrained_rows}}
 
 
 def _vector_section(policy: ImpalaPolicy, states: list[MazeState], vectors: torch.Tensor,

@@ -131,6 +131,19 @@ def test_resume_restores_weights_optimizer_and_streams(tmp_path) -> None:
     assert again["metadata"]["samples"] == 128
 
 
+def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path) -> None:
+    config = _tiny(tmp_path, total_samples=128, eval_mazes=0)
+    train_imitation(config, progress=False)
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train_imitation(config, progress=False)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before  # nothing touched
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train_imitation(dataclasses.replace(config, out_dir=str(tmp_path / "empty")), resume=True, progress=False)
+    assert not (tmp_path / "empty").exists()
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("total_samples", -5, "total_samples must be a positive int"),
     ("batch_size", 0, "batch_size must be a positive int"),

@@ -236,6 +236,15 @@ def test_outcome_probabilities_match_rollout_frequencies(seeded_states):
     assert (np.abs(observed - exact) < 4 * se).all(), (observed, exact)
 
 
+def test_outcome_probabilities_are_probabilities(seeded_states):
+    """Float32 move probabilities do not sum exactly to 1; the outcomes still lie in [0, 1] and sum to 1."""
+    torch.manual_seed(0)
+    model = biased_model(Move.RIGHT, strength=3.0)
+    p = outcome_probabilities(model, seeded_states[:12])
+    assert (p >= 0).all() and (p <= 1).all()
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-9)
+
+
 def test_outcome_probabilities_per_maze_interventions(seeded_states):
     torch.manual_seed(1)
     model = ImpalaPolicy(scale=1).eval()

@@ -100,13 +100,12 @@ class ImitationConfig:
 
     def __post_init__(self) -> None:
         positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
-                    "eval_every_samples", "eval_mazes", "eval_max_steps", "held_out_mazes",
-                    "checkpoint_every_samples")
+                    "eval_every_samples", "eval_max_steps", "checkpoint_every_samples")
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ImitationConfig.{name} must be a positive int, got {value!r}")
-        for name in ("warmup_samples", "num_threads"):
+        for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.dagger_after_samples is not None and self.dagger_after_samples < 0:
@@ -328,8 +327,17 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     run continues from ``checkpoint_latest.pt`` there: weights, optimizer, frame
     count and random streams (the data chunk in use when it was saved is rebuilt
     and seen again from its start).
+
+    Raises:
+        FileExistsError: a fresh run would overwrite a run already in ``out_dir``.
+        FileNotFoundError: ``resume=True`` but there is no ``checkpoint_latest.pt`` to resume.
     """
     out = Path(config.out_dir)
+    if resume and not (out / LATEST).is_file():
+        raise FileNotFoundError(f"cannot resume: {out / LATEST} does not exist (start without --resume)")
+    if not resume and any((out / name).exists() for name in (LATEST, FINAL, "log.csv")):
+        raise FileExistsError(f"{out} already holds a run ({LATEST}, {FINAL} or log.csv); continue it with "
+                              "--resume (resume=True) or choose another --out-dir")
     out.mkdir(parents=True, exist_ok=True)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
