@@ -107,6 +107,7 @@ __all__ = [
     "move_logits",
     "place_cheese",
     "run_rollouts",
+    "top_right_counts",
 ]
 
 OUTCOMES: tuple[str, ...] = ("cheese", "top_right", "neither")
@@ -744,8 +745,23 @@ def place_cheese(states: Sequence[MazeState], region: int, seed: int = 0) -> lis
     return [_place_cheese(i, s, region, seed) for i, s in enumerate(states)]
 
 
+def top_right_counts(state: MazeState) -> bool:
+    """Whether reaching the top-right cell ends an episode of this maze as ``"top_right"``.
+
+    False when the top-right cell lies on the shortest path from the mouse to
+    the cheese (passing through it is progress towards the cheese), or is the
+    cheese cell; True otherwise.
+    """
+    cheese, top_right = state.cheese, grid.top_right_cell(state.maze_size)
+    if cheese is None or not state.open_cells[top_right]:
+        return True
+    try:
+        return top_right not in grid.shortest_path(state.open_cells, state.mouse, cheese)
+    except ValueError:  # the cheese cannot be reached from the mouse
+        return True
+
+
 def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
-    n = state.maze_size
     if config.cheese_region is not None:
         state = _place_cheese(index, state, config.cheese_region, config.seed)
     timeout = int(state.game_field("timeout"))
@@ -758,17 +774,11 @@ def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
     world = state.world_grid
     open_world = np.zeros((world.shape[0] + 2, world.shape[1] + 2), dtype=bool)
     open_world[1:-1, 1:-1] = world != WALL
-    top_right = grid.top_right_cell(n)
-    top_right_counts = True
-    if cheese is not None and state.open_cells[top_right]:
-        try:
-            top_right_counts = top_right not in grid.shortest_path(state.open_cells, state.mouse, cheese)
-        except ValueError:  # the cheese cannot be reached from the mouse
-            pass
+    counts = top_right_counts(state)
     uniforms = None
     if not config.greedy:
         uniforms = np.random.default_rng([config.seed, index]).random(config.max_steps)
-    return _Maze(index, state, cheese, features, open_world, top_right_counts, state.margin + 1, uniforms)
+    return _Maze(index, state, cheese, features, open_world, counts, state.margin + 1, uniforms)
 
 
 def _policy_name(policy: Any) -> str:

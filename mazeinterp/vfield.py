@@ -28,9 +28,9 @@ import torch
 
 from mazeinterp.hooks import _progress, _to_input, intervene, render_states
 from mazeinterp.interventions import Intervention, _as_list, validate
-from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, shortest_path, start_cell, top_right_cell
+from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
 from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
-from mazeinterp.rollout import OUTCOMES
+from mazeinterp.rollout import OUTCOMES, top_right_counts
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import StateRenderer
@@ -343,8 +343,7 @@ def outcome_probabilities(
     for i, (state, field) in enumerate(zip(states, fields)):
         cheese, top_right = state.cheese, top_right_cell(state.maze_size)
         goals = [] if cheese is None else [cheese]
-        if state.open_cells[top_right] and top_right != cheese and (
-                cheese is None or top_right not in shortest_path(state.open_cells, state.mouse, cheese)):
+        if state.open_cells[top_right] and top_right_counts(state):
             goals.append(top_right)
         arrived = first_arrival_probabilities(field, goals, start=state.mouse, max_steps=max_steps)
         if cheese is not None:

@@ -10,6 +10,7 @@ from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.rollout import (
+    top_right_counts,
     OUTCOMES,
     Comparison,
     EpisodeVectors,
@@ -98,7 +99,7 @@ def test_bfs_to_top_right_gets_top_right_unless_the_cheese_is_on_its_path() -> N
     for ep, state in zip(result, load_mazes(seeds)):
         path = grid.path_to_top_right(state.open_cells)
         cheese_path = grid.path_to_cheese(state.open_cells, state.cheese)
-        assert ep.top_right_counts == (path[-1] not in cheese_path)
+        assert ep.top_right_counts == (path[-1] not in cheese_path) == top_right_counts(state)
         if state.cheese in path:
             on_path_seen += 1
             assert (ep.outcome, ep.steps) == ("cheese", path.index(state.cheese))
@@ -111,6 +112,13 @@ def test_bfs_to_top_right_gets_top_right_unless_the_cheese_is_on_its_path() -> N
             off_path_seen += 1
             assert (ep.outcome, ep.steps) == ("top_right", len(path) - 1)
     assert on_path_seen and off_path_seen
+
+
+def test_top_right_counts_edge_cases(seeded_states: list[MazeState]) -> None:
+    state = next(s for s in seeded_states if s.maze_size >= 5)
+    corner = grid.top_right_cell(state.maze_size)
+    assert not top_right_counts(state.with_cheese(corner))  # the corner is the cheese: no second outcome
+    assert top_right_counts(state.without_cheese())  # nothing to reach first: the corner counts
 
 
 def test_never_moving_gets_neither_and_the_cap_can_exceed_procgens_timeout() -> None:
