@@ -92,6 +92,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "OUTCOMES",
+    "TEST_SEED_START",
     "Comparison",
     "Episode",
     "EpisodeVectors",
@@ -112,6 +113,9 @@ __all__ = [
 
 OUTCOMES: tuple[str, ...] = ("cheese", "top_right", "neither")
 """The three episode outcomes, in reporting order."""
+
+TEST_SEED_START = 1_000_000
+"""First level seed of the standard-distribution test mazes of the scripts and reports (far from seed 0)."""
 
 NOOP_ACTION = int(MOVE_TO_ACTION[Move.NOOP])
 _MAX_LEVEL_SEED = 2**31 - 1

@@ -21,9 +21,7 @@ import time
 from pathlib import Path
 
 from mazeinterp.checkpoint import load_policy
-from mazeinterp.rollout import RolloutConfig, run_rollouts
-
-STANDARD_SEED_OFFSET = 1_000_000
+from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, run_rollouts
 
 
 def main() -> None:
@@ -45,7 +43,7 @@ def main() -> None:
     train_summary = train.summary()
     print(f"training distribution (cheese region {args.region}), level seeds 0…{args.n_train - 1}:")
     print(train_summary)
-    seeds = range(STANDARD_SEED_OFFSET, STANDARD_SEED_OFFSET + args.n_standard)
+    seeds = range(TEST_SEED_START, TEST_SEED_START + args.n_standard)
     standard = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed))
     table = standard.summary(decision_square_only=True, cheese_outside_region=5)
     print(f"\nstandard distribution, level seeds {seeds.start}…{seeds.stop - 1}, "

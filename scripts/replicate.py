@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -49,7 +50,7 @@ from mazeinterp.maze.grid import distance_map, path_to_top_right
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.outputs import OutputDir
-from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
+from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.stats import bootstrap_interval, fit_cheese_regression, wilson_interval
 from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
 from mazeinterp.vfield import (
@@ -60,8 +61,6 @@ from mazeinterp.vfield import (
     vector_field,
 )
 
-STANDARD_SEED_OFFSET = 1_000_000
-"""Level seeds of the standard distribution start here (as in scripts/evaluate_agent.py)."""
 HOOK = DEFAULT_STEERING_HOOK
 DISTANCE_BINS = ((0, 0), (1, 2), (3, 5), (6, 9), (10, 10_000))
 """Bins of a target's path distance from the start → top-right path (in cells)."""
@@ -71,15 +70,28 @@ SECTIONS = ("behaviour", "cheese-channels", "cheese-vector", "top-right-vector",
 # --------------------------------------------------------------------------- mazes and small helpers
 
 
-def decision_square_mazes(n: int, offset: int = STANDARD_SEED_OFFSET) -> list[MazeState]:
-    """The first ``n`` standard-distribution mazes (level seeds from ``offset``) that have a decision square."""
+@functools.cache
+def standard_mazes(n: int) -> tuple[MazeState, ...]:
+    """The first ``n`` standard-distribution test mazes (level seeds from ``TEST_SEED_START``), loaded once."""
+    return tuple(load_mazes(range(TEST_SEED_START, TEST_SEED_START + n)))
+
+
+@functools.cache
+def decision_square_mazes(n: int) -> tuple[MazeState, ...]:
+    """The first ``n`` standard-distribution test mazes that have a decision square, loaded once."""
     found: list[MazeState] = []
-    start = offset
+    start = TEST_SEED_START
     while len(found) < n:
-        batch = load_mazes(range(start, start + 256))
-        found.extend(s for s in batch if cheese_ward_move(s) is not None)
+        found.extend(s for s in load_mazes(range(start, start + 256)) if cheese_ward_move(s) is not None)
         start += 256
-    return found[:n]
+    return tuple(found[:n])
+
+
+@functools.cache
+def baseline(policy: ImpalaPolicy, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Unedited P(cheese-ward move at the decision square) (n,) and exact outcomes (n, 3) of those mazes."""
+    states = decision_square_mazes(n)
+    return decision_square_cheese_prob(policy, states), outcome_probabilities(policy, states)
 
 
 def interval(values: Sequence[float] | np.ndarray, statistic: str = "mean", seed: int = 0) -> dict[str, float]:
@@ -117,7 +129,7 @@ def binomial_above_chance(hits: int, n: int, chance: float) -> float:
 
 def behaviour(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Rollouts on the standard distribution: the goal-misgeneralization table and the regression."""
-    seeds = range(STANDARD_SEED_OFFSET, STANDARD_SEED_OFFSET + args.n_mazes)
+    seeds = range(TEST_SEED_START, TEST_SEED_START + args.n_mazes)
     result = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed))
     table = result.summary(decision_square_only=True, cheese_outside_region=5)
     print(table)
@@ -130,15 +142,15 @@ def behaviour(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
             "regression_on_decision_square_mazes": regression.as_dict()}
 
 
-def rank_cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> tuple[ChannelTable, list[int],
-                                                                                     list[dict[str, Any]]]:
-    """(table, tracking channels, rows): channels whose map peaks on the cheese more often than chance.
+@functools.cache
+def rank_cheese_channels(policy: ImpalaPolicy, n_mazes: int) -> tuple[ChannelTable, list[int],
+                                                                      list[dict[str, Any]]]:
+    """(table, tracking channels, rows) over the first ``n_mazes`` test mazes, computed once per policy.
 
     A channel tracks the cheese when its peak-hit count is above chance at
     p < 0.01 after a Bonferroni correction over the layer's channels.
     """
-    states = load_mazes(range(STANDARD_SEED_OFFSET, STANDARD_SEED_OFFSET + args.n_channel_mazes))
-    table = cheese_tracking_channels(policy, states, HOOK)
+    table = cheese_tracking_channels(policy, standard_mazes(n_mazes), HOOK)
     n, chance = int(table.summary["n_mazes"]), float(table.summary["peak_chance"])
     threshold = 0.01 / len(table.channel)
     rows, tracking = [], []
@@ -163,13 +175,13 @@ def cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str,
     much of the score the architecture gives by itself (the cheese is a bright
     blob that even random filters respond to).
     """
-    table, tracking, rows = rank_cheese_channels(policy, args)
+    table, tracking, rows = rank_cheese_channels(policy, args.n_channel_mazes)
     print(table.top(12))
-    states = load_mazes(range(STANDARD_SEED_OFFSET, STANDARD_SEED_OFFSET + args.n_channel_mazes))
+    states = standard_mazes(args.n_channel_mazes)
     probe = cheese_probe(policy, states, HOOK, seed=args.seed)
     torch.manual_seed(args.seed)
     untrained = ImpalaPolicy(scale=policy.scale).eval()
-    _, untrained_tracking, untrained_rows = rank_cheese_channels(untrained, args)
+    _, untrained_tracking, untrained_rows = rank_cheese_channels(untrained, args.n_channel_mazes)
     untrained_probe = cheese_probe(untrained, states, HOOK, seed=args.seed)
     best_untrained = max(r["peak_hit"] for r in untrained_rows)
     beyond_untrained = [r["channel"] for r in rows if r["tracks"] and r["peak_hit_low"] > best_untrained]
@@ -187,11 +199,12 @@ def cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str,
                           "probe": dict(untrained_probe.summary), "channels": untrained_rows}}
 
 
-def _vector_section(policy: ImpalaPolicy, states: list[MazeState], vectors: torch.Tensor,
+def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
                     coefficients: Sequence[float], seed: int) -> dict[str, Any]:
     """Decision-square P(cheese-ward) and exact outcomes with per-maze ``vectors`` added × each coefficient."""
-    before_ds = decision_square_cheese_prob(policy, states)
-    before_outcomes = outcome_probabilities(policy, states)
+    states = decision_square_mazes(n_mazes)
+    before_ds, before_outcomes = baseline(policy, n_mazes)
+    mean_vector = vectors.mean(0)
     out: dict[str, Any] = {"n_mazes": len(states), "p_cheese_ward_before": {
         "median": interval(before_ds, "median", seed), "mean": interval(before_ds, seed=seed)}}
     for coefficient in coefficients:
@@ -200,7 +213,6 @@ def _vector_section(policy: ImpalaPolicy, states: list[MazeState], vectors: torc
 
         after_ds = np.array([decision_square_cheese_prob(policy, [s], steer(i))[0] for i, s in enumerate(states)])
         after_outcomes = outcome_probabilities(policy, states, steer)
-        mean_vector = vectors.mean(0)
         after_mean_ds = decision_square_cheese_prob(policy, states, [AddVector(HOOK, mean_vector, coefficient)])
         out[f"coefficient {coefficient:+g}"] = {
             "p_cheese_ward_after": {"median": interval(after_ds, "median", seed), "mean": interval(after_ds, seed=seed)},
@@ -223,14 +235,14 @@ def cheese_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dic
     """The cheese vector subtracted (coefficient −1) on decision-square mazes."""
     states = decision_square_mazes(args.n_ds_mazes)
     vectors = torch.stack([cheese_vector(policy, s, HOOK) for s in states])
-    return {"hook": HOOK, **_vector_section(policy, states, vectors, (-1.0,), args.seed)}
+    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (-1.0,), args.seed)}
 
 
 def top_right_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The top-right vector (route 'auto') added and subtracted on decision-square mazes."""
     states = decision_square_mazes(args.n_ds_mazes)
     vectors = torch.stack([top_right_vector(policy, s, HOOK) for s in states])
-    return {"hook": HOOK, **_vector_section(policy, states, vectors, (1.0, -1.0), args.seed)}
+    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (1.0, -1.0), args.seed)}
 
 
 def _targets_by_distance(state: MazeState, rng: np.random.Generator) -> list[tuple[tuple[int, int], int]]:
@@ -252,7 +264,7 @@ def _targets_by_distance(state: MazeState, rng: np.random.Generator) -> list[tup
 
 def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """P(reach a target cell within 500 steps) with cheese channels clamped there, by distance from the top-right path."""
-    table, tracking, _ = rank_cheese_channels(policy, args)
+    table, tracking, _ = rank_cheese_channels(policy, args.n_channel_mazes)
     ranked = [int(c) for c in table.channel]
     channel_sets = {"best channel": ranked[:1], "best 3": ranked[:3],
                     f"all tracking ({len(tracking)})": tracking or ranked[:1]}
@@ -294,8 +306,8 @@ def ablations(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     states = decision_square_mazes(args.n_ds_mazes)
     attribution = behaviour_attribution(policy, states, HOOK, ablation="mean")
     mean = MeanAblate.from_random_mazes(policy, HOOK, 200, seed=args.seed).mean
-    before = outcome_probabilities(policy, states)
-    _, tracking, _ = rank_cheese_channels(policy, args)
+    _, before = baseline(policy, args.n_ds_mazes)
+    _, tracking, _ = rank_cheese_channels(policy, args.n_channel_mazes)
     channels = [int(c) for c in attribution.channel]
     rng = np.random.default_rng(args.seed)
     top = channels[: args.n_top_channels]
