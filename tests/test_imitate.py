@@ -14,7 +14,8 @@ from mazeinterp.maze.env import StateRenderer
 from mazeinterp.maze.grid import parse_ascii
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
-from mazeinterp.train.imitate import ImitationConfig, imitation_loss, move_log_probs, train_imitation
+from mazeinterp.train.imitate import (ImitationConfig, imitation_loss, learning_rate_at, move_log_probs,
+                                     train_imitation)
 from mazeinterp.train.oracle import labelled_frames, oracle_labels
 
 U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
@@ -144,6 +145,15 @@ def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path) -> None
     assert not (tmp_path / "empty").exists()
 
 
+def test_learning_rate_warms_up_holds_then_decays_linearly_to_zero():
+    config = ImitationConfig(learning_rate=1e-3, warmup_samples=100, total_samples=1000, decay_start_samples=600)
+    rates = {n: learning_rate_at(config, n) for n in (0, 49, 99, 300, 600, 700, 900, 1000)}
+    assert rates == pytest.approx({0: 1e-5, 49: 5e-4, 99: 1e-3, 300: 1e-3, 600: 1e-3, 700: 7.5e-4,
+                                   900: 2.5e-4, 1000: 0.0})
+    constant = dataclasses.replace(config, decay_start_samples=None)
+    assert learning_rate_at(constant, 1000) == pytest.approx(1e-3)
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("total_samples", -5, "total_samples must be a positive int"),
     ("batch_size", 0, "batch_size must be a positive int"),
@@ -151,6 +161,8 @@ def test_fresh_run_refuses_to_overwrite_and_resume_needs_a_run(tmp_path) -> None
     ("warmup_samples", -1, "warmup_samples must be >= 0"),
     ("dagger_after_samples", -1, "dagger_after_samples must be >= 0 or None"),
     ("dagger_fraction", 1.5, r"dagger_fraction must lie in \[0, 1\]"),
+    ("decay_start_samples", 8_000_000, r"decay_start_samples must lie in \[0, total_samples = 8000000\)"),
+    ("decay_start_samples", -1, "decay_start_samples must lie in"),
     ("learning_rate", 0.0, "learning_rate > 0"),
     ("device", "tpu", "device must be"),
 ])

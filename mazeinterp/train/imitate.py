@@ -65,6 +65,8 @@ class ImitationConfig:
     """Adam learning rate after warm-up."""
     warmup_samples: int = 100_000
     """Linear learning-rate warm-up over this many frames."""
+    decay_start_samples: int | None = None
+    """From this frame the learning rate falls linearly to zero at ``total_samples`` (None: constant)."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
     mazes_per_chunk: int = 96
@@ -108,6 +110,9 @@ class ImitationConfig:
         for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.decay_start_samples is not None and not 0 <= self.decay_start_samples < self.total_samples:
+            raise ValueError(f"ImitationConfig.decay_start_samples must lie in [0, total_samples = "
+                             f"{self.total_samples}), got {self.decay_start_samples!r}")
         if self.dagger_after_samples is not None and self.dagger_after_samples < 0:
             raise ValueError(f"ImitationConfig.dagger_after_samples must be >= 0 or None, "
                              f"got {self.dagger_after_samples!r}")
@@ -268,8 +273,13 @@ def solve_rate(policy: ImpalaPolicy, n_mazes: int, cheese_region: int | None, se
     return float(solved.mean())
 
 
-def _learning_rate(config: ImitationConfig, samples: int) -> float:
-    return config.learning_rate * min(1.0, (samples + 1) / max(1, config.warmup_samples))
+def learning_rate_at(config: ImitationConfig, samples: int) -> float:
+    """The learning rate after ``samples`` frames: linear warm-up, constant, then linear decay to zero."""
+    rate = config.learning_rate * min(1.0, (samples + 1) / max(1, config.warmup_samples))
+    if config.decay_start_samples is not None and samples > config.decay_start_samples:
+        left = (config.total_samples - samples) / (config.total_samples - config.decay_start_samples)
+        rate *= max(0.0, left)
+    return rate
 
 
 def _batches(obs: np.ndarray, moves: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -390,7 +400,7 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
             policy.train()
             for obs_b, moves_b in _batches(chunk.obs, chunk.moves, config.batch_size):
                 for group in optimizer.param_groups:
-                    group["lr"] = _learning_rate(config, samples)
+                    group["lr"] = learning_rate_at(config, samples)
                 x = obs_to_tensor(obs_b, device=device)
                 if config.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
@@ -407,7 +417,7 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
                     row = {"samples": samples, "train_loss": running[0] / max(running[2], 1),
                            "train_accuracy": running[1] / max(running[2], 1),
                            **_evaluate(policy, config, held_obs, held_moves, device),
-                           "lr": _learning_rate(config, samples), "dagger": in_dagger,
+                           "lr": learning_rate_at(config, samples), "dagger": in_dagger,
                            "elapsed_s": round(elapsed(), 1),
                            "samples_per_s": round(samples / max(elapsed(), 1e-9), 1)}
                     log.append(row)
