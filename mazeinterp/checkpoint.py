@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -226,13 +226,31 @@ def _check_keys(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], pat
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
+        parts = [f"{len(names)} {kind} ({_first_names(names)})"
+                 for kind, names in (("missing", missing), ("unexpected", unexpected)) if names]
         raise CheckpointKeyError(
-            f"{path}: state dict keys do not match ImpalaPolicy; "
-            f"missing keys: {missing}; unexpected keys: {unexpected}",
+            f"{path}: state dict keys do not match ImpalaPolicy: {'; '.join(parts)}{_prefix_hint(state, expected)}",
             path=path,
             missing=missing,
             unexpected=unexpected,
         )
+
+
+def _first_names(names: Sequence[str], shown: int = 4) -> str:
+    """``names`` joined with commas, cut after ``shown`` with a count of the rest."""
+    rest = f", and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + rest
+
+
+def _prefix_hint(state: Mapping[str, Tensor], expected: Mapping[str, Tensor]) -> str:
+    """A hint when every key carries one extra leading component (a wrapper's ``module.``, say)."""
+    prefixes = {key.split(".", 1)[0] for key in state}
+    if len(prefixes) != 1 or not all("." in key for key in state):
+        return ""
+    prefix = f"{prefixes.pop()}."
+    if {key[len(prefix):] for key in state} != set(expected):
+        return ""
+    return f"; every key starts with {prefix!r}: remove that prefix from the keys and load again"
 
 
 def _check_shapes(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], path: Path) -> None:

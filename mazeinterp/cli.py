@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from mazeinterp.rollout import RolloutConfig
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 STEERING_HOOK = "embedder.block2.res1.resadd_out"
 MAX_MAZE_PLOTS = 8
 
@@ -332,7 +334,8 @@ def _steering_vectors(model: ImpalaPolicy, states: Sequence[MazeState], args: ar
     if args.vector == "cheese" and args.mean:
         return mean_cheese_vector(model, states, args.layer)
     make = cheese_vector if args.vector == "cheese" else top_right_vector
-    vectors = [make(model, s, args.layer) for s in tqdm(states, desc=f"{args.vector} vectors", leave=False)]
+    vectors = [make(model, s, args.layer)
+               for s in tqdm(states, desc=f"{args.vector} vectors", leave=False, disable=None)]  # terminal only
     stacked = torch.stack(vectors)
     return stacked.mean(0) if args.mean else stacked
 
@@ -765,7 +768,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        return func(args)
+        code = func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in Python's exit-time flush
+        return code
     except (CliError, CheckpointError, ValueError, KeyError, IndexError, FileExistsError,
             FileNotFoundError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else _one_line(exc)
@@ -774,6 +779,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mazeinterp {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`mazeinterp info | head`): stop quietly, as other Unix tools do.
+        # Pointing stdout at devnull keeps Python's exit-time flush from raising again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -234,6 +234,18 @@ def test_unexpected_keys(tmp_path: Path) -> None:
     assert "embedder.extra.weight" in str(info.value)
 
 
+def test_wrapper_prefix_gives_a_short_message_with_a_hint(tmp_path: Path) -> None:
+    state = {f"module.{key}": value for key, value in random_state_dict(1).items()}
+    path = write_published(tmp_path / "wrapped.pth", state)
+    with pytest.raises(CheckpointKeyError, match="wrapped.pth") as info:
+        load_policy(path)
+    message = str(info.value)
+    assert len(info.value.missing) == len(state) and len(info.value.unexpected) == len(state)
+    assert f"{len(state)} missing (" in message and f"and {len(state) - 4} more" in message
+    assert "every key starts with 'module.'" in message
+    assert len(message) < 800
+
+
 def test_wrong_shape(tmp_path: Path) -> None:
     state = random_state_dict(1)
     state["fc_policy.weight"] = torch.zeros(14, 256)

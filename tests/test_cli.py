@@ -257,6 +257,18 @@ def test_earlier_files_are_never_overwritten_unasked(capsys, tiny_checkpoint: Pa
     assert json.loads((tmp_path / "summary.json").read_text())["command"] == json.loads(before)["command"]
 
 
+def test_a_closed_pipe_ends_quietly(monkeypatch, capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """`mazeinterp info | head`: the reader leaves early; no traceback, the shell's SIGPIPE status."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with os.fdopen(write_end, "w") as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        code = cli.main(["info", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path)])
+        monkeypatch.undo()
+    assert code == cli.EXIT_BROKEN_PIPE == 141
+    assert capsys.readouterr().err == ""
+
+
 def test_train_subcommands_run_and_reject_bad_configs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "imitate"
     code = cli.main(["train", "imitate", "--total-samples", "32", "--batch-size", "16", "--mazes-per-chunk", "1",
