@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import dataclasses
 
@@ -16,7 +17,7 @@ from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.imitate import (ImitationConfig, imitation_loss, learning_rate_at, move_log_probs,
                                      train_imitation)
-from mazeinterp.train.oracle import labelled_frames, oracle_labels
+from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames, oracle_labels
 
 U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
 
@@ -58,6 +59,23 @@ def test_labelled_frames_place_the_mouse_on_each_cell(hand_maze: MazeState) -> N
     assert not (obs[0] == obs[1]).all(), "the mouse moved"
 
 
+def test_path_cells_are_repeated_and_labelled_like_the_rest(hand_maze: MazeState) -> None:
+    assert hand_maze.mouse == (4, 0)
+    path = [(4, 0), (3, 0), (2, 0), (2, 1), (2, 2), (2, 3), (1, 3), (0, 3), (0, 4)]  # by hand, to the cheese
+    cells = cells_with_path_copies(hand_maze, 2)
+    counts = collections.Counter(cells)
+    assert len(counts) == 18 and all(counts[c] == (3 if c in path else 1) for c in counts)
+    assert cells_with_path_copies(hand_maze, 0) == list(counts)  # every open cell once
+    renderer = StateRenderer(batch_size=64)
+    obs, moves = labelled_frames([hand_maze], renderer, cells=[cells])
+    renderer.close()
+    assert len(moves) == 17 + 2 * 8, "the cheese's cell gives no frame"
+    # R at (0,3), (2,0), (2,1), (2,2) on the path and (4,3) off it
+    assert collections.Counter(moves.tolist())[int(R)] == 5 + 2 * 4
+    with pytest.raises(ValueError, match="needs a cheese"):
+        cells_with_path_copies(hand_maze.without_cheese(), 1)
+
+
 def test_move_log_probs_sum_the_action_groups() -> None:
     logits = torch.log(torch.tensor([[1.0, 1, 2, 4, 1, 2, 1, 1, 2, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]))
     total = logits.exp().sum()
@@ -90,6 +108,22 @@ def _tiny(tmp_path, **changes) -> ImitationConfig:
                              warmup_samples=64, eval_max_steps=20, num_threads=1,
                              out_dir=str(tmp_path / "run"), device="cpu")
     return dataclasses.replace(config, **changes)
+
+
+def test_training_chunks_repeat_the_path_cells(tmp_path) -> None:
+    from mazeinterp.maze.grid import shortest_path
+    from mazeinterp.train.imitate import _ChunkSource
+
+    sizes, mazes = [], None
+    for copies in (0, 2):
+        source = _ChunkSource(_tiny(tmp_path, path_copies=copies), np.random.default_rng(7))
+        try:
+            sizes.append(len(source.bc_chunk().moves))
+            mazes = source.env.get_states()
+        finally:
+            source.close()
+    path_cells = sum(len(shortest_path(m.open_cells, m.mouse, m.cheese)) - 1 for m in mazes)
+    assert sizes[1] == sizes[0] + 2 * path_cells
 
 
 def test_tiny_run_writes_log_and_checkpoints_and_resumes(tmp_path) -> None:
@@ -159,6 +193,7 @@ def test_learning_rate_warms_up_holds_then_decays_linearly_to_zero():
     ("batch_size", 0, "batch_size must be a positive int"),
     ("scale", 2.5, "scale must be a positive int"),
     ("warmup_samples", -1, "warmup_samples must be >= 0"),
+    ("path_copies", -1, "path_copies must be >= 0"),
     ("dagger_after_samples", -1, "dagger_after_samples must be >= 0 or None"),
     ("dagger_fraction", 1.5, r"dagger_fraction must lie in \[0, 1\]"),
     ("decay_start_samples", 8_000_000, r"decay_start_samples must lie in \[0, total_samples = 8000000\)"),

@@ -43,7 +43,7 @@ from mazeinterp.train.common import (
     module_main,
     seed_everything,
 )
-from mazeinterp.train.oracle import labelled_frames
+from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames
 
 LATEST = "checkpoint_latest.pt"
 FINAL = "checkpoint_final.pt"
@@ -71,6 +71,8 @@ class ImitationConfig:
     """AdamW weight decay."""
     mazes_per_chunk: int = 96
     """Mazes generated per data chunk; every open cell of each is labelled, then the chunk is shuffled."""
+    path_copies: int = 0
+    """Extra frames of each cell on the path from the mouse's start to the cheese, per chunk maze."""
     dagger_after_samples: int | None = None
     """Start the DAgger phase after this many frames (None: pure behaviour cloning)."""
     dagger_fraction: float = 0.5
@@ -107,7 +109,7 @@ class ImitationConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"ImitationConfig.{name} must be a positive int, got {value!r}")
-        for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes"):
+        for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes", "path_copies"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.decay_start_samples is not None and not 0 <= self.decay_start_samples < self.total_samples:
@@ -168,9 +170,15 @@ class _ChunkSource:
         return self.env.get_states()
 
     def bc_chunk(self) -> _Chunk:
-        """Every open cell of ``mazes_per_chunk`` fresh mazes, labelled and shuffled."""
+        """Every open cell of ``mazes_per_chunk`` fresh mazes, labelled and shuffled.
+
+        Cells on the path from the mouse's start to the cheese appear ``1 + path_copies`` times.
+        """
         state_before = self.rng.bit_generator.state
-        obs, moves = labelled_frames(self._fresh_states(), self.renderer)
+        states = self._fresh_states()
+        copies = self.config.path_copies
+        cells = [cells_with_path_copies(s, copies) for s in states] if copies else None
+        obs, moves = labelled_frames(states, self.renderer, cells=cells)
         order = self.rng.permutation(len(moves))
         return _Chunk(obs[order], moves[order], state_before)
 
@@ -301,9 +309,9 @@ def _save(policy: ImpalaPolicy, optimizer: torch.optim.Optimizer, path: Path, co
 
 
 def _held_out(config: ImitationConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled frames of fixed mazes that training never draws (a separate seed stream)."""
+    """Labelled frames of every cell (once) of fixed mazes that training never draws (a separate seed stream)."""
     rng = np.random.default_rng(config.seed + 10_000)
-    source = _ChunkSource(dataclasses.replace(config, mazes_per_chunk=config.held_out_mazes), rng)
+    source = _ChunkSource(dataclasses.replace(config, mazes_per_chunk=config.held_out_mazes, path_copies=0), rng)
     try:
         chunk = source.bc_chunk()
     finally:

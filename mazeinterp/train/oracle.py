@@ -36,6 +36,19 @@ def oracle_labels(state: MazeState) -> list[tuple[grid.Cell, Move]]:
     return labels
 
 
+def cells_with_path_copies(state: MazeState, copies: int) -> list[grid.Cell]:
+    """Every open cell once, then each cell of the shortest path from the mouse to the cheese ``copies`` more times.
+
+    The mouse's path is where a rollout is won or lost, so behaviour cloning can
+    weight it above the dead ends (``copies=0``: every open cell once).
+    Raises ValueError if the maze has no cheese.
+    """
+    if state.cheese is None:
+        raise ValueError("the path to the cheese needs a cheese; this maze has none")
+    cells = [(int(row), int(col)) for row, col in np.argwhere(state.open_cells)]
+    return cells + grid.shortest_path(state.open_cells, state.mouse, state.cheese) * copies
+
+
 def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
                     cells: Sequence[Sequence[grid.Cell]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Observations and oracle moves for the mouse on cells of the given mazes.
@@ -43,7 +56,8 @@ def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
     Args:
         states: mazes with a cheese (the mouse position in them is ignored).
         renderer: turns states into observations.
-        cells: per maze, the cells to place the mouse on; default every open
+        cells: per maze, the cells to place the mouse on (a cell listed twice
+            gives two frames; the cheese's cell is skipped); default every open
             cell except the cheese's.
 
     Returns:
