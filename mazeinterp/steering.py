@@ -288,7 +288,10 @@ def path_probability(model: ImpalaPolicy, state: MazeState, target: Cell,
 
     The product, over the cells of the path before ``target``, of the
     probability of the on-path move with the mouse on that cell (and the
-    ``interventions`` applied). ``start`` defaults to the start cell
+    ``interventions`` applied), drawn as procgen would draw it on that walk:
+    mirrored after the last rightward move, plain after the last leftward one
+    (from the state's own drawing at the start; see
+    :attr:`MazeState.mouse_reflected`). ``start`` defaults to the start cell
     ``(n-1, 0)``. With ``log=True`` the sum of log-probabilities is returned.
     Compare with and without :func:`retarget` to measure retargeting::
 
@@ -298,7 +301,7 @@ def path_probability(model: ImpalaPolicy, state: MazeState, target: Cell,
     Raises:
         ValueError: the path passes through the cheese (the episode would end there).
     """
-    from mazeinterp.vfield import move_probs_for_states
+    from mazeinterp.vfield import mirrored_after, move_probs_for_states
 
     n = state.maze_size
     start = start_cell(n) if start is None else (int(start[0]), int(start[1]))
@@ -308,11 +311,14 @@ def path_probability(model: ImpalaPolicy, state: MazeState, target: Cell,
     cheese = state.cheese
     if cheese is not None and cheese in path[:-1]:
         raise ValueError(f"the path from {start} to {tuple(target)} passes through the cheese at {cheese}")
-    moved = [state.with_mouse(cell) for cell in path[:-1]]
     moves = []
     for a, b in zip(path[:-1], path[1:]):
         delta = (b[0] - a[0], b[1] - a[1])
         moves.append(next(m for m in Move if tuple(MOVE_DELTAS[m]) == delta))
+    mirrored = [state.mouse_reflected]
+    for move in moves[:-1]:
+        mirrored.append(mirrored_after(move, mirrored[-1]))
+    moved = [state.with_mouse(cell).with_mouse_reflected(flag) for cell, flag in zip(path[:-1], mirrored)]
     probs = move_probs_for_states(model, moved, interventions, renderer=renderer)
     on_path = probs[np.arange(len(moves)), moves]
     logp = float(np.log(np.clip(on_path, 1e-300, None)).sum())

@@ -42,6 +42,7 @@ __all__ = [
     "decision_square_cheese_prob",
     "field_difference",
     "first_arrival_probabilities",
+    "mirrored_after",
     "outcome_probabilities",
     "move_probs_for_states",
     "vector_field",
@@ -228,22 +229,33 @@ def field_difference(a: VectorField, b: VectorField) -> VectorField:
 
 
 def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, start: Cell | None = None,
-                                max_steps: int = 500) -> np.ndarray:
+                                max_steps: int = 500, reflected_field: VectorField | None = None,
+                                start_reflected: bool = False) -> np.ndarray:
     """Exact probability that the sampled policy reaches each goal first, within ``max_steps`` steps.
 
-    The policy has no memory and the observation depends only on where the
-    mouse is, so a walk of the sampled policy is a Markov chain over cells whose
-    transition probabilities are the vector field (with whatever interventions
-    made it): each move goes to the neighbouring cell, or stays put against a
-    wall or the maze's edge; NOOP stays put. Every goal ends the walk, and so
-    does the cheese (procgen ends the episode there), whether or not it is a
-    goal. Cells outside the inner maze count as walls (unedited padding).
+    The policy has no memory, and its observation is fixed by the mouse's cell
+    and whether procgen draws the mouse mirrored (:attr:`MazeState.mouse_reflected`:
+    set by a rightward move, cleared by a leftward one, kept by the others). A
+    walk of the sampled policy is therefore a Markov chain over (cell, mirrored)
+    whose transition probabilities are the two vector fields, with the mouse
+    drawn plain and mirrored (with whatever interventions made them). Each move
+    goes to the neighbouring cell, or stays put against a wall or the maze's
+    edge; NOOP stays put. Every goal ends the walk, and so does the cheese
+    (procgen ends the episode there), whether or not it is a goal. Cells
+    outside the inner maze count as walls (unedited padding).
+
+    Without ``reflected_field`` the chain is over cells only and uses ``field``
+    for both drawings: exact for a policy that ignores the mirroring, close for
+    one that barely notices it, and half the forward passes.
 
     Args:
-        field: a vector field of real probabilities (not a difference).
+        field: a vector field of real probabilities (not a difference), with the mouse
+            drawn plain unless it is the only field.
         goals: cells, each open or the cheese cell.
         start: where the walk begins; default the start cell ``(n-1, 0)``.
         max_steps: step cap (500 is procgen's episode length).
+        reflected_field: the same maze's field with the mouse drawn mirrored.
+        start_reflected: whether the mouse starts mirrored (episodes start plain).
 
     Returns:
         (len(goals),) float array; ``1 - sum`` is the probability of reaching
@@ -254,11 +266,13 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
         way to the cheese, as the rollouts do.
 
     >>> vf = vector_field(model, state)                                           # doctest: +SKIP
-    >>> first_arrival_probabilities(vf, [state.cheese, (0, state.maze_size - 1)])  # doctest: +SKIP
+    >>> mirrored = vector_field(model, state.with_mouse_reflected(True))           # doctest: +SKIP
+    >>> first_arrival_probabilities(vf, [state.cheese, (0, state.maze_size - 1)],
+    ...                             reflected_field=mirrored)                      # doctest: +SKIP
     array([0.83, 0.12])
     """
-    if (field.probs < -1e-9).any():
-        raise ValueError("first_arrival_probabilities needs move probabilities, not a difference of fields")
+    fields = [field] if reflected_field is None else [field, reflected_field]
+    _check_chain_fields(fields)
     state = field.state
     n = state.maze_size
     cheese = state.cheese
@@ -277,29 +291,52 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
     if start == cheese:
         return np.zeros(len(goals))  # the episode is over before the first step
     k = len(field.cells)
-    # Columns: k transient cells, then one absorbing column per goal, then one for a non-goal cheese.
-    absorbing = {goal: k + j for j, goal in enumerate(goals)}
+    transient = k * len(fields)  # row f·k + i: the mouse on cell i, drawn plain (f = 0) or mirrored (f = 1)
+    # Columns: the transient states, then one absorbing column per goal, then one for a non-goal cheese.
+    absorbing = {goal: transient + j for j, goal in enumerate(goals)}
     if cheese is not None and cheese not in absorbing:
-        absorbing[cheese] = k + len(goals)
-    # float32 softmax rows sum to 1 only within ~1e-7; renormalise so that no probability exceeds 1
-    probs = np.clip(field.probs, 0.0, None)
-    probs = probs / probs.sum(axis=1, keepdims=True)
-    transition = np.zeros((k, k + len(goals) + 1))
-    for i, cell in enumerate(field.cells):
-        if cell in absorbing:
-            continue  # never left: mass arriving here went to its absorbing column
-        for move, p in enumerate(probs[i]):
-            r, c = cell[0] + int(MOVE_DELTAS[move][0]), cell[1] + int(MOVE_DELTAS[move][1])
-            nxt = (r, c) if 0 <= r < n and 0 <= c < n and state.open_cells[r, c] else cell
-            transition[i, absorbing.get(nxt, index.get(nxt, i))] += p
-    mass = np.zeros(k)
-    mass[index[start]] = 1.0
+        absorbing[cheese] = transient + len(goals)
+    transition = np.zeros((transient, transient + len(goals) + 1))
+    for f, drawn in enumerate(fields):
+        # float32 softmax rows sum to 1 only within ~1e-7; renormalise so that no probability exceeds 1
+        probs = np.clip(drawn.probs, 0.0, None)
+        probs = probs / probs.sum(axis=1, keepdims=True)
+        for i, cell in enumerate(field.cells):
+            if cell in absorbing:
+                continue  # never left: mass arriving here went to its absorbing column
+            for move, p in enumerate(probs[i]):
+                r, c = cell[0] + int(MOVE_DELTAS[move][0]), cell[1] + int(MOVE_DELTAS[move][1])
+                nxt = (r, c) if 0 <= r < n and 0 <= c < n and state.open_cells[r, c] else cell
+                after = int(mirrored_after(move, bool(f))) if len(fields) == 2 else 0
+                transition[f * k + i, absorbing.get(nxt, after * k + index.get(nxt, i))] += p
+    mass = np.zeros(transient)
+    mass[(int(start_reflected) if len(fields) == 2 else 0) * k + index[start]] = 1.0
     arrived = np.zeros(len(goals))
     for _ in range(max_steps):
         step = mass @ transition
-        arrived += step[k : k + len(goals)]
-        mass = step[:k]
+        arrived += step[transient : transient + len(goals)]
+        mass = step[:transient]
     return np.clip(arrived, 0.0, 1.0)
+
+
+def mirrored_after(move: Move | int, mirrored: bool) -> bool:
+    """Whether procgen draws the mouse mirrored after ``move``: RIGHT sets it, LEFT clears it, the rest keep it.
+
+    This holds whether or not a wall stops the move (see :attr:`MazeState.mouse_reflected`).
+    """
+    return True if move == Move.RIGHT else False if move == Move.LEFT else bool(mirrored)
+
+
+def _check_chain_fields(fields: Sequence[VectorField]) -> None:
+    if any((f.probs < -1e-9).any() for f in fields):
+        raise ValueError("first_arrival_probabilities needs move probabilities, not a difference of fields")
+    if len(fields) == 2:
+        plain, mirrored = fields
+        if plain.cells != mirrored.cells or not np.array_equal(plain.state.inner_grid, mirrored.state.inner_grid):
+            raise ValueError("reflected_field must be a field of the same maze (same walls, cheese and cells)")
+        if plain.state.mouse_reflected or not mirrored.state.mouse_reflected:
+            raise ValueError("field must draw the mouse plain and reflected_field mirrored "
+                             "(vector_field of state.with_mouse_reflected(False) and (True))")
 
 
 def outcome_probabilities(
@@ -308,6 +345,7 @@ def outcome_probabilities(
     interventions: Sequence[Intervention] | Callable[[int], Sequence[Intervention]] = (),
     *,
     max_steps: int = 500,
+    mirror: bool = True,
     renderer: StateRenderer | None = None,
     batch_size: int = 256,
     device: str | torch.device | None = None,
@@ -318,12 +356,16 @@ def outcome_probabilities(
     The expected outcome proportions of :func:`mazeinterp.rollout.run_rollouts`
     (same outcome rules: the top-right cell ends the walk unless it lies on the
     path from the mouse to the cheese), computed with
-    :func:`first_arrival_probabilities` from each maze's vector field instead
-    of sampled: no Monte Carlo noise, and one forward pass per open cell.
+    :func:`first_arrival_probabilities` from each maze's vector fields instead
+    of sampled: no Monte Carlo noise, and two forward passes per open cell
+    (the mouse drawn plain and mirrored).
 
     Args:
         interventions: applied to every maze, or a function ``i -> interventions``
             for maze ``i`` (per-maze steering vectors).
+        mirror: follow the mouse's mirrored drawing exactly (default). False
+            uses the plain drawing throughout: half the forward passes, and
+            exact only for a policy that ignores the mirroring.
 
     Returns:
         (N, 3) float array, columns in :data:`mazeinterp.rollout.OUTCOMES` order; rows sum to 1.
@@ -332,20 +374,26 @@ def outcome_probabilities(
     >>> p[:, 0].mean()        # expected P(cheese) over the mazes        # doctest: +SKIP
     """
     states = list(states)
-    out = np.zeros((len(states), len(OUTCOMES)))
+    drawings = [False, True] if mirror else [False]
+    drawn = [s.with_mouse_reflected(flag) for s in states for flag in drawings]  # maze-major
     if callable(interventions):
         per_maze = interventions
-        fields = [vector_field(model, s, per_maze(i), renderer=renderer, batch_size=batch_size, device=device)
-                  for i, s in enumerate(_progress(states, len(states), "outcome probabilities", progress))]
+        fields = [vector_field(model, s, per_maze(i // len(drawings)), renderer=renderer, batch_size=batch_size,
+                               device=device)
+                  for i, s in enumerate(_progress(drawn, len(drawn), "outcome probabilities", progress))]
     else:
-        fields = vector_fields(model, states, interventions, renderer=renderer, batch_size=batch_size,
+        fields = vector_fields(model, drawn, interventions, renderer=renderer, batch_size=batch_size,
                                device=device, progress=progress)
-    for i, (state, field) in enumerate(zip(states, fields)):
+    out = np.zeros((len(states), len(OUTCOMES)))
+    for i, state in enumerate(states):
+        own = fields[i * len(drawings) : (i + 1) * len(drawings)]
         cheese, top_right = state.cheese, top_right_cell(state.maze_size)
         goals = [] if cheese is None else [cheese]
         if state.open_cells[top_right] and top_right_counts(state):
             goals.append(top_right)
-        arrived = first_arrival_probabilities(field, goals, start=state.mouse, max_steps=max_steps)
+        arrived = first_arrival_probabilities(own[0], goals, start=state.mouse, max_steps=max_steps,
+                                              reflected_field=own[1] if mirror else None,
+                                              start_reflected=state.mouse_reflected and mirror)
         if cheese is not None:
             out[i, 0] = arrived[0]
         if len(goals) > (cheese is not None):

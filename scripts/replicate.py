@@ -272,17 +272,20 @@ def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str
     states = states[: args.n_retarget_mazes]
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
+
+    def reach(state: MazeState, target: tuple[int, int], interventions: list[Intervention]) -> float:
+        plain, mirrored = (vector_field(policy, state.with_mouse_reflected(flag), interventions)
+                           for flag in (False, True))
+        return float(first_arrival_probabilities(plain, [target], reflected_field=mirrored)[0])
+
     for state in states:
-        base_field = vector_field(policy, state)
         for target, distance in _targets_by_distance(state, rng):
             row: dict[str, Any] = {"level_seed": state.level_seed, "maze_size": state.maze_size,
-                                   "target": target, "distance": distance,
-                                   "baseline": float(first_arrival_probabilities(base_field, [target])[0])}
+                                   "target": target, "distance": distance, "baseline": reach(state, target, [])}
             for name, channels in channel_sets.items():
                 for value in args.clamp_values:
                     clamp = retarget(channels, target, state.maze_size, value, HOOK)
-                    field = vector_field(policy, state, [clamp])
-                    row[f"{name} @ {value:g}"] = float(first_arrival_probabilities(field, [target])[0])
+                    row[f"{name} @ {value:g}"] = reach(state, target, [clamp])
             rows.append(row)
     conditions = ["baseline"] + [f"{name} @ {v:g}" for name in channel_sets for v in args.clamp_values]
     by_bin = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mazeinterp.maze.env import NOOP_ACTION, MazeEnv
+from mazeinterp.maze.env import NOOP_ACTION, MazeEnv, StateRenderer
 from mazeinterp.maze.grid import in_top_right_region, top_right_region
 from mazeinterp.maze.pixels import cell_to_pixel_region
 from mazeinterp.maze.state import MazeState
@@ -82,6 +82,38 @@ def test_steps_move_the_mouse_by_one_cell(big_state: MazeState) -> None:
         assert env.get_state(0).mouse == ((n - 2, 0) if up_open else (n - 1, 0))
         env.step([NOOP_ACTION])
         assert env.get_state(0).mouse == ((n - 2, 0) if up_open else (n - 1, 0))
+
+
+def test_the_mirror_flag_follows_the_horizontal_part_of_each_action(big_state: MazeState) -> None:
+    """Leftward actions (0-2) unmirror the sprite and rightward ones (6-8) mirror it, moved or not."""
+    assert not big_state.mouse_reflected, "episodes start unmirrored"
+    for start in (False, True):
+        with MazeEnv.from_states([big_state.with_mouse_reflected(start)] * 15) as env:
+            env.step(np.arange(15))
+            flags = [s.mouse_reflected for s in env.get_states()]
+        assert flags == [False] * 3 + [start] * 3 + [True] * 3 + [start] * 6
+
+
+def test_mouse_cell_and_mirror_flag_reproduce_every_rollout_frame() -> None:
+    """A frame of a rollout equals the start state redrawn with the mouse's cell and flag, pixel for pixel."""
+    rng = np.random.default_rng(1)
+    renderer = StateRenderer(batch_size=8)
+    with MazeEnv.from_seeds(range(20, 28), cheese_region=5) as env:
+        starts, alive = env.get_states(), np.ones(8, dtype=bool)
+        mirrored = compared = visible = 0
+        for _ in range(40):
+            _, obs, first = env.step(rng.integers(0, 15, size=8))
+            alive &= ~first
+            now = env.get_states()
+            for i in np.flatnonzero(alive):
+                moved = starts[i].with_mouse(now[i].mouse)
+                assert np.array_equal(renderer([moved.with_mouse_reflected(now[i].mouse_reflected)])[0], obs[i])
+                compared += 1
+                if now[i].mouse_reflected:  # without the flag, the frame usually differs
+                    mirrored += 1
+                    visible += not np.array_equal(renderer([moved])[0], obs[i])
+    renderer.close()
+    assert compared > 100 and mirrored > 20 and visible > mirrored / 2, (compared, mirrored, visible)
 
 
 def _force_reset(env: MazeEnv, index: int) -> None:

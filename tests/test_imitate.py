@@ -76,6 +76,22 @@ def test_path_cells_are_repeated_and_labelled_like_the_rest(hand_maze: MazeState
         cells_with_path_copies(hand_maze.without_cheese(), 1)
 
 
+def test_mirrored_flags_change_the_drawing_not_the_label(hand_maze: MazeState) -> None:
+    cells = [[(4, 0), (2, 4), (2, 4), (0, 4)]]  # the cheese's cell (0, 4) gives no frame
+    renderer = StateRenderer(batch_size=8)
+    plain_obs, plain_moves = labelled_frames([hand_maze], renderer, cells=cells)
+    obs, moves = labelled_frames([hand_maze], renderer, cells=cells, mirrored=[[False, True, False, True]])
+    expected = renderer([hand_maze.with_mouse((2, 4)).with_mouse_reflected(True)])[0]
+    with pytest.raises(ValueError, match="maze 0 has 4 cells but 2 mirrored flags"):
+        labelled_frames([hand_maze], renderer, cells=cells, mirrored=[[True, False]])
+    with pytest.raises(ValueError, match="need the cells"):
+        labelled_frames([hand_maze], renderer, mirrored=[[True]])
+    renderer.close()
+    assert moves.tolist() == plain_moves.tolist() == [U, L, L]
+    assert np.array_equal(obs[[0, 2]], plain_obs[[0, 2]]) and np.array_equal(obs[1], expected)
+    assert not np.array_equal(obs[1], plain_obs[1])
+
+
 def test_move_log_probs_sum_the_action_groups() -> None:
     logits = torch.log(torch.tensor([[1.0, 1, 2, 4, 1, 2, 1, 1, 2, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]]))
     total = logits.exp().sum()
@@ -124,6 +140,16 @@ def test_training_chunks_repeat_the_path_cells(tmp_path) -> None:
             source.close()
     path_cells = sum(len(shortest_path(m.open_cells, m.mouse, m.cheese)) - 1 for m in mazes)
     assert sizes[1] == sizes[0] + 2 * path_cells
+    source = _ChunkSource(_tiny(tmp_path, mirror_fraction=0.5), np.random.default_rng(7))
+    try:
+        chunk = source.bc_chunk()
+        plain = labelled_frames(source.env.get_states(), source.renderer)[0]
+    finally:
+        source.close()
+    assert len(chunk.moves) == sizes[0]
+    drawn_plain = {frame.tobytes() for frame in plain}
+    share_mirrored = np.mean([frame.tobytes() not in drawn_plain for frame in chunk.obs])
+    assert 0.25 < share_mirrored < 0.75, share_mirrored
 
 
 def test_tiny_run_writes_log_and_checkpoints_and_resumes(tmp_path) -> None:
@@ -194,6 +220,7 @@ def test_learning_rate_warms_up_holds_then_decays_linearly_to_zero():
     ("scale", 2.5, "scale must be a positive int"),
     ("warmup_samples", -1, "warmup_samples must be >= 0"),
     ("path_copies", -1, "path_copies must be >= 0"),
+    ("mirror_fraction", 1.5, r"mirror_fraction must lie in \[0, 1\]"),
     ("dagger_after_samples", -1, "dagger_after_samples must be >= 0 or None"),
     ("dagger_fraction", 1.5, r"dagger_fraction must lie in \[0, 1\]"),
     ("decay_start_samples", 8_000_000, r"decay_start_samples must lie in \[0, total_samples = 8000000\)"),

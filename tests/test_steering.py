@@ -188,12 +188,15 @@ def test_path_probability_matches_vector_field(model, state):
     n = state.maze_size
     target = (0, n - 1)
     path = shortest_path(state.open_cells, start_cell(n), target)
-    vf = vector_field(model, state)
-    expected = 1.0
+    fields = {flag: vector_field(model, state.with_mouse_reflected(flag)) for flag in (False, True)}
+    expected, plain_only, mirrored = 1.0, 1.0, False  # the walk starts plain; RIGHT mirrors, LEFT unmirrors
     for a, b in zip(path[:-1], path[1:]):
         move = next(m for m in Move if tuple(MOVE_DELTAS[m]) == (b[0] - a[0], b[1] - a[1]))
-        expected *= vf.prob_at(a)[move]
+        expected *= fields[mirrored].prob_at(a)[move]
+        plain_only *= fields[False].prob_at(a)[move]
+        mirrored = {Move.RIGHT: True, Move.LEFT: False}.get(move, mirrored)
     assert path_probability(model, state, target) == pytest.approx(expected, rel=1e-5)
+    assert expected != pytest.approx(plain_only, rel=1e-7, abs=0), "the mirrored drawing changes the answer"
     assert path_probability(model, state, target, log=True) == pytest.approx(np.log(expected), rel=1e-5)
     assert path_probability(model, state, start_cell(n)) == 1.0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -225,15 +227,61 @@ def test_outcome_probabilities_match_rollout_frequencies(seeded_states):
     state = seeded_states[3]  # level seed 3: a 5x5 maze, cheese off the top-right cell
     assert state.maze_size == 5 and state.cheese != top_right_cell(5)
     exact = outcome_probabilities(model, [state], max_steps=30)[0]
-    vf = vector_field(model, state)
-    np.testing.assert_allclose(exact[:2], first_arrival_probabilities(vf, [state.cheese, top_right_cell(5)],
-                                                                      max_steps=30))
+    plain, mirrored = (vector_field(model, state.with_mouse_reflected(flag)) for flag in (False, True))
+    np.testing.assert_allclose(exact[:2], first_arrival_probabilities(plain, [state.cheese, top_right_cell(5)],
+                                                                      max_steps=30, reflected_field=mirrored))
     n = 300
     result = run_rollouts(model, [state] * n, config=RolloutConfig(seed=0, max_steps=30))
     observed = np.array([np.mean([e.outcome == o for e in result.episodes]) for o in OUTCOMES])
     se = np.sqrt(exact * (1 - exact) / n)
     assert 0.2 < exact[0] < 0.8 and 0.2 < exact[2] < 0.8 and exact[1] > 0.02  # a test with power
     assert (np.abs(observed - exact) < 4 * se).all(), (observed, exact)
+
+
+def _constant_field(state, move: Move) -> VectorField:
+    cells = tuple((int(r), int(c)) for r, c in np.argwhere(state.open_cells) if (r, c) != state.cheese)
+    return VectorField(state, cells, np.tile(np.eye(len(Move))[move], (len(cells), 1)))
+
+
+def test_the_chain_follows_the_mirrored_drawing(big_state):
+    """Plain: always RIGHT; mirrored: always UP. From the start cell the mouse steps right once, is drawn
+    mirrored from then on, and climbs column 1; a chain that ignores the mirroring walks right forever."""
+    open_maze = big_state.with_layout(np.ones((big_state.maze_size,) * 2, dtype=bool), cheese=(0, 0))
+    n = open_maze.maze_size
+    plain = _constant_field(open_maze, Move.RIGHT)
+    mirrored = _constant_field(open_maze.with_mouse_reflected(True), Move.UP)
+    top_of_column_1 = [(0, 1)]
+    exact = functools.partial(first_arrival_probabilities, plain, top_of_column_1, reflected_field=mirrored)
+    assert exact(max_steps=n).tolist() == [1.0] and exact(max_steps=n - 1).tolist() == [0.0]
+    assert first_arrival_probabilities(plain, top_of_column_1).tolist() == [0.0]
+    # plain: UP; mirrored: LEFT. Starting mirrored, one LEFT clears the flag and the mouse climbs column 1;
+    # starting plain, it climbs column 2
+    up_plain = _constant_field(open_maze, Move.UP)
+    left_mirrored = _constant_field(open_maze.with_mouse_reflected(True), Move.LEFT)
+    walk = functools.partial(first_arrival_probabilities, up_plain, [(0, 1)], start=(n - 1, 2),
+                             reflected_field=left_mirrored)
+    assert walk(start_reflected=True, max_steps=n).tolist() == [1.0]
+    assert walk(start_reflected=True, max_steps=n - 1).tolist() == [0.0]
+    assert walk().tolist() == [0.0]
+
+
+def test_the_two_drawings_must_be_of_one_maze_and_the_right_way_round(big_state, seeded_states):
+    plain = _constant_field(big_state, Move.UP)
+    mirrored = _constant_field(big_state.with_mouse_reflected(True), Move.UP)
+    with pytest.raises(ValueError, match="plain and reflected_field mirrored"):
+        first_arrival_probabilities(mirrored, [big_state.cheese], reflected_field=plain)
+    other = next(s for s in seeded_states if s.maze_size != big_state.maze_size)
+    with pytest.raises(ValueError, match="same maze"):
+        first_arrival_probabilities(plain, [big_state.cheese],
+                                    reflected_field=_constant_field(other.with_mouse_reflected(True), Move.UP))
+
+
+def test_outcomes_with_and_without_the_mirror_differ_only_through_it(seeded_states):
+    """A policy blind to the mirroring (its input never changes the output) gives the same outcomes both ways."""
+    blind = biased_model(Move.RIGHT, strength=3.0)
+    states = seeded_states[:6]
+    np.testing.assert_allclose(outcome_probabilities(blind, states), outcome_probabilities(blind, states, mirror=False),
+                               atol=1e-6)
 
 
 def test_outcome_probabilities_are_probabilities(seeded_states):

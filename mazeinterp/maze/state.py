@@ -251,6 +251,17 @@ class MazeState:
         x, y = entity[0], entity[1]
         return self._world_to_cell(int(x), int(y))
 
+    @property
+    def mouse_reflected(self) -> bool:
+        """Whether the mouse sprite is drawn mirrored.
+
+        procgen mirrors it on every action with a rightward part and unmirrors it
+        on every action with a leftward part, even against a wall; other actions
+        keep it. The observation is a function of the maze, the cheese, the
+        mouse's cell and this flag. Episodes start unmirrored.
+        """
+        return bool(self.entities[self._player_index()][_field_index(_ENTITY_FIELDS, "is_reflected")])
+
     # ----- edits -----------------------------------------------------------------------
 
     def with_cheese(self, cell: Cell) -> MazeState:
@@ -293,11 +304,11 @@ class MazeState:
         if code == CHEESE:
             raise ValueError(f"cannot put the mouse on cell {tuple(cell)}: it holds the cheese")
         x, y = self._cell_to_world(cell)
-        index = self._player_index()
-        entity = list(self.entities[index])
-        entity[0], entity[1] = x + 0.5, y + 0.5
-        entities = self.entities[:index] + (tuple(entity),) + self.entities[index + 1 :]
-        return replace(self, entities=entities)
+        return self._with_player(x=x + 0.5, y=y + 0.5)
+
+    def with_mouse_reflected(self, reflected: bool) -> MazeState:
+        """A copy whose mouse sprite is drawn mirrored (``True``) or not (see :attr:`mouse_reflected`)."""
+        return self._with_player(is_reflected=int(bool(reflected)))
 
     def with_layout(self, open_cells: np.ndarray, cheese: Cell | None = None) -> MazeState:
         """A copy whose inner maze is ``open_cells`` (bool ``(n, n)``, row 0 at the top), for hand-made mazes.
@@ -333,6 +344,14 @@ class MazeState:
             if entity[type_index] == PLAYER_TYPE:
                 return index
         raise StateParseError("state has no mouse (player entity)")
+
+    def _with_player(self, **values: Any) -> MazeState:
+        """A copy whose mouse entity has the given fields (names of ``_ENTITY_FIELDS``) replaced."""
+        index = self._player_index()
+        entity = list(self.entities[index])
+        for name, value in values.items():
+            entity[_field_index(_ENTITY_FIELDS, name)] = value
+        return replace(self, entities=self.entities[:index] + (tuple(entity),) + self.entities[index + 1 :])
 
     def _check_inside(self, cell: Cell, what: str) -> None:
         row, col = (int(v) for v in cell)

@@ -73,6 +73,8 @@ class ImitationConfig:
     """Mazes generated per data chunk; every open cell of each is labelled, then the chunk is shuffled."""
     path_copies: int = 0
     """Extra frames of each cell on the path from the mouse's start to the cheese, per chunk maze."""
+    mirror_fraction: float = 0.0
+    """Fraction of frames with the mouse drawn mirrored (procgen draws it so after a rightward move)."""
     dagger_after_samples: int | None = None
     """Start the DAgger phase after this many frames (None: pure behaviour cloning)."""
     dagger_fraction: float = 0.5
@@ -118,6 +120,8 @@ class ImitationConfig:
         if self.dagger_after_samples is not None and self.dagger_after_samples < 0:
             raise ValueError(f"ImitationConfig.dagger_after_samples must be >= 0 or None, "
                              f"got {self.dagger_after_samples!r}")
+        if not 0.0 <= self.mirror_fraction <= 1.0:
+            raise ValueError(f"ImitationConfig.mirror_fraction must lie in [0, 1], got {self.mirror_fraction!r}")
         if not 0.0 <= self.dagger_fraction <= 1.0:
             raise ValueError(f"ImitationConfig.dagger_fraction must lie in [0, 1], got {self.dagger_fraction!r}")
         if not self.learning_rate > 0 or self.weight_decay < 0:
@@ -172,13 +176,15 @@ class _ChunkSource:
     def bc_chunk(self) -> _Chunk:
         """Every open cell of ``mazes_per_chunk`` fresh mazes, labelled and shuffled.
 
-        Cells on the path from the mouse's start to the cheese appear ``1 + path_copies`` times.
+        Cells on the path from the mouse's start to the cheese appear ``1 + path_copies`` times;
+        a ``mirror_fraction`` of the frames draw the mouse mirrored.
         """
         state_before = self.rng.bit_generator.state
         states = self._fresh_states()
-        copies = self.config.path_copies
-        cells = [cells_with_path_copies(s, copies) for s in states] if copies else None
-        obs, moves = labelled_frames(states, self.renderer, cells=cells)
+        copies, fraction = self.config.path_copies, self.config.mirror_fraction
+        cells = [cells_with_path_copies(s, copies) for s in states] if copies or fraction else None
+        mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction and cells else None
+        obs, moves = labelled_frames(states, self.renderer, cells=cells, mirrored=mirrored)
         order = self.rng.permutation(len(moves))
         return _Chunk(obs[order], moves[order], state_before)
 
@@ -311,7 +317,8 @@ def _save(policy: ImpalaPolicy, optimizer: torch.optim.Optimizer, path: Path, co
 def _held_out(config: ImitationConfig) -> tuple[np.ndarray, np.ndarray]:
     """Labelled frames of every cell (once) of fixed mazes that training never draws (a separate seed stream)."""
     rng = np.random.default_rng(config.seed + 10_000)
-    source = _ChunkSource(dataclasses.replace(config, mazes_per_chunk=config.held_out_mazes, path_copies=0), rng)
+    plain = dataclasses.replace(config, mazes_per_chunk=config.held_out_mazes, path_copies=0, mirror_fraction=0.0)
+    source = _ChunkSource(plain, rng)
     try:
         chunk = source.bc_chunk()
     finally:

@@ -50,7 +50,8 @@ def cells_with_path_copies(state: MazeState, copies: int) -> list[grid.Cell]:
 
 
 def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
-                    cells: Sequence[Sequence[grid.Cell]] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    cells: Sequence[Sequence[grid.Cell]] | None = None,
+                    mirrored: Sequence[Sequence[bool]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Observations and oracle moves for the mouse on cells of the given mazes.
 
     Args:
@@ -59,17 +60,26 @@ def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
         cells: per maze, the cells to place the mouse on (a cell listed twice
             gives two frames; the cheese's cell is skipped); default every open
             cell except the cheese's.
+        mirrored: per maze, one flag per entry of ``cells`` (which it needs):
+            draw the mouse mirrored there, as procgen does after a rightward
+            move. Default: drawn as in the state.
 
     Returns:
         ``(obs, moves)``: uint8 ``(N, 64, 64, 3)`` and int64 ``(N,)`` move indices
         (:class:`~mazeinterp.model.Move`).
     """
+    if mirrored is not None and cells is None:
+        raise ValueError("labelled_frames: mirrored flags need the cells they belong to")
     placed: list[MazeState] = []
     moves: list[int] = []
     for k, state in enumerate(states):
         table = dict(oracle_labels(state))
-        wanted = table.keys() if cells is None else [tuple(c) for c in cells[k] if tuple(c) in table]
-        for cell in wanted:
-            placed.append(state.with_mouse(cell))
-            moves.append(int(table[cell]))
+        wanted = list(table) if cells is None else [(int(c[0]), int(c[1])) for c in cells[k]]
+        flags = [state.mouse_reflected] * len(wanted) if mirrored is None else list(mirrored[k])
+        if len(flags) != len(wanted):
+            raise ValueError(f"labelled_frames: maze {k} has {len(wanted)} cells but {len(flags)} mirrored flags")
+        for cell, flag in zip(wanted, flags):
+            if cell in table:
+                placed.append(state.with_mouse(cell).with_mouse_reflected(bool(flag)))
+                moves.append(int(table[cell]))
     return renderer(placed), np.asarray(moves, dtype=np.int64)
