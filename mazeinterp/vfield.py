@@ -1,7 +1,9 @@
 """Vector fields: the policy's move probabilities with the mouse on every open cell.
 
 A vector field of a maze puts the mouse on each open cell (except the cheese's)
-with :meth:`MazeState.with_mouse`, renders those states, and records the five
+with :meth:`MazeState.with_mouse`, keeping the state's own drawing of the mouse
+(plain at an episode's start; see :attr:`MazeState.mouse_reflected` for the
+mirrored one), renders those states, and records the five
 move probabilities (:class:`mazeinterp.model.Move` order: left, down, up,
 right, noop). Its arrows are the expected displacement per cell, in the cell
 convention of :mod:`mazeinterp.maze` (``(drow, dcol)``, row 0 at the top, so
