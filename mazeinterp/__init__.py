@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "vector_fields": "mazeinterp.vfield",
     "field_difference": "mazeinterp.vfield",
     "first_arrival_probabilities": "mazeinterp.vfield",
+    "mirror_fields": "mazeinterp.vfield",
     "mirrored_after": "mazeinterp.vfield",
     "outcome_probabilities": "mazeinterp.vfield",
     "cheese_ward_move": "mazeinterp.vfield",

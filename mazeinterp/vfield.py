@@ -44,6 +44,7 @@ __all__ = [
     "decision_square_cheese_prob",
     "field_difference",
     "first_arrival_probabilities",
+    "mirror_fields",
     "mirrored_after",
     "outcome_probabilities",
     "move_probs_for_states",
@@ -214,6 +215,26 @@ def vector_field(
                          device=device)[0]
 
 
+def mirror_fields(
+    model: ImpalaPolicy,
+    state: MazeState,
+    interventions: Sequence[Intervention] = (),
+    *,
+    renderer: StateRenderer | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+) -> tuple[VectorField, VectorField]:
+    """The maze's vector fields with the mouse drawn plain and mirrored, in one batch.
+
+    The pair that :func:`first_arrival_probabilities` needs for exact outcomes
+    (``first_arrival_probabilities(plain, goals, reflected_field=mirrored)``).
+    """
+    plain, mirrored = vector_fields(model, [state.with_mouse_reflected(flag) for flag in (False, True)],
+                                    interventions, renderer=renderer, batch_size=batch_size, device=device,
+                                    progress=False)
+    return plain, mirrored
+
+
 def field_difference(a: VectorField, b: VectorField) -> VectorField:
     """The field of ``b.probs - a.probs`` (e.g. steered minus original), on the same maze and cells.
 
@@ -267,9 +288,8 @@ def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, st
         which leaves the top-right cell out of the goals when it lies on the
         way to the cheese, as the rollouts do.
 
-    >>> vf = vector_field(model, state)                                           # doctest: +SKIP
-    >>> mirrored = vector_field(model, state.with_mouse_reflected(True))           # doctest: +SKIP
-    >>> first_arrival_probabilities(vf, [state.cheese, (0, state.maze_size - 1)],
+    >>> plain, mirrored = mirror_fields(model, state)                             # doctest: +SKIP
+    >>> first_arrival_probabilities(plain, [state.cheese, (0, state.maze_size - 1)],
     ...                             reflected_field=mirrored)                      # doctest: +SKIP
     array([0.83, 0.12])
     """
@@ -338,7 +358,7 @@ def _check_chain_fields(fields: Sequence[VectorField]) -> None:
             raise ValueError("reflected_field must be a field of the same maze (same walls, cheese and cells)")
         if plain.state.mouse_reflected or not mirrored.state.mouse_reflected:
             raise ValueError("field must draw the mouse plain and reflected_field mirrored "
-                             "(vector_field of state.with_mouse_reflected(False) and (True))")
+                             "(the pair that mirror_fields returns)")
 
 
 def outcome_probabilities(

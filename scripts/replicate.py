@@ -57,8 +57,8 @@ from mazeinterp.vfield import (
     cheese_ward_move,
     decision_square_cheese_prob,
     first_arrival_probabilities,
+    mirror_fields,
     outcome_probabilities,
-    vector_field,
 )
 
 HOOK = DEFAULT_STEERING_HOOK
@@ -273,19 +273,18 @@ def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
 
-    def reach(state: MazeState, target: tuple[int, int], interventions: list[Intervention]) -> float:
-        plain, mirrored = (vector_field(policy, state.with_mouse_reflected(flag), interventions)
-                           for flag in (False, True))
-        return float(first_arrival_probabilities(plain, [target], reflected_field=mirrored)[0])
+    def reach(fields: tuple[Any, Any], target: tuple[int, int]) -> float:
+        return float(first_arrival_probabilities(fields[0], [target], reflected_field=fields[1])[0])
 
     for state in states:
+        unedited = mirror_fields(policy, state)  # once per maze, shared by its targets
         for target, distance in _targets_by_distance(state, rng):
             row: dict[str, Any] = {"level_seed": state.level_seed, "maze_size": state.maze_size,
-                                   "target": target, "distance": distance, "baseline": reach(state, target, [])}
+                                   "target": target, "distance": distance, "baseline": reach(unedited, target)}
             for name, channels in channel_sets.items():
                 for value in args.clamp_values:
                     clamp = retarget(channels, target, state.maze_size, value, HOOK)
-                    row[f"{name} @ {value:g}"] = reach(state, target, [clamp])
+                    row[f"{name} @ {value:g}"] = reach(mirror_fields(policy, state, [clamp]), target)
             rows.append(row)
     conditions = ["baseline"] + [f"{name} @ {v:g}" for name in channel_sets for v in args.clamp_values]
     by_bin = []

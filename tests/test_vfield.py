@@ -18,6 +18,7 @@ from mazeinterp.vfield import (
     decision_square_cheese_prob,
     field_difference,
     first_arrival_probabilities,
+    mirror_fields,
     move_probs_for_states,
     outcome_probabilities,
     vector_field,
@@ -227,7 +228,9 @@ def test_outcome_probabilities_match_rollout_frequencies(seeded_states):
     state = seeded_states[3]  # level seed 3: a 5x5 maze, cheese off the top-right cell
     assert state.maze_size == 5 and state.cheese != top_right_cell(5)
     exact = outcome_probabilities(model, [state], max_steps=30)[0]
-    plain, mirrored = (vector_field(model, state.with_mouse_reflected(flag)) for flag in (False, True))
+    plain, mirrored = mirror_fields(model, state)
+    assert (plain.state.mouse_reflected, mirrored.state.mouse_reflected) == (False, True)
+    np.testing.assert_allclose(mirrored.probs, vector_field(model, state.with_mouse_reflected(True)).probs)
     np.testing.assert_allclose(exact[:2], first_arrival_probabilities(plain, [state.cheese, top_right_cell(5)],
                                                                       max_steps=30, reflected_field=mirrored))
     n = 300

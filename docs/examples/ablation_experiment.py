@@ -42,7 +42,7 @@ from mazeinterp.checkpoint import DEFAULT_AGENT, CheckpointError, load_policy
 from mazeinterp.interventions import MeanAblate
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.outputs import OutputDir, OutputExistsError
-from mazeinterp.rollout import Comparison, RolloutConfig, compare, load_mazes
+from mazeinterp.rollout import TEST_SEED_START, Comparison, RolloutConfig, compare, load_mazes
 
 LAYER = "embedder.block2.res1.resadd_out"
 """The layer of the published cheese vector and of the cheese-tracking channels."""
@@ -84,8 +84,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="number of top cheese-tracking channels to ablate (default: 3)")
     parser.add_argument("--discovery-mazes", type=positive_int, default=100,
                         help="mazes used to rank the channels (default: 100)")
-    parser.add_argument("--discovery-start-level", type=non_negative_int, default=1_000_000,
-                        help="first level seed of the discovery mazes (default: 1000000)")
+    parser.add_argument("--discovery-start-level", type=non_negative_int, default=TEST_SEED_START,
+                        help=f"first level seed of the discovery mazes (default: {TEST_SEED_START})")
     parser.add_argument("--reference-mazes", type=positive_int, default=100,
                         help="random mazes whose mean activation replaces the channels (default: 100)")
     parser.add_argument("--seed", type=non_negative_int, default=0,

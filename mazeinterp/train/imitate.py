@@ -183,7 +183,7 @@ class _ChunkSource:
         states = self._fresh_states()
         copies, fraction = self.config.path_copies, self.config.mirror_fraction
         cells = [cells_with_path_copies(s, copies) for s in states] if copies or fraction else None
-        mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction and cells else None
+        mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction else None
         obs, moves = labelled_frames(states, self.renderer, cells=cells, mirrored=mirrored)
         order = self.rng.permutation(len(moves))
         return _Chunk(obs[order], moves[order], state_before)

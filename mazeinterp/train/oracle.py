@@ -75,11 +75,12 @@ def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
     for k, state in enumerate(states):
         table = dict(oracle_labels(state))
         wanted = list(table) if cells is None else [(int(c[0]), int(c[1])) for c in cells[k]]
-        flags = [state.mouse_reflected] * len(wanted) if mirrored is None else list(mirrored[k])
-        if len(flags) != len(wanted):
+        flags = None if mirrored is None else list(mirrored[k])
+        if flags is not None and len(flags) != len(wanted):
             raise ValueError(f"labelled_frames: maze {k} has {len(wanted)} cells but {len(flags)} mirrored flags")
-        for cell, flag in zip(wanted, flags):
+        for j, cell in enumerate(wanted):
             if cell in table:
-                placed.append(state.with_mouse(cell).with_mouse_reflected(bool(flag)))
+                moved = state.with_mouse(cell)
+                placed.append(moved if flags is None else moved.with_mouse_reflected(bool(flags[j])))
                 moves.append(int(table[cell]))
     return renderer(placed), np.asarray(moves, dtype=np.int64)
