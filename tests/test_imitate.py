@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from mazeinterp.checkpoint import load_policy
-from mazeinterp.maze.env import StateRenderer
+from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.grid import parse_ascii
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
-from mazeinterp.train.imitate import (ImitationConfig, imitation_loss, learning_rate_at, move_log_probs,
-                                     train_imitation)
+from mazeinterp.train.imitate import (ImitationConfig, _policy_visits, imitation_loss, learning_rate_at,
+                                     move_log_probs, train_imitation)
 from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames, oracle_labels
 
 U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
@@ -150,6 +150,40 @@ def test_training_chunks_repeat_the_path_cells(tmp_path) -> None:
     drawn_plain = {frame.tobytes() for frame in plain}
     share_mirrored = np.mean([frame.tobytes() not in drawn_plain for frame in chunk.obs])
     assert 0.25 < share_mirrored < 0.75, share_mirrored
+
+
+class _RecordingPolicy(torch.nn.Module):
+    """Wraps a policy and keeps every input batch it is shown."""
+
+    def __init__(self, policy: ImpalaPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+        self.inputs: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.inputs.append(x.clone())
+        return self.policy(x)
+
+
+def test_dagger_visits_redraw_exactly_the_frames_the_policy_saw() -> None:
+    torch.manual_seed(0)
+    recorder = _RecordingPolicy(ImpalaPolicy(scale=1).eval())
+    with MazeEnv.from_seeds(range(6), cheese_region=5, seed=0) as env:
+        states = env.get_states()
+        cells, mirrored = _policy_visits(recorder, env, 12, torch.device("cpu"), torch.Generator().manual_seed(0))
+    renderer = StateRenderer(batch_size=64)
+    try:
+        for i, state in enumerate(states):
+            assert len(cells[i]) == len(mirrored[i]) and len(cells[i]) >= 2
+            shown = min(len(cells[i]), len(recorder.inputs))  # the cell after the last step is never shown
+            pairs = list(zip(cells[i], mirrored[i]))[:shown]
+            redrawn = renderer([state.with_mouse(c).with_mouse_reflected(f) for c, f in pairs])
+            seen = torch.stack([recorder.inputs[t][i] for t in range(shown)])
+            assert torch.equal(obs_to_tensor(redrawn), seen), f"maze {i}: a redrawn frame differs from procgen's"
+    finally:
+        renderer.close()
+    flags = [f for per_maze in mirrored for f in per_maze[1:]]
+    assert any(flags) and not all(flags), "a near-uniform policy moves both ways, so both drawings occur"
 
 
 def test_tiny_run_writes_log_and_checkpoints_and_resumes(tmp_path) -> None:

@@ -136,9 +136,15 @@ def _chunk_seeds(rng: np.random.Generator, n: int) -> list[int]:
 
 
 def _policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch.device,
-                   generator: torch.Generator) -> list[list[tuple[int, int]]]:
-    """Cells each env's mouse visits while the policy plays (sampled actions), until the episode ends."""
-    visits: list[list[tuple[int, int]]] = [[env.get_state(i).mouse] for i in range(env.num)]
+                   generator: torch.Generator) -> tuple[list[list[tuple[int, int]]], list[list[bool]]]:
+    """Cells each env's mouse visits while the policy plays (sampled actions), until the episode ends.
+
+    Returns ``(cells, mirrored)``: per env, the visited cells in order and, for each, whether
+    procgen drew the mouse mirrored there (so the frames can be redrawn as the policy saw them).
+    """
+    starts = [env.get_state(i) for i in range(env.num)]
+    cells: list[list[tuple[int, int]]] = [[s.mouse] for s in starts]
+    mirrored: list[list[bool]] = [[s.mouse_reflected] for s in starts]
     alive = np.ones(env.num, dtype=bool)
     for _ in range(steps):
         with torch.inference_mode():
@@ -149,8 +155,10 @@ def _policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch
         if not alive.any():
             break
         for i in np.flatnonzero(alive):
-            visits[i].append(env.get_state(int(i)).mouse)
-    return visits
+            state = env.get_state(int(i))
+            cells[i].append(state.mouse)
+            mirrored[i].append(state.mouse_reflected)
+    return cells, mirrored
 
 
 class _ChunkSource:
@@ -189,14 +197,14 @@ class _ChunkSource:
         return _Chunk(obs[order], moves[order], state_before)
 
     def dagger_chunk(self, policy: ImpalaPolicy, device: torch.device, generator: torch.Generator) -> _Chunk:
-        """The cells the policy visits while playing fresh mazes, labelled by the oracle and shuffled."""
+        """The cells the policy visits while playing fresh mazes, drawn as it saw them, labelled by the oracle, shuffled."""
         state_before = self.rng.bit_generator.state
         states = self._fresh_states()
         was_training = policy.training
         policy.eval()
-        visits = _policy_visits(policy, self.env, self.config.dagger_steps, device, generator)
+        cells, mirrored = _policy_visits(policy, self.env, self.config.dagger_steps, device, generator)
         policy.train(was_training)
-        obs, moves = labelled_frames(states, self.renderer, cells=visits)
+        obs, moves = labelled_frames(states, self.renderer, cells=cells, mirrored=mirrored)
         order = self.rng.permutation(len(moves))
         return _Chunk(obs[order], moves[order], state_before)
 
