@@ -51,7 +51,8 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the format written by :func:`save_policy`."""
 
-SHIPPED: dict[str, str] = {"maze-s1-r5": "maze-s1-r5.pt", "maze-s1-r5-v2": "maze-s1-r5-v2.pt"}
+SHIPPED: dict[str, str] = {"maze-s1-r5": "maze-s1-r5.pt", "maze-s1-r5-v2": "maze-s1-r5-v2.pt",
+                          "maze-s1-r5-v3": "maze-s1-r5-v3.pt"}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
 
 DEFAULT_AGENT: str | None = "maze-s1-r5"
