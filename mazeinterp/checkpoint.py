@@ -52,10 +52,11 @@ FORMAT_VERSION = 1
 """Version of the format written by :func:`save_policy`."""
 
 SHIPPED: dict[str, str] = {"maze-s1-r5": "maze-s1-r5.pt", "maze-s1-r5-v2": "maze-s1-r5-v2.pt",
-                          "maze-s1-r5-v3": "maze-s1-r5-v3.pt", "maze-s1-r5-v4": "maze-s1-r5-v4.pt"}
+                          "maze-s1-r5-v3": "maze-s1-r5-v3.pt", "maze-s1-r5-v4": "maze-s1-r5-v4.pt",
+                          "maze-s1-r5-v5": "maze-s1-r5-v5.pt"}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
 
-DEFAULT_AGENT: str | None = "maze-s1-r5-v4"
+DEFAULT_AGENT: str | None = "maze-s1-r5-v5"
 """Name in :data:`SHIPPED` of the agent used when none is given (see ``checkpoints/README.md``)."""
 
 _SCALE_KEY = "embedder.block1.conv.weight"
