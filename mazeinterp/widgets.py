@@ -1,0 +1,619 @@
+"""An interactive explorer of a policy on one maze, for Jupyter (needs the ``widgets`` extra: ipywidgets).
+
+Click a cell to place the cheese or the mouse, or to toggle a wall; choose a
+hook point and channel to watch; ablate channels, add the cheese or top-right
+vector with a coefficient, or clamp a channel at a clicked cell. The display
+shows the maze with the policy's vector field, the field under the
+interventions and its difference, the move probabilities at the mouse, and the
+chosen channel's activation map.
+
+Two layers:
+
+* :class:`Explorer` -- the policy, the current maze and the intervention
+  settings (immutable values); every edit returns an :class:`ExplorerView`, the
+  numbers the display shows. What an edit does not change is cached: moving the
+  mouse reuses both vector fields, changing an intervention reuses the plain
+  field and the activations of every field state at the intervention's hook
+  point (only the rest of the network is run, :func:`mazeinterp.hooks.forward_from`),
+  choosing a channel reuses the whole forward pass. It needs no ipywidgets, so
+  scripts and tests drive it directly.
+* :class:`ExplorerWidget` (:func:`explore`) -- ipywidgets controls wired to an
+  :class:`Explorer`; each control's handler is a method of the widget.
+
+>>> widget = explore(policy, state)          # in a notebook cell: shows the explorer   # doctest: +SKIP
+>>> widget                                                                              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import html
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+import numpy as np
+import torch
+
+from mazeinterp.hooks import can_forward_from, forward_from, run_states_with_cache
+from mazeinterp.interventions import AddVector, Intervention, ZeroAblate, validate
+from mazeinterp.maze.grid import Cell
+from mazeinterp.model import MOVES, ImpalaPolicy, move_probs
+from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
+from mazeinterp.vfield import VectorField, _field_cells, field_difference, vector_field
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from mazeinterp.hooks import ActivationCache
+    from mazeinterp.maze.state import MazeState
+
+__all__ = ["CLICK_MODES", "Explorer", "ExplorerView", "ExplorerWidget", "InterventionSettings", "draw_explorer",
+           "explore", "probability_table"]
+
+CLICK_MODES = ("cheese", "mouse", "wall", "clamp")
+"""What a click on a cell does: move the cheese, move the mouse, toggle a wall, choose the clamped cell."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class InterventionSettings:
+    """The explorer's interventions, all at one hook point; applied in the order ablate, add, clamp."""
+
+    hook: str = DEFAULT_STEERING_HOOK
+    """Hook point of every intervention (a (C, H, W) map)."""
+    ablate: tuple[int, ...] = ()
+    """Channels set to zero (:class:`~mazeinterp.interventions.ZeroAblate`); empty = none."""
+    vector: Literal["cheese", "top_right"] | None = None
+    """Add this maze's cheese vector or top-right vector (:mod:`mazeinterp.steering`); None = none."""
+    coefficient: float = -1.0
+    """Coefficient of the added vector (−1 removes what the cheese adds)."""
+    clamp_channel: int | None = None
+    """Channel clamped at :attr:`clamp_cell` (:func:`mazeinterp.steering.retarget`); None = no clamp."""
+    clamp_cell: Cell | None = None
+    """Maze cell whose activation pixel is clamped; None = no clamp."""
+    clamp_value: float = 5.5
+    """Value the clamped channel is set to."""
+
+    def __post_init__(self) -> None:
+        if self.vector not in (None, "cheese", "top_right"):
+            raise ValueError(f"vector must be None, 'cheese' or 'top_right', got {self.vector!r}")
+        object.__setattr__(self, "ablate", tuple(sorted({int(c) for c in self.ablate})))
+        object.__setattr__(self, "coefficient", float(self.coefficient))
+        object.__setattr__(self, "clamp_value", float(self.clamp_value))
+        if self.clamp_cell is not None:
+            object.__setattr__(self, "clamp_cell", (int(self.clamp_cell[0]), int(self.clamp_cell[1])))
+
+    @property
+    def active(self) -> bool:
+        """Whether any intervention is set."""
+        return bool(self.ablate) or self.vector is not None or self.clamps
+
+    @property
+    def clamps(self) -> bool:
+        """Whether the clamp is set (a channel and a cell)."""
+        return self.clamp_channel is not None and self.clamp_cell is not None
+
+
+@dataclass(frozen=True, eq=False)
+class ExplorerView:
+    """What the explorer shows for one maze and one set of interventions.
+
+    Attributes:
+        state: the maze, mouse included.
+        obs: (64, 64, 3) uint8 observation of ``state``.
+        field: the policy's vector field of the maze (:func:`mazeinterp.vfield.vector_field`).
+        edited_field: the field under ``interventions``; None without interventions.
+        difference: ``edited_field - field`` (:func:`mazeinterp.vfield.field_difference`); None without.
+        mouse_probs: (5,) move probabilities (left, down, up, right, noop) with the mouse where it stands.
+        edited_mouse_probs: (5,) the same under ``interventions``; None without.
+        hook: hook point of the activation map.
+        channel: channel of the activation map.
+        activation: (H, W) map of ``channel`` at ``hook`` for ``state``, with ``interventions`` applied.
+        settings: the intervention settings.
+        interventions: the interventions they make (ablate, add, clamp, in that order).
+    """
+
+    state: MazeState
+    obs: np.ndarray
+    field: VectorField
+    edited_field: VectorField | None
+    difference: VectorField | None
+    mouse_probs: np.ndarray
+    edited_mouse_probs: np.ndarray | None
+    hook: str
+    channel: int
+    activation: np.ndarray
+    settings: InterventionSettings
+    interventions: tuple[Intervention, ...]
+
+
+class _Memo:
+    """The last ``size`` results of a computation, by key; counts how often it had to compute."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.misses = 0
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        value = compute()
+        self.misses += 1
+        self.put(key, value)
+        return value
+
+    def put(self, key: Hashable, value: Any) -> None:
+        self._items[key] = value
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+def _maze_key(state: MazeState) -> tuple[bytes, bool]:
+    """What the vector fields and steering vectors depend on: walls, cheese, the mouse's drawing (not its cell)."""
+    return state.world.tobytes(), state.mouse_reflected
+
+
+class Explorer:
+    """A policy on one maze, with interventions; each edit returns the new :class:`ExplorerView`.
+
+    Edits that fail (a wall on the mouse, a channel out of range, a cheese vector
+    without cheese) raise ValueError and leave the explorer as it was.
+
+    Args:
+        policy: the policy (any scale).
+        state: the maze to start from (the mouse is kept where it stands).
+        hook: hook point of the activation map (a (C, H, W) map).
+        channel: channel of the activation map.
+        settings: initial interventions (default: none).
+        batch_size: field states per forward pass.
+
+    Attributes ``field_passes``, ``suffix_passes`` and ``forward_passes`` count
+    how often a whole vector field, an edited field from cached activations,
+    and a single forward pass were computed (to see what an edit cost).
+
+    >>> ex = Explorer(policy, state)                           # doctest: +SKIP
+    >>> view = ex.place_cheese((0, 3))                         # doctest: +SKIP
+    >>> view = ex.set_interventions(vector="cheese", coefficient=-1.0)   # doctest: +SKIP
+    >>> view.edited_mouse_probs                                # doctest: +SKIP
+    """
+
+    def __init__(self, policy: ImpalaPolicy, state: MazeState, *, hook: str = DEFAULT_STEERING_HOOK,
+                 channel: int = 0, settings: InterventionSettings | None = None, batch_size: int = 256) -> None:
+        self.policy = policy
+        self.batch_size = batch_size
+        self._fields = _Memo(2)  # maze → (plain field, field states)
+        self._prefixes = _Memo(2)  # (maze, hook) → activations of every field state at hook
+        self._edited = _Memo(8)  # (maze, settings) → edited field
+        self._vectors = _Memo(8)  # (maze, kind, hook) → steering vector
+        self._caches = _Memo(8)  # (state, settings) → activation cache of one forward pass
+        self._obs = _Memo(8)  # state → observation
+        self.state = state.with_mouse(state.mouse)  # the mouse at its cell's centre, as every edit puts it
+        self.hook = hook
+        self.channel = int(channel)
+        self.settings = settings or InterventionSettings()
+        self.view = self._view(self.state, self.settings, self.hook, self.channel)
+
+    # ------------------------------------------------------------------ counters
+
+    @property
+    def field_passes(self) -> int:
+        """Plain vector fields computed (a forward pass per open cell)."""
+        return self._fields.misses
+
+    @property
+    def suffix_passes(self) -> int:
+        """Edited vector fields computed (from cached activations when the hook point allows it)."""
+        return self._edited.misses
+
+    @property
+    def forward_passes(self) -> int:
+        """Single-state forward passes computed (activation maps)."""
+        return self._caches.misses
+
+    # ------------------------------------------------------------------ edits
+
+    def click(self, cell: Cell, mode: str) -> ExplorerView:
+        """Apply a click on ``cell`` in ``mode`` (one of :data:`CLICK_MODES`)."""
+        if mode == "cheese":
+            return self.place_cheese(cell)
+        if mode == "mouse":
+            return self.place_mouse(cell)
+        if mode == "wall":
+            return self.toggle_wall(cell)
+        if mode == "clamp":
+            return self.set_interventions(clamp_cell=cell)
+        raise ValueError(f"unknown click mode {mode!r}; choose from {', '.join(CLICK_MODES)}")
+
+    def place_cheese(self, cell: Cell) -> ExplorerView:
+        """Move the cheese to ``cell`` (an open cell without the mouse)."""
+        return self._commit(state=self.state.with_cheese(cell))
+
+    def place_mouse(self, cell: Cell) -> ExplorerView:
+        """Move the mouse to ``cell`` (an open cell without the cheese)."""
+        return self._commit(state=self.state.with_mouse(cell))
+
+    def toggle_wall(self, cell: Cell) -> ExplorerView:
+        """Turn the wall at ``cell`` into an open cell, or the open cell into a wall."""
+        state = self.state
+        is_wall = not state.open_cells[_inside(cell, state.maze_size)]
+        return self._commit(state=state.with_open(cell) if is_wall else state.with_wall(cell))
+
+    def show(self, hook: str | None = None, channel: int | None = None) -> ExplorerView:
+        """Show the activation map of ``channel`` at ``hook`` (either kept when None)."""
+        hook = self.hook if hook is None else hook
+        channel = self.channel if channel is None else int(channel)
+        return self._commit(hook=hook, channel=channel)
+
+    def set_interventions(self, **changes: Any) -> ExplorerView:
+        """Change fields of :class:`InterventionSettings` (``ablate=(3, 7)``, ``vector="cheese"``, …)."""
+        return self._commit(settings=replace(self.settings, **changes))
+
+    def _commit(self, *, state: MazeState | None = None, settings: InterventionSettings | None = None,
+                hook: str | None = None, channel: int | None = None) -> ExplorerView:
+        state = self.state if state is None else state
+        settings = self.settings if settings is None else settings
+        hook = self.hook if hook is None else hook
+        channel = self.channel if channel is None else channel
+        view = self._view(state, settings, hook, channel)  # raises before anything is replaced
+        self.state, self.settings, self.hook, self.channel, self.view = state, settings, hook, channel, view
+        return view
+
+    # ------------------------------------------------------------------ computing a view
+
+    def interventions(self, state: MazeState, settings: InterventionSettings) -> tuple[Intervention, ...]:
+        """The interventions that ``settings`` make on ``state``'s maze, validated against the policy."""
+        hook = settings.hook
+        ivs: list[Intervention] = []
+        if settings.ablate:
+            ivs.append(ZeroAblate(hook, channels=settings.ablate))
+        if settings.vector is not None:
+            ivs.append(AddVector(hook, self._vector(state, settings.vector, hook), settings.coefficient))
+        if settings.clamps:
+            ivs.append(retarget([settings.clamp_channel], settings.clamp_cell, state.maze_size,  # type: ignore[list-item, arg-type]
+                                settings.clamp_value, hook))
+        for iv in ivs:
+            validate(self.policy, iv)
+        return tuple(ivs)
+
+    def _view(self, state: MazeState, settings: InterventionSettings, hook: str, channel: int) -> ExplorerView:
+        shape = self._map_shape(hook)
+        if not 0 <= channel < shape[0]:
+            raise ValueError(f"channel {channel} is out of range for hook point {hook!r}, which has "
+                             f"{shape[0]} channels (0..{shape[0] - 1})")
+        self._map_shape(settings.hook)
+        ivs = self.interventions(state, settings)
+        field = self._field(state, settings.hook if ivs and can_forward_from(settings.hook) else None)
+        edited = self._edited_field(state, settings, ivs) if ivs else None
+        cache = self._caches.get((state.to_bytes(), settings), lambda: self._forward(state, ivs))
+        mouse = state.mouse
+        return ExplorerView(
+            state=state, obs=self._obs.get(state.to_bytes(), lambda: _render(state)), field=field,
+            edited_field=edited, difference=None if edited is None else field_difference(field, edited),
+            mouse_probs=field.prob_at(mouse), edited_mouse_probs=None if edited is None else edited.prob_at(mouse),
+            hook=hook, channel=channel, activation=cache[hook][0, channel].numpy().astype(np.float64),
+            settings=settings, interventions=ivs,
+        )
+
+    def _map_shape(self, hook: str) -> tuple[int, ...]:
+        shapes = self.policy.hook_points()
+        if hook not in shapes:
+            self.policy.module_for_hook(hook)  # KeyError naming close hook points
+        shape = shapes[hook]
+        if len(shape) != 3:
+            raise ValueError(f"hook point {hook!r} has shape {shape}; the explorer needs a (C, H, W) map")
+        return shape
+
+    def _field(self, state: MazeState, prefix_hook: str | None = None) -> VectorField:
+        """The plain vector field; with ``prefix_hook``, also keep the field states' activations there."""
+        key = _maze_key(state)
+
+        def compute() -> VectorField:
+            if prefix_hook is None:
+                return vector_field(self.policy, state, batch_size=self.batch_size)
+            # one pass gives the plain field and what every edited field at prefix_hook starts from
+            cells = _field_cells(state)
+            moved = [state.with_mouse(cell) for cell in cells]
+            outputs, cache = run_states_with_cache(self.policy, moved, [prefix_hook], batch_size=self.batch_size,
+                                                   progress=False)
+            assert outputs is not None
+            self._prefixes.put((key, prefix_hook), cache[prefix_hook])
+            return VectorField(state, tuple(cells), move_probs(outputs[0]).double().numpy())
+
+        return self._fields.get(key, compute)
+
+    def _vector(self, state: MazeState, kind: str, hook: str) -> torch.Tensor:
+        if kind == "cheese" and state.cheese is None:
+            raise ValueError("the cheese vector needs a maze with its cheese")
+        make = cheese_vector if kind == "cheese" else top_right_vector
+        return self._vectors.get((_maze_key(state), kind, hook), lambda: make(self.policy, state, hook))
+
+    def _edited_field(self, state: MazeState, settings: InterventionSettings,
+                      ivs: Sequence[Intervention]) -> VectorField:
+        def compute() -> VectorField:
+            if not can_forward_from(settings.hook):
+                return vector_field(self.policy, state, ivs, batch_size=self.batch_size)
+            acts = self._prefix(state, settings.hook)
+            for iv in ivs:
+                acts = iv(acts)
+            probs = []
+            with torch.inference_mode():
+                for start in range(0, len(acts), self.batch_size):
+                    logits, _ = forward_from(self.policy, settings.hook, acts[start : start + self.batch_size])
+                    probs.append(move_probs(logits).double().cpu().numpy())
+            field = self._field(state)
+            return VectorField(field.state, field.cells, np.concatenate(probs))
+
+        return self._edited.get((_maze_key(state), settings), compute)
+
+    def _prefix(self, state: MazeState, hook: str) -> torch.Tensor:
+        """Activations at ``hook`` of every field state of the maze (the mouse on each field cell): (k, C, H, W)."""
+
+        def compute() -> torch.Tensor:
+            moved = [state.with_mouse(cell) for cell in _field_cells(state)]
+            _, cache = run_states_with_cache(self.policy, moved, [hook], stop_early=True, batch_size=self.batch_size,
+                                             progress=False)
+            return cache[hook]
+
+        return self._prefixes.get((_maze_key(state), hook), compute)
+
+    def _forward(self, state: MazeState, ivs: Sequence[Intervention]) -> ActivationCache:
+        _, cache = run_states_with_cache(self.policy, [state], None, interventions=ivs, progress=False)
+        return cache
+
+
+def _render(state: MazeState) -> np.ndarray:
+    from mazeinterp.hooks import render_states
+
+    return render_states([state])[0]
+
+
+def _inside(cell: Cell, n: int) -> Cell:
+    row, col = int(cell[0]), int(cell[1])
+    if not (0 <= row < n and 0 <= col < n):
+        raise ValueError(f"cell {(row, col)} is outside the {n}×{n} inner maze")
+    return row, col
+
+
+# ---------------------------------------------------------------------- pictures and tables
+
+
+def probability_table(view: ExplorerView) -> str:
+    """HTML table of the move probabilities at the mouse: policy, and under the interventions with the change."""
+    head = "".join(f"<th>{m}</th>" for m in MOVES)
+    rows = [("policy", view.mouse_probs)]
+    if view.edited_mouse_probs is not None:
+        rows += [("edited", view.edited_mouse_probs), ("change", view.edited_mouse_probs - view.mouse_probs)]
+    body = "".join(
+        f"<tr><td>{name}</td>" + "".join(f"<td>{p:+.3f}</td>" if name == "change" else f"<td>{p:.3f}</td>"
+                                         for p in probs) + "</tr>"
+        for name, probs in rows
+    )
+    cell = view.state.mouse
+    return (f"<b>move probabilities with the mouse at {html.escape(str(cell))}</b>"
+            f"<table><tr><th></th>{head}</tr>{body}</table>")
+
+
+def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
+    """The explorer's figure: the field, the edited field, their difference, the activation map (2 × 2)."""
+    from mazeinterp.plots import (
+        cell_centre_xy,
+        draw_channel_heatmap,
+        draw_field_difference,
+        draw_maze,
+        draw_vector_field,
+        new_figure,
+    )
+
+    fig, axes = new_figure(ncols=2, nrows=2, size=size)
+    paths = _paths_drawable(view.state)
+    draw_vector_field(axes[0, 0], view.field, view.obs, paths=paths, title="policy")
+    if view.edited_field is None:
+        draw_maze(axes[0, 1], view.state, view.obs, paths=paths, title="no intervention")
+        draw_maze(axes[1, 0], view.state, view.obs, paths=False, title="no difference")
+    else:
+        label = ", ".join(_short(iv) for iv in view.interventions)
+        draw_vector_field(axes[0, 1], view.edited_field, view.obs, color="orange", paths=paths, title=label)
+        draw_field_difference(axes[1, 0], view.difference, view.obs, title="edited − policy")  # type: ignore[arg-type]
+    res = view.activation.shape[0]
+    draw_channel_heatmap(axes[1, 1], view.state, view.activation, view.obs,
+                         title=f"{view.hook}\nchannel {view.channel} ({res}×{res})")
+    if view.settings.clamps:
+        xy = cell_centre_xy([view.settings.clamp_cell], view.state.maze_size)  # type: ignore[list-item]
+        for ax in (axes[0, 1], axes[1, 1]):
+            ax.scatter(*xy.T, marker="x", s=60, color="red", zorder=5)
+    fig.tight_layout()
+    return fig
+
+
+def _paths_drawable(state: MazeState) -> bool:
+    """Whether the start, the cheese and the top-right cell are connected (else paths cannot be drawn)."""
+    from mazeinterp.maze.grid import path_to_cheese, path_to_top_right
+
+    try:
+        path_to_top_right(state.open_cells)
+        if state.cheese is not None:
+            path_to_cheese(state.open_cells, state.cheese)
+    except ValueError:
+        return False
+    return True
+
+
+def _short(iv: Intervention) -> str:
+    name = type(iv).__name__
+    if isinstance(iv, AddVector):
+        return f"{name} ×{iv.coefficient:g}"
+    return f"{name} {list(iv.channels or [])}"
+
+
+def figure_png(fig: Figure, dpi: int = 72) -> bytes:
+    """PNG bytes of ``fig``, which is closed."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------- the widget
+
+_COLOURS = {"wall": "#8c7350", "open": "#262626", "cheese": "#f2c200", "mouse": "#d9d9d9", "clamp": "#d62728"}
+
+
+def _parse_channels(text: str) -> tuple[int, ...]:
+    parts = [p for p in text.replace(",", " ").split() if p]
+    try:
+        return tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"channels must be integers separated by commas or spaces, got {text!r}") from None
+
+
+class ExplorerWidget:
+    """ipywidgets controls and pictures wired to an :class:`Explorer`.
+
+    A grid of cell buttons (click: see ``mode``), a picture of
+    :func:`draw_explorer`, the :func:`probability_table`, and controls: the
+    watched hook point and channel, the intervention hook point, zero-ablated
+    channels, the added vector and its coefficient, the clamped channel and its
+    value (the clamped cell is clicked in ``clamp`` mode). Errors show in the
+    status line and change nothing. Display it as the last expression of a cell.
+
+    Attributes (the controls, for scripting): ``mode``, ``cells`` (rows of
+    buttons), ``hook``, ``channel``, ``iv_hook``, ``ablate``, ``vector``,
+    ``coefficient``, ``clamp_channel``, ``clamp_value``, ``clear_clamp``;
+    outputs ``picture`` (PNG), ``probabilities`` (HTML), ``status`` (HTML).
+    """
+
+    def __init__(self, explorer: Explorer, *, dpi: int = 72, cell_px: int = 16) -> None:
+        import ipywidgets as w
+
+        self.explorer = explorer
+        self.dpi = dpi
+        ex = explorer
+        maps = [name for name, shape in ex.policy.hook_points().items() if len(shape) == 3]
+        n = ex.state.maze_size
+        self.mode = w.ToggleButtons(options=list(CLICK_MODES), value="cheese", description="click sets")
+        square = w.Layout(width=f"{cell_px}px", height=f"{cell_px}px", padding="0", margin="0")
+        self.cells = [[w.Button(layout=square, tooltip=str((r, c))) for c in range(n)] for r in range(n)]
+        for r, row in enumerate(self.cells):
+            for c, button in enumerate(row):
+                button.on_click(lambda _button, cell=(r, c): self.on_cell((cell)))
+        board = w.GridBox([b for row in self.cells for b in row],
+                          layout=w.Layout(grid_template_columns=f"repeat({n}, {cell_px}px)", grid_gap="1px"))
+        self.hook = w.Dropdown(options=maps, value=ex.hook, description="watch")
+        self.channel = w.BoundedIntText(value=ex.channel, min=0, max=ex.policy.hook_points()[ex.hook][0] - 1,
+                                        description="channel")
+        s = ex.settings
+        self.iv_hook = w.Dropdown(options=maps, value=s.hook, description="intervene at")
+        self.ablate = w.Text(value=" ".join(map(str, s.ablate)), description="zero-ablate",
+                             placeholder="channels, e.g. 3 7", continuous_update=False)
+        self.vector = w.Dropdown(options=[("none", None), ("cheese vector", "cheese"), ("top-right vector", "top_right")],
+                                 value=s.vector, description="add")
+        self.coefficient = w.FloatSlider(value=s.coefficient, min=-3.0, max=3.0, step=0.1, description="coefficient",
+                                         continuous_update=False)
+        self.clamp_channel = w.Text(value="" if s.clamp_channel is None else str(s.clamp_channel),
+                                    description="clamp channel", placeholder="channel", continuous_update=False)
+        self.clamp_value = w.FloatText(value=s.clamp_value, description="clamp value")
+        self.clear_clamp = w.Button(description="clear clamp")
+        self.picture = w.Image(format="png")
+        self.probabilities = w.HTML()
+        self.status = w.HTML()
+        self._syncing = False
+
+        self.hook.observe(self.on_hook, names="value")
+        self.channel.observe(self.on_channel, names="value")
+        self.iv_hook.observe(lambda change: self._edit(lambda: ex.set_interventions(hook=change["new"])), names="value")
+        self.ablate.observe(self.on_ablate, names="value")
+        self.vector.observe(lambda change: self._edit(lambda: ex.set_interventions(vector=change["new"])),
+                            names="value")
+        self.coefficient.observe(
+            lambda change: self._edit(lambda: ex.set_interventions(coefficient=change["new"])), names="value")
+        self.clamp_channel.observe(self.on_clamp_channel, names="value")
+        self.clamp_value.observe(
+            lambda change: self._edit(lambda: ex.set_interventions(clamp_value=change["new"])), names="value")
+        self.clear_clamp.on_click(lambda _b: self._edit(lambda: ex.set_interventions(clamp_cell=None)))
+
+        controls = w.VBox([self.mode, w.HBox([self.hook, self.channel]), self.iv_hook, self.ablate,
+                           w.HBox([self.vector, self.coefficient]),
+                           w.HBox([self.clamp_channel, self.clamp_value, self.clear_clamp]), self.status])
+        self.root = w.VBox([controls, w.HBox([w.VBox([board, self.probabilities]), self.picture])])
+        self._refresh()
+
+    # ------------------------------------------------------------------ handlers
+
+    def on_cell(self, cell: Cell) -> None:
+        """A click on ``cell``: what it does depends on ``mode``."""
+        self._edit(lambda: self.explorer.click(cell, self.mode.value))
+
+    def on_hook(self, change: dict[str, Any]) -> None:
+        """A new watched hook point: keep the channel if the new layer has it, else show channel 0."""
+        size = self.explorer.policy.hook_points()[change["new"]][0]
+        channel = self.explorer.channel if self.explorer.channel < size else 0
+        self._edit(lambda: self.explorer.show(change["new"], channel))
+        self._syncing = True  # the channel box follows the explorer without a second edit
+        try:
+            self.channel.value = self.explorer.channel
+            self.channel.max = self.explorer.policy.hook_points()[self.explorer.hook][0] - 1
+        finally:
+            self._syncing = False
+
+    def on_channel(self, change: dict[str, Any]) -> None:
+        """A new watched channel."""
+        if not self._syncing:
+            self._edit(lambda: self.explorer.show(channel=change["new"]))
+
+    def on_ablate(self, change: dict[str, Any]) -> None:
+        """New zero-ablated channels, typed as integers."""
+        self._edit(lambda: self.explorer.set_interventions(ablate=_parse_channels(change["new"])))
+
+    def on_clamp_channel(self, change: dict[str, Any]) -> None:
+        """A new clamped channel (empty: no clamp)."""
+        text = change["new"].strip()
+
+        def edit() -> ExplorerView:
+            channels = _parse_channels(text)
+            if len(channels) > 1:
+                raise ValueError(f"clamp one channel at a time, got {text!r}")
+            return self.explorer.set_interventions(clamp_channel=channels[0] if channels else None)
+
+        self._edit(edit)
+
+    # ------------------------------------------------------------------ display
+
+    def _edit(self, edit: Callable[[], ExplorerView]) -> None:
+        try:
+            edit()
+        except (ValueError, KeyError) as exc:
+            message = exc.args[0] if exc.args else type(exc).__name__
+            self.status.value = f"<span style='color:#c00'>{html.escape(str(message))}</span>"
+            return
+        self.status.value = ""
+        self._refresh()
+
+    def _refresh(self) -> None:
+        view = self.explorer.view
+        state, settings = view.state, view.settings
+        open_cells, cheese, mouse = state.open_cells, state.cheese, state.mouse
+        for r, row in enumerate(self.cells):
+            for c, button in enumerate(row):
+                cell = (r, c)
+                kind = ("cheese" if cell == cheese else "mouse" if cell == mouse
+                        else "clamp" if settings.clamps and cell == settings.clamp_cell
+                        else "open" if open_cells[cell] else "wall")
+                button.style.button_color = _COLOURS[kind]
+        self.probabilities.value = probability_table(view)
+        self.picture.value = figure_png(draw_explorer(view), dpi=self.dpi)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        return self.root._repr_mimebundle_(**kwargs)
+
+
+def explore(policy: ImpalaPolicy, state: MazeState, **options: Any) -> ExplorerWidget:
+    """An :class:`ExplorerWidget` of ``policy`` on ``state`` (``options`` go to :class:`Explorer`)."""
+    return ExplorerWidget(Explorer(policy, state, **options))
