@@ -30,6 +30,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -278,11 +279,16 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     """Run the policy on many mazes; P(cheese), P(top_right), P(neither) with Wilson intervals."""
     from mazeinterp.rollout import run_rollouts
 
+    if args.animate is not None and args.animate > args.n_mazes:
+        raise CliError(f"--animate {args.animate} asks for more episodes than --n-mazes {args.n_mazes}")
     model = _load_model(args)
     names = ["summary.json", "episodes.csv"] + (["outcomes.png", "trajectories.png"] if args.plots else [])
+    names += ["rollout.gif"] if args.animate else []
     out, paths = _claim(args, names)
     states = _start_states(args)
-    config = _rollout_config(args, trajectories=args.plots)
+    config = _rollout_config(args, trajectories=args.plots or bool(args.animate))
+    if args.animate:
+        config = replace(config, record_action_probs=True)
     result = run_rollouts(model, states, config=config)
     print(result)
     print(f"{result.frames_per_second:.1f} frames/s")
@@ -291,6 +297,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.plots:
         written.append(_outcome_figure(_standard_conditions(result), paths["outcomes.png"], "outcomes"))
         written.append(_trajectory_figure(result, states, paths["trajectories.png"]))
+    if args.animate:
+        from mazeinterp.animation import animate_rollouts
+
+        written.append(animate_rollouts(result.episodes[: args.animate], states[: args.animate],
+                                        paths["rollout.gif"]))
     _print_written(written)
     return 0
 
@@ -677,6 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollout = sub.add_parser("rollout", help="P(cheese / top_right / neither) over many mazes")
     _add_common(rollout, "rollout", 100)
     _add_rollout_options(rollout)
+    rollout.add_argument("--animate", type=_positive_int, default=None, metavar="N",
+                         help="also write rollout.gif: the first N episodes step by step, with the move probabilities")
     rollout.set_defaults(func=cmd_rollout)
 
     vfield = sub.add_parser("vfield", help="vector fields of mazes, optionally ablated or steered")

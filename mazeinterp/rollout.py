@@ -144,6 +144,8 @@ class RolloutConfig:
     (the training distribution of the published agent is k = 5); None keeps the maze's cheese."""
     record_trajectories: bool = False
     """Keep every episode's list of visited cells (start included) in :attr:`Episode.trajectory`."""
+    record_action_probs: bool = False
+    """Keep every episode's move probabilities at each step in :attr:`Episode.action_probs` (for animations)."""
     progress: bool = True
     """Show a tqdm progress bar (on stderr, when it is a terminal) counting finished mazes."""
     channels_last: bool = True
@@ -372,6 +374,9 @@ class Episode:
     """Geometric features of the maze (:func:`~mazeinterp.maze.grid.maze_features`); None without a cheese."""
     trajectory: tuple[grid.Cell, ...] | None = field(default=None, repr=False)
     """Visited cells, start included (only with ``record_trajectories``)."""
+    action_probs: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """(steps, 5) read-only: the policy's move probabilities (:class:`~mazeinterp.model.Move` order) on the
+    observation of each step, before its move (only with ``record_action_probs``)."""
 
     def cheese_in_region(self, k: int = grid.TOP_RIGHT_REGION_SIZE) -> bool:
         """Whether the cheese lies in the top-right k×k corner (False without a cheese)."""
@@ -833,6 +838,7 @@ class _Runner:
         self.steps = np.zeros(B, dtype=np.int64)
         self.uniforms = np.zeros((B, config.max_steps), dtype=np.float64)
         self.trajectories: list[list[grid.Cell]] = [[] for _ in range(B)]
+        self.action_probs: list[list[np.ndarray]] = [[] for _ in range(B)]
         self.starts: list[grid.Cell] = [(0, 0)] * B
         self.episodes: dict[int, Episode] = {}
         self.frames = 0
@@ -872,6 +878,8 @@ class _Runner:
             self.uniforms[slot] = maze.uniforms
         if self.config.record_trajectories:
             self.trajectories[slot] = [mouse]
+        if self.config.record_action_probs:
+            self.action_probs[slot] = []
         return True
 
     def _finish(self, slot: int, outcome: str) -> None:
@@ -880,13 +888,17 @@ class _Runner:
         state = maze.state
         features = maze.features
         trajectory = tuple(self.trajectories[slot]) if self.config.record_trajectories else None
+        action_probs = None
+        if self.config.record_action_probs:
+            action_probs = np.array(self.action_probs[slot], dtype=np.float64).reshape(-1, len(Move))
+            action_probs.setflags(write=False)
         self.episodes[maze.index] = Episode(
             index=maze.index, level_seed=state.level_seed, maze_size=state.maze_size, cheese=maze.cheese,
             has_decision_square=bool(features is not None and features.has_decision_square),
             decision_square=None if features is None else features.decision_square,
             outcome=outcome, steps=int(self.steps[slot]), start=self.starts[slot],
             top_right_counts=maze.top_right_counts,
-            features=features, trajectory=trajectory,
+            features=features, trajectory=trajectory, action_probs=action_probs,
         )
         self.progress.update(1)
         elapsed = time.perf_counter() - self.started
@@ -942,6 +954,8 @@ class _Runner:
             if not len(active):
                 break
             logits = self._logits(active, obs)
+            if cfg.record_action_probs:
+                self._record_action_probs(logits, active)
             actions = self._actions(logits, active)
             self.frames += len(active)
             full = np.full(self.B, NOOP_ACTION, dtype=np.int64)
@@ -983,6 +997,13 @@ class _Runner:
                     self._finish(slot, outcome)
                     self._fill(slot)
                 obs = self.env.observe()[1]
+
+    def _record_action_probs(self, logits: Tensor, active: np.ndarray) -> None:
+        from mazeinterp.model import move_probs
+
+        probs = move_probs(logits.detach().float().cpu()).numpy()
+        for row, slot in enumerate(active.tolist()):
+            self.action_probs[slot].append(probs[row])
 
     def _check_positions(self, slots: np.ndarray) -> None:
         for slot in slots.tolist():
