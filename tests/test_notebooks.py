@@ -14,7 +14,7 @@ from nbclient import NotebookClient
 
 NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "docs" / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-STORIES = ("explore", "cheese_channels", "steering", "ablation", "behaviour")
+STORIES = ("explore", "cheese_channels", "steering", "ablation", "behaviour", "explorer")
 
 
 def test_every_story_has_a_notebook():
