@@ -92,10 +92,11 @@ def _contrast_pairs(states: Sequence[MazeState]) -> list[MazeState]:
 
 
 def _pair_activations(model: ImpalaPolicy, states: Sequence[MazeState], hook: str,
-                      renderer: StateRenderer | None, batch_size: int) -> tuple[Tensor, Tensor]:
+                      renderer: StateRenderer | None, batch_size: int,
+                      progress: bool | None = None) -> tuple[Tensor, Tensor]:
     pairs = _contrast_pairs(states)
     _, cache = run_states_with_cache(model, pairs, [hook], stop_early=True, renderer=renderer,
-                                     batch_size=batch_size)
+                                     batch_size=batch_size, progress=progress)
     acts = cache[hook]
     return acts[0::2], acts[1::2]
 
@@ -112,7 +113,7 @@ def cheese_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_STE
     >>> cv.shape                                                # doctest: +SKIP
     torch.Size([128, 16, 16])
     """
-    with_cheese, without = _pair_activations(model, [state], hook, renderer, 2)
+    with_cheese, without = _pair_activations(model, [state], hook, renderer, 2, progress=False)  # one batch: no bar
     return (with_cheese - without)[0]
 
 
@@ -250,7 +251,8 @@ def top_right_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_
     """
     base = _with_mouse_at_start(state)
     opened = open_top_right_path(base, route)
-    _, cache = run_states_with_cache(model, [opened, base], [hook], stop_early=True, renderer=renderer)
+    _, cache = run_states_with_cache(model, [opened, base], [hook], stop_early=True, renderer=renderer,
+                                     progress=False)  # one batch: no progress bar
     acts = cache[hook]
     return acts[0] - acts[1]
 

@@ -40,7 +40,7 @@ from mazeinterp.interventions import AddVector, Intervention, ZeroAblate, valida
 from mazeinterp.maze.grid import Cell
 from mazeinterp.model import MOVES, ImpalaPolicy, move_probs
 from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
-from mazeinterp.vfield import VectorField, _field_cells, field_difference, vector_field
+from mazeinterp.vfield import VectorField, _field_cells, field_difference, vector_fields
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -313,7 +313,7 @@ class Explorer:
 
         def compute() -> VectorField:
             if prefix_hook is None:
-                return vector_field(self.policy, state, batch_size=self.batch_size)
+                return vector_fields(self.policy, [state], batch_size=self.batch_size, progress=False)[0]
             # one pass gives the plain field and what every edited field at prefix_hook starts from
             cells = _field_cells(state)
             moved = [state.with_mouse(cell) for cell in cells]
@@ -335,7 +335,7 @@ class Explorer:
                       ivs: Sequence[Intervention]) -> VectorField:
         def compute() -> VectorField:
             if not can_forward_from(settings.hook):
-                return vector_field(self.policy, state, ivs, batch_size=self.batch_size)
+                return vector_fields(self.policy, [state], ivs, batch_size=self.batch_size, progress=False)[0]
             acts = self._prefix(state, settings.hook)
             for iv in ivs:
                 acts = iv(acts)
