@@ -3,6 +3,8 @@ the widget's handlers (clicks, sliders, text boxes) drive it, and bad input chan
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -133,14 +135,19 @@ def test_bad_edits_raise_and_change_nothing(model, state):
 
 
 def test_probability_table_shows_the_view_numbers(model, state):
-    view = Explorer(model, state, settings=InterventionSettings(ablate=(1,))).view
+    # a huge clamp before the fc layers changes the probabilities visibly
+    settings = InterventionSettings(hook="embedder.relu3_out", clamp_channel=0, clamp_cell=_free_cells(state)[0],
+                                    clamp_value=500.0)
+    view = Explorer(model, state, settings=settings).view
+    assert np.abs(view.edited_mouse_probs - view.mouse_probs).max() > 0.005  # ten times the tolerance below
     table = probability_table(view)
-    for name in MOVES:
-        assert f"<th>{name}</th>" in table
-    for p in view.mouse_probs:
-        assert f"<td>{p:.3f}</td>" in table
-    for p in view.edited_mouse_probs - view.mouse_probs:
-        assert f"<td>{p:+.3f}</td>" in table
+    assert re.findall(r"<th>(\w+)</th>", table) == list(MOVES)
+    rows = {name: [float(v) for v in re.findall(r"<td>([-+0-9.]+)</td>", cells)]
+            for name, cells in re.findall(r"<tr><td>(\w+)</td>(.*?)</tr>", table)}
+    assert rows.keys() == {"policy", "edited", "change"}
+    assert np.allclose(rows["policy"], view.mouse_probs, atol=5e-4)
+    assert np.allclose(rows["edited"], view.edited_mouse_probs, atol=5e-4)
+    assert np.allclose(rows["change"], view.edited_mouse_probs - view.mouse_probs, atol=5e-4)
 
 
 # ---------------------------------------------------------------------- the widget, driven through its handlers
