@@ -286,7 +286,9 @@ class Explorer:
                              f"{shape[0]} channels (0..{shape[0] - 1})")
         self._map_shape(settings.hook)
         ivs = self.interventions(state, settings)
-        field = self._field(state, settings.hook if ivs and can_forward_from(settings.hook) else None)
+        # the plain field's pass also keeps the activations an intervention at settings.hook starts from,
+        # so that the first intervention on a maze runs only the rest of the network
+        field = self._field(state, settings.hook if can_forward_from(settings.hook) else None)
         edited = self._edited_field(state, settings, ivs) if ivs else None
         cache = self._caches.get((state.to_bytes(), settings), lambda: self._forward(state, ivs))
         mouse = state.mouse
