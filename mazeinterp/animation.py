@@ -83,7 +83,7 @@ class RolloutFrame:
     def show(self, episode: Episode, state: MazeState, step: int, obs: np.ndarray) -> None:
         """Frame ``step`` (0 … steps) of ``episode`` (start state ``state``), over observation ``obs`` (64, 64, 3)
         with the mouse on ``trajectory[step]``; the last frame names the outcome and has no probabilities."""
-        from mazeinterp.plots import cell_centre_xy
+        from mazeinterp.plots import cell_centre_xy, crop_to_maze
 
         _check_recorded(episode)
         if not 0 <= step <= episode.steps:
@@ -91,10 +91,7 @@ class RolloutFrame:
         last = step == episode.steps
         self.image.set_data(obs)
         n = state.maze_size
-        corners = cell_centre_xy([(0, 0), (n - 1, n - 1)], n)
-        pad = 64 / 25  # one cell of padding wall around the inner maze
-        self.maze_ax.set_xlim(corners[0, 0] - pad, corners[1, 0] + pad)
-        self.maze_ax.set_ylim(corners[1, 1] + pad, corners[0, 1] - pad)
+        crop_to_maze(self.maze_ax, n, pad_cells=0.5)
         xy = cell_centre_xy(episode.trajectory[: step + 1], n)  # type: ignore[index]
         self.path.set_data(xy[:, 0], xy[:, 1])
         self.mouse.set_data(xy[-1:, 0], xy[-1:, 1])

@@ -275,3 +275,12 @@ def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Seque
     if title:
         ax.set_title(title, fontsize=9)
     return ax
+
+
+def crop_to_maze(ax: Axes, maze_size: int, pad_cells: float = 1.0) -> Axes:
+    """Limit a picture of the 64×64 observation on ``ax`` to the inner maze plus ``pad_cells`` cells around it."""
+    corners = cell_centre_xy([(0, 0), (maze_size - 1, maze_size - 1)], maze_size)
+    pad = (0.5 + pad_cells) * _CELL_PIXELS
+    ax.set_xlim(corners[0, 0] - pad, corners[1, 0] + pad)
+    ax.set_ylim(corners[1, 1] + pad, corners[0, 1] - pad)  # row 0 at the top, as in the image
+    return ax

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
 
 __all__ = ["CLICK_MODES", "Explorer", "ExplorerView", "ExplorerWidget", "InterventionSettings", "draw_explorer",
-           "explore", "probability_table"]
+           "explore", "figure_png", "probability_table", "settings_label"]
 
 CLICK_MODES = ("cheese", "mouse", "wall", "clamp")
 """What a click on a cell does: move the cheese, move the mouse, toggle a wall, choose the clamped cell."""
@@ -403,6 +403,7 @@ def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
     """The explorer's figure: the field, the edited field, their difference, the activation map (2 × 2)."""
     from mazeinterp.plots import (
         cell_centre_xy,
+        crop_to_maze,
         draw_channel_heatmap,
         draw_field_difference,
         draw_maze,
@@ -417,9 +418,11 @@ def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
         draw_maze(axes[0, 1], view.state, view.obs, paths=paths, title="no intervention")
         draw_maze(axes[1, 0], view.state, view.obs, paths=False, title="no difference")
     else:
-        label = ", ".join(_short(iv) for iv in view.interventions)
-        draw_vector_field(axes[0, 1], view.edited_field, view.obs, color="orange", paths=paths, title=label)
+        draw_vector_field(axes[0, 1], view.edited_field, view.obs, color="darkviolet", paths=paths,
+                          title=settings_label(view.settings))
         draw_field_difference(axes[1, 0], view.difference, view.obs, title="edited − policy")  # type: ignore[arg-type]
+    for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
+        crop_to_maze(ax, view.state.maze_size)
     res = view.activation.shape[0]
     draw_channel_heatmap(axes[1, 1], view.state, view.activation, view.obs,
                          title=f"{view.hook}\nchannel {view.channel} ({res}×{res})")
@@ -444,11 +447,16 @@ def _paths_drawable(state: MazeState) -> bool:
     return True
 
 
-def _short(iv: Intervention) -> str:
-    name = type(iv).__name__
-    if isinstance(iv, AddVector):
-        return f"{name} ×{iv.coefficient:g}"
-    return f"{name} {list(iv.channels or [])}"
+def settings_label(settings: InterventionSettings) -> str:
+    """A short description of the interventions, e.g. ``"cheese vector ×-1; ablate [3, 7]"``."""
+    parts = []
+    if settings.vector is not None:
+        parts.append(f"{settings.vector.replace('_', '-')} vector ×{settings.coefficient:g}")
+    if settings.ablate:
+        parts.append(f"ablate {list(settings.ablate)}")
+    if settings.clamps:
+        parts.append(f"clamp {settings.clamp_channel} at {settings.clamp_cell} = {settings.clamp_value:g}")
+    return "; ".join(parts) or "no intervention"
 
 
 def figure_png(fig: Figure, dpi: int = 72) -> bytes:

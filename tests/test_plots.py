@@ -117,3 +117,17 @@ def test_outcome_bars(tmp_path: Path) -> None:
     _assert_png(plots.save_figure(fig, tmp_path / "bars.png"))
     with pytest.raises(ValueError, match="at least one"):
         plots.draw_outcome_bars(axes[0, 0], {})
+
+
+def test_crop_to_maze_shows_the_inner_maze_and_its_border() -> None:
+    fig, axes = plots.new_figure()
+    ax = axes[0, 0]
+    ax.imshow(np.zeros((64, 64, 3)))
+    plots.crop_to_maze(ax, maze_size=5, pad_cells=1.0)
+    cell = 64 / 25
+    # a 5×5 maze sits in world cells 10…14; one cell of border on each side: cells 9…15
+    assert ax.get_xlim() == pytest.approx((9 * cell - 0.5, 16 * cell - 0.5))
+    assert ax.get_ylim() == pytest.approx((16 * cell - 0.5, 9 * cell - 0.5))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

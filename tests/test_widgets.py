@@ -225,6 +225,15 @@ def test_cheese_vector_without_cheese_is_refused(model, state):
         Explorer(model, state.without_cheese(), settings=InterventionSettings(vector="cheese"))
 
 
+def test_settings_label():
+    from mazeinterp.widgets import settings_label
+
+    assert settings_label(InterventionSettings()) == "no intervention"
+    label = settings_label(InterventionSettings(ablate=(7, 3), vector="top_right", coefficient=2, clamp_channel=4,
+                                                clamp_cell=(1, 2)))
+    assert label == "top-right vector ×2; ablate [3, 7]; clamp 4 at (1, 2) = 5.5"
+
+
 def test_settings_are_normalised():
     s = InterventionSettings(ablate=[5, 2, 5], coefficient=1, clamp_cell=(np.int64(1), 2))
     assert s.ablate == (2, 5) and s.coefficient == 1.0 and s.clamp_cell == (1, 2) and not s.clamps
