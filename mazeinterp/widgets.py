@@ -161,7 +161,8 @@ class Explorer:
     """A policy on one maze, with interventions; each edit returns the new :class:`ExplorerView`.
 
     Edits that fail (a wall on the mouse, a channel out of range, a cheese vector
-    without cheese) raise ValueError and leave the explorer as it was.
+    without cheese) raise ValueError (KeyError for an unknown hook point) and
+    leave the explorer as it was.
 
     Args:
         policy: the policy (any scale).
@@ -185,7 +186,7 @@ class Explorer:
                  channel: int = 0, settings: InterventionSettings | None = None, batch_size: int = 256) -> None:
         self.policy = policy
         self.batch_size = batch_size
-        self._fields = _Memo(2)  # maze → (plain field, field states)
+        self._fields = _Memo(2)  # maze → plain field
         self._prefixes = _Memo(2)  # (maze, hook) → activations of every field state at hook
         self._edited = _Memo(8)  # (maze, settings) → edited field
         self._vectors = _Memo(8)  # (maze, kind, hook) → steering vector
@@ -513,7 +514,7 @@ class ExplorerWidget:
         self.cells = [[w.Button(layout=square, tooltip=str((r, c))) for c in range(n)] for r in range(n)]
         for r, row in enumerate(self.cells):
             for c, button in enumerate(row):
-                button.on_click(lambda _button, cell=(r, c): self.on_cell((cell)))
+                button.on_click(lambda _button, cell=(r, c): self.on_cell(cell))
         board = w.GridBox([b for row in self.cells for b in row],
                           layout=w.Layout(grid_template_columns=f"repeat({n}, {cell_px}px)", grid_gap="1px"))
         self.hook = w.Dropdown(options=maps, value=ex.hook, description="watch")
