@@ -108,6 +108,8 @@ def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
     group.add_argument("--cheese-region", type=_positive_int, default=None, metavar="K",
                        help="move each cheese to a random open cell of the top-right K×K corner first")
+    group.add_argument("--region-size", type=_positive_int, default=5, metavar="K",
+                       help="record each episode's first arrival in the top-right K×K region (default: 5)")
 
 
 def _add_layer_option(parser: argparse.ArgumentParser, default: str) -> None:
@@ -168,7 +170,8 @@ def _rollout_config(args: argparse.Namespace, trajectories: bool = False) -> Rol
     from mazeinterp.rollout import RolloutConfig
 
     return RolloutConfig(greedy=args.greedy, max_steps=args.max_steps, seed=args.seed, batch_size=args.batch_size,
-                         device=args.device, cheese_region=None, record_trajectories=trajectories)
+                         device=args.device, cheese_region=None, record_trajectories=trajectories,
+                         region_size=args.region_size)
 
 
 def _start_states(args: argparse.Namespace) -> list[MazeState]:

@@ -3,9 +3,10 @@
 Each section writes ``<out>/<section>.json`` and prints its table:
 
 * ``behaviour``: rollouts on the standard distribution; P(cheese / top_right /
-  neither) in mazes with a decision square and the cheese outside the
-  top-right 5×5, and the logistic regression of "reached the cheese" on maze
-  features (held-out accuracy against the majority baseline).
+  neither), P(top-right 5×5 first) and P(trapped) in mazes with a decision
+  square and the cheese outside the top-right 5×5, where the traps of the
+  timed-out episodes lie, and the logistic regression of "reached the cheese"
+  on maze features (held-out accuracy against the majority baseline).
 * ``cheese-channels``: the cheese-tracking channels of the steering layer,
   ranked by measurement; how many track the cheese above chance and how many
   clearly (map peak on the cheese in most mazes); a linear probe of the layer.
@@ -47,6 +48,7 @@ from mazeinterp.channels import ChannelTable, behaviour_attribution, cheese_prob
 from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 from mazeinterp.interventions import AddVector, Intervention, MeanAblate
 from mazeinterp.maze.grid import distance_map, path_to_top_right
+from mazeinterp.maze.outcomes import in_top_right_region
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.outputs import OutputDir
@@ -54,6 +56,7 @@ from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, load_mazes, run_r
 from mazeinterp.stats import bootstrap_interval, fit_cheese_regression, wilson_interval
 from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
 from mazeinterp.vfield import (
+    EXACT_OUTCOMES,
     cheese_ward_move,
     decision_square_cheese_prob,
     first_arrival_probabilities,
@@ -64,6 +67,9 @@ from mazeinterp.vfield import (
 HOOK = DEFAULT_STEERING_HOOK
 DISTANCE_BINS = ((0, 0), (1, 2), (3, 5), (6, 9), (10, 10_000))
 """Bins of a target's path distance from the start → top-right path (in cells)."""
+DECISION_SQUARE = "mazeinterp"
+"""Which decision square selects the decision-square mazes: mazeinterp's (none when either path is a prefix of
+the other; :func:`mazeinterp.maze.grid.decision_square`)."""
 SECTIONS = ("behaviour", "cheese-channels", "cheese-vector", "top-right-vector", "retarget", "ablations")
 
 
@@ -108,10 +114,10 @@ def fmt(entry: dict[str, float]) -> str:
 def outcome_change(before: np.ndarray, after: np.ndarray, seed: int) -> dict[str, Any]:
     """Mean exact P(outcome) before and after, and the paired mean change, each with a bootstrap interval.
 
-    ``before``/``after``: (N, 3) arrays from :func:`outcome_probabilities`.
+    ``before``/``after``: (N, 4) arrays from :func:`outcome_probabilities` (columns ``EXACT_OUTCOMES``).
     """
     out: dict[str, Any] = {}
-    for j, name in enumerate(("cheese", "top_right", "neither")):
+    for j, name in enumerate(EXACT_OUTCOMES):
         out[name] = {"before": interval(before[:, j], seed=seed), "after": interval(after[:, j], seed=seed),
                      "change": interval(after[:, j] - before[:, j], seed=seed)}
     return out
@@ -133,13 +139,46 @@ def behaviour(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     result = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed))
     table = result.summary(decision_square_only=True, cheese_outside_region=5)
     print(table)
+    traps = trap_locations(result.filter(decision_square_only=True, cheese_outside_region=5).episodes)
+    print(f"timeouts {traps['timeouts']}, trapped {traps['trapped']}: {traps['where']}")
     with_ds = result.filter(decision_square_only=True)
     regression = fit_cheese_regression(with_ds.episodes, seed=args.seed)
     print(regression)
     return {"seeds": [seeds.start, seeds.stop - 1], "all_mazes": result.summary().as_dict(),
             "decision_square_cheese_outside_5x5": table.as_dict(),
+            "traps_decision_square_cheese_outside_5x5": traps,
             "decision_square_mazes": with_ds.summary().as_dict(),
             "regression_on_decision_square_mazes": regression.as_dict()}
+
+
+def trap_locations(episodes: Sequence[Any], k: int = 5) -> dict[str, Any]:
+    """Where the traps of timed-out episodes lie relative to the top-right k×k region.
+
+    ``where`` counts traps with both cells inside the region, one inside and
+    one outside (on its edge), and both outside; ``edge_distance`` counts
+    traps by how many cells their farther cell lies from the region's
+    boundary (0: on a boundary cell or straddling it); ``episodes`` lists
+    each trapped episode (level seed, trap cells, share).
+    """
+    def edge_distance(cell: tuple[int, int], n: int) -> int:
+        side = min(k, n)  # inside: steps to the first cell outside, minus one; outside: steps into the region
+        if in_top_right_region(np.array([cell]), n, k)[0]:
+            return min(side - 1 - cell[0], cell[1] - (n - side))
+        return max(cell[0] - (side - 1), (n - side) - cell[1])
+
+    timeouts = [ep for ep in episodes if ep.outcome == "neither"]
+    trapped = [ep for ep in timeouts if ep.trapped]
+    where = {"inside": 0, "edge": 0, "outside": 0}
+    distances: dict[int, int] = {}
+    for ep in trapped:
+        inside = in_top_right_region(np.array(ep.trap.cells), ep.maze_size, k).sum()
+        where["inside" if inside == 2 else "edge" if inside == 1 else "outside"] += 1
+        far = max(edge_distance(cell, ep.maze_size) for cell in ep.trap.cells)
+        distances[far] = distances.get(far, 0) + 1
+    return {"region_size": k, "timeouts": len(timeouts), "trapped": len(trapped), "where": where,
+            "edge_distance": dict(sorted(distances.items())),
+            "episodes": [{"level_seed": ep.level_seed, "maze_size": ep.maze_size, "trap": ep.trap.label(),
+                          "share": ep.trap.share} for ep in trapped]}
 
 
 @functools.cache
@@ -330,7 +369,7 @@ def ablations(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
               f"P(top_right) change {fmt(change['top_right']['change'])}")
     return {"hook": HOOK, "n_mazes": len(states), "ablation": "mean over 200 random mazes",
             "attribution_top": attribution.top(10).to_rows(), "baseline": {
-                o: interval(before[:, j], seed=args.seed) for j, o in enumerate(("cheese", "top_right", "neither"))},
+                o: interval(before[:, j], seed=args.seed) for j, o in enumerate(EXACT_OUTCOMES)},
             "conditions": rows}
 
 
@@ -380,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = RUNNERS[section](policy, args)
         seconds = time.perf_counter() - started
         header = {"section": section, "checkpoint": str(args.checkpoint), "arguments": vars(args),
-                  "seconds": round(seconds, 1)}
+                  "decision_square_definition": DECISION_SQUARE, "seconds": round(seconds, 1)}
         path = out.write_json(f"{section}.json", {**header, **result})
         print(f"{section}: {seconds:.0f} s → {path}")
     return 0
