@@ -161,6 +161,9 @@ class RolloutConfig:
     """After every step, read each active env's state and check the tracked mouse cell (slow; tests)."""
     region_size: int = outcomes.DEFAULT_REGION_SIZE
     """Side k of the top-right region whose first arrival each episode records (:attr:`Episode.region_step`)."""
+    decision_square: str = "mazeinterp"
+    """Definition of the decision square that episodes record and summaries filter on: ``"mazeinterp"`` or
+    ``"research"`` (the published research code's; see :func:`mazeinterp.maze.grid.decision_square`)."""
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "region_size"):
@@ -169,6 +172,7 @@ class RolloutConfig:
                 raise ValueError(f"RolloutConfig.{name} must be a positive int, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"RolloutConfig.seed must be a non-negative int, got {self.seed!r}")
+        grid.check_decision_square_definition(self.decision_square)
         if self.cheese_region is not None and (
             isinstance(self.cheese_region, bool) or not isinstance(self.cheese_region, (int, np.integer))
             or self.cheese_region < 1
@@ -463,6 +467,8 @@ class OutcomeSummary:
     """Wilson interval per event."""
     region_size: int | None = None
     """Side k of the top-right region of ``region_first`` (None without episodes)."""
+    decision_square: str | None = None
+    """Definition of the decision square that selected these episodes (None: no decision-square filter)."""
 
     @classmethod
     def of(cls, episodes: Sequence[Episode], label: str = "all mazes", confidence: float = 0.95) -> OutcomeSummary:
@@ -509,6 +515,7 @@ class OutcomeSummary:
                 "proportions": dict(self.proportions),
                 "intervals": {o: list(v) for o, v in self.intervals.items()},
                 "mean_steps": self.mean_steps, "confidence": self.confidence,
+                "decision_square_definition": self.decision_square,
                 "region_size": self.region_size, "event_counts": dict(self.event_counts),
                 "event_proportions": dict(self.event_proportions),
                 "event_intervals": {e: list(v) for e, v in self.event_intervals.items()}}
@@ -588,7 +595,11 @@ class RolloutResult:
                 confidence: float = 0.95) -> OutcomeSummary:
         """:class:`OutcomeSummary` of all episodes or of a filtered subset (see :meth:`filter`)."""
         kept = self.filter(decision_square_only, cheese_outside_region).episodes
-        return OutcomeSummary.of(kept, _filter_label(decision_square_only, cheese_outside_region), confidence)
+        label = _filter_label(decision_square_only, cheese_outside_region)
+        definition = self.config.decision_square if decision_square_only else None
+        if definition == "research":
+            label += " (research definition)"
+        return replace(OutcomeSummary.of(kept, label, confidence), decision_square=definition)
 
     def summaries(self, region: int = grid.TOP_RIGHT_REGION_SIZE, confidence: float = 0.95) -> list[OutcomeSummary]:
         """The standard breakdown: all mazes; with a decision square; cheese outside the top-right
@@ -843,7 +854,8 @@ def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
     state = state.with_game_fields(cur_time=0, timeout=max(timeout, config.max_steps + 1))
     cheese = state.cheese
     try:
-        features = grid.maze_features(state.open_cells, cheese) if cheese is not None else None
+        features = None if cheese is None else grid.maze_features(
+            state.open_cells, cheese, decision_square_definition=config.decision_square)
     except ValueError as exc:
         raise ValueError(f"maze {index} (level seed {state.level_seed}): {exc}") from None
     world = state.world_grid

@@ -455,11 +455,13 @@ def _delta_to_move(delta: tuple[int, int]) -> Move:
     raise ValueError(f"no move has delta {delta}")  # pragma: no cover
 
 
-def cheese_ward_move(state: MazeState) -> Move | None:
+def cheese_ward_move(state: MazeState, definition: str = "mazeinterp") -> Move | None:
     """The move from the decision square one step along the path to the cheese; None without one.
 
-    None when the maze has no cheese or no decision square (the cheese lies on
-    the path to the top-right cell, or the top-right cell on the cheese path).
+    None when the maze has no cheese or no decision square (under
+    ``definition``, see :func:`mazeinterp.maze.grid.decision_square`: with the
+    default, when the cheese lies on the path to the top-right cell, or the
+    top-right cell on the cheese path).
 
     >>> cheese_ward_move(state)        # doctest: +SKIP
     <Move.UP: 2>
@@ -468,7 +470,7 @@ def cheese_ward_move(state: MazeState) -> Move | None:
     if cheese is None:
         return None
     grid = state.open_cells
-    ds = decision_square(grid, cheese)
+    ds = decision_square(grid, cheese, definition)
     if ds is None:
         return None
     path = path_to_cheese(grid, cheese)
@@ -484,8 +486,11 @@ def decision_square_cheese_prob(
     renderer: StateRenderer | None = None,
     batch_size: int = 256,
     device: str | torch.device | None = None,
+    definition: str = "mazeinterp",
 ) -> np.ndarray:
     """Per maze: P(cheese-ward move) with the mouse on the decision square; NaN where there is none.
+
+    ``definition``: which decision square (:func:`mazeinterp.maze.grid.decision_square`).
 
     Returns an (N,) float array. The research's per-maze measure of cheese
     seeking; compare it with and without an intervention::
@@ -498,10 +503,10 @@ def decision_square_cheese_prob(
     out = np.full(len(states), np.nan)
     rows, moved, moves = [], [], []
     for i, state in enumerate(states):
-        move = cheese_ward_move(state)
+        move = cheese_ward_move(state, definition)
         if move is None:
             continue
-        ds = decision_square(state.open_cells, state.cheese)
+        ds = decision_square(state.open_cells, state.cheese, definition)
         rows.append(i)
         moved.append(state.with_mouse(ds))
         moves.append(int(move))

@@ -67,9 +67,6 @@ from mazeinterp.vfield import (
 HOOK = DEFAULT_STEERING_HOOK
 DISTANCE_BINS = ((0, 0), (1, 2), (3, 5), (6, 9), (10, 10_000))
 """Bins of a target's path distance from the start → top-right path (in cells)."""
-DECISION_SQUARE = "mazeinterp"
-"""Which decision square selects the decision-square mazes: mazeinterp's (none when either path is a prefix of
-the other; :func:`mazeinterp.maze.grid.decision_square`)."""
 SECTIONS = ("behaviour", "cheese-channels", "cheese-vector", "top-right-vector", "retarget", "ablations")
 
 
@@ -83,21 +80,22 @@ def standard_mazes(n: int) -> tuple[MazeState, ...]:
 
 
 @functools.cache
-def decision_square_mazes(n: int) -> tuple[MazeState, ...]:
-    """The first ``n`` standard-distribution test mazes that have a decision square, loaded once."""
+def decision_square_mazes(n: int, definition: str) -> tuple[MazeState, ...]:
+    """The first ``n`` standard-distribution test mazes that have a decision square (``definition``), loaded once."""
     found: list[MazeState] = []
     start = TEST_SEED_START
     while len(found) < n:
-        found.extend(s for s in load_mazes(range(start, start + 256)) if cheese_ward_move(s) is not None)
+        found.extend(s for s in load_mazes(range(start, start + 256)) if cheese_ward_move(s, definition) is not None)
         start += 256
     return tuple(found[:n])
 
 
 @functools.cache
-def baseline(policy: ImpalaPolicy, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unedited P(cheese-ward move at the decision square) (n,) and exact outcomes (n, 3) of those mazes."""
-    states = decision_square_mazes(n)
-    return decision_square_cheese_prob(policy, states), outcome_probabilities(policy, states)
+def baseline(policy: ImpalaPolicy, n: int, definition: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unedited P(cheese-ward move at the decision square) (n,) and exact outcomes (n, 4) of those mazes."""
+    states = decision_square_mazes(n, definition)
+    return (decision_square_cheese_prob(policy, states, definition=definition),
+            outcome_probabilities(policy, states))
 
 
 def interval(values: Sequence[float] | np.ndarray, statistic: str = "mean", seed: int = 0) -> dict[str, float]:
@@ -136,7 +134,7 @@ def binomial_above_chance(hits: int, n: int, chance: float) -> float:
 def behaviour(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Rollouts on the standard distribution: the goal-misgeneralization table and the regression."""
     seeds = range(TEST_SEED_START, TEST_SEED_START + args.n_mazes)
-    result = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed))
+    result = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed, decision_square=args.decision_square))
     table = result.summary(decision_square_only=True, cheese_outside_region=5)
     print(table)
     traps = trap_locations(result.filter(decision_square_only=True, cheese_outside_region=5).episodes)
@@ -239,10 +237,10 @@ def cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str,
 
 
 def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
-                    coefficients: Sequence[float], seed: int) -> dict[str, Any]:
+                    coefficients: Sequence[float], seed: int, definition: str) -> dict[str, Any]:
     """Decision-square P(cheese-ward) and exact outcomes with per-maze ``vectors`` added × each coefficient."""
-    states = decision_square_mazes(n_mazes)
-    before_ds, before_outcomes = baseline(policy, n_mazes)
+    states = decision_square_mazes(n_mazes, definition)
+    before_ds, before_outcomes = baseline(policy, n_mazes, definition)
     mean_vector = vectors.mean(0)
     out: dict[str, Any] = {"n_mazes": len(states), "p_cheese_ward_before": {
         "median": interval(before_ds, "median", seed), "mean": interval(before_ds, seed=seed)}}
@@ -250,9 +248,11 @@ def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
         def steer(i: int, c: float = coefficient) -> list[Intervention]:
             return [AddVector(HOOK, vectors[i], c)]
 
-        after_ds = np.array([decision_square_cheese_prob(policy, [s], steer(i))[0] for i, s in enumerate(states)])
+        after_ds = np.array([decision_square_cheese_prob(policy, [s], steer(i), definition=definition)[0]
+                             for i, s in enumerate(states)])
         after_outcomes = outcome_probabilities(policy, states, steer)
-        after_mean_ds = decision_square_cheese_prob(policy, states, [AddVector(HOOK, mean_vector, coefficient)])
+        after_mean_ds = decision_square_cheese_prob(policy, states, [AddVector(HOOK, mean_vector, coefficient)],
+                                                    definition=definition)
         out[f"coefficient {coefficient:+g}"] = {
             "p_cheese_ward_after": {"median": interval(after_ds, "median", seed), "mean": interval(after_ds, seed=seed)},
             "p_cheese_ward_change": interval(after_ds - before_ds, seed=seed),
@@ -272,16 +272,18 @@ def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
 
 def cheese_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The cheese vector subtracted (coefficient −1) on decision-square mazes."""
-    states = decision_square_mazes(args.n_ds_mazes)
+    states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
     vectors = torch.stack([cheese_vector(policy, s, HOOK) for s in states])
-    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (-1.0,), args.seed)}
+    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (-1.0,), args.seed,
+                                            args.decision_square)}
 
 
 def top_right_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The top-right vector (route 'auto') added and subtracted on decision-square mazes."""
-    states = decision_square_mazes(args.n_ds_mazes)
+    states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
     vectors = torch.stack([top_right_vector(policy, s, HOOK) for s in states])
-    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (1.0, -1.0), args.seed)}
+    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (1.0, -1.0), args.seed,
+                                            args.decision_square)}
 
 
 def _targets_by_distance(state: MazeState, rng: np.random.Generator) -> list[tuple[tuple[int, int], int]]:
@@ -307,7 +309,7 @@ def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str
     ranked = [int(c) for c in table.channel]
     channel_sets = {"best channel": ranked[:1], "best 3": ranked[:3],
                     f"all tracking ({len(tracking)})": tracking or ranked[:1]}
-    states = [s for s in decision_square_mazes(4 * args.n_retarget_mazes) if s.maze_size >= 9]
+    states = [s for s in decision_square_mazes(4 * args.n_retarget_mazes, args.decision_square) if s.maze_size >= 9]
     states = states[: args.n_retarget_mazes]
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
@@ -344,10 +346,10 @@ def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str
 
 def ablations(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Single-channel mean ablations at the steering layer: effect on exact P(cheese), paired over mazes."""
-    states = decision_square_mazes(args.n_ds_mazes)
-    attribution = behaviour_attribution(policy, states, HOOK, ablation="mean")
+    states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
+    attribution = behaviour_attribution(policy, states, HOOK, ablation="mean", definition=args.decision_square)
     mean = MeanAblate.from_random_mazes(policy, HOOK, 200, seed=args.seed).mean
-    _, before = baseline(policy, args.n_ds_mazes)
+    _, before = baseline(policy, args.n_ds_mazes, args.decision_square)
     _, tracking, _ = rank_cheese_channels(policy, args.n_channel_mazes)
     channels = [int(c) for c in attribution.channel]
     rng = np.random.default_rng(args.seed)
@@ -398,6 +400,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clamp-values", type=float, nargs="+", default=[2.0, 5.5, 10.0],
                         help="retarget: clamp values (published: 5.5)")
     parser.add_argument("--n-top-channels", type=int, default=5, help="ablations: top channels and random controls")
+    parser.add_argument("--decision-square", choices=("mazeinterp", "research"), default="mazeinterp",
+                        help="which decision square selects the decision-square mazes (default: mazeinterp)")
     parser.add_argument("--quick", action="store_true", help="tiny samples, for a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -419,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = RUNNERS[section](policy, args)
         seconds = time.perf_counter() - started
         header = {"section": section, "checkpoint": str(args.checkpoint), "arguments": vars(args),
-                  "decision_square_definition": DECISION_SQUARE, "seconds": round(seconds, 1)}
+                  "decision_square_definition": args.decision_square, "seconds": round(seconds, 1)}
         path = out.write_json(f"{section}.json", {**header, **result})
         print(f"{section}: {seconds:.0f} s → {path}")
     return 0

@@ -143,6 +143,28 @@ def test_a_shuttle_at_the_cap_is_trapped_and_a_wanderer_is_not(five: MazeState) 
         result.reached("lost")
 
 
+def test_the_research_decision_square_selects_mazes_with_the_corner_on_the_cheese_path(five: MazeState) -> None:
+    from mazeinterp.model import Move
+    from mazeinterp.vfield import cheese_ward_move
+
+    off, corner_first = _build(five, OFF_PATH), _build(five, CORNER_FIRST)
+    ours = run_rollouts(ShortestPathPolicy("cheese"), [off, corner_first], config=_config())
+    research = run_rollouts(ShortestPathPolicy("cheese"), [off, corner_first],
+                            config=_config(decision_square="research"))
+    assert [ep.decision_square for ep in ours] == [(2, 0), None]
+    assert [ep.decision_square for ep in research] == [(2, 0), (1, 4)]  # the cell after the corner
+    assert research.episodes[1].features.cheese_decision_square_path == 2.0  # (1, 4) → (2, 4) → (2, 3)
+    assert ours.summary(decision_square_only=True).n == 1 and research.summary(decision_square_only=True).n == 2
+    summary = research.summary(decision_square_only=True)
+    assert summary.decision_square == "research" and "research definition" in summary.label
+    assert summary.as_dict()["decision_square_definition"] == "research"
+    assert ours.summary(decision_square_only=True).decision_square == "mazeinterp"
+    assert ours.summary().decision_square is None  # no decision-square filter
+    assert (cheese_ward_move(corner_first), cheese_ward_move(corner_first, "research")) == (None, Move.DOWN)
+    with pytest.raises(ValueError, match="unknown decision-square definition"):
+        RolloutConfig(decision_square="paper")
+
+
 def test_bfs_to_cheese_always_gets_the_cheese(seeded_states: list[MazeState]) -> None:
     states = seeded_states[:24]
     result = run_rollouts(ShortestPathPolicy("cheese"), states,
