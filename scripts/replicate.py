@@ -48,7 +48,7 @@ from mazeinterp.channels import ChannelTable, behaviour_attribution, cheese_prob
 from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 from mazeinterp.interventions import AddVector, Intervention, MeanAblate
 from mazeinterp.maze.grid import distance_map, path_to_top_right
-from mazeinterp.maze.outcomes import in_top_right_region
+from mazeinterp.maze.outcomes import in_top_right_region, region_edge_distance
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.outputs import OutputDir
@@ -154,16 +154,10 @@ def trap_locations(episodes: Sequence[Any], k: int = 5) -> dict[str, Any]:
 
     ``where`` counts traps with both cells inside the region, one inside and
     one outside (on its edge), and both outside; ``edge_distance`` counts
-    traps by how many cells their farther cell lies from the region's
-    boundary (0: on a boundary cell or straddling it); ``episodes`` lists
+    traps by how far their farther cell lies from the region's edge
+    (:func:`~mazeinterp.maze.outcomes.region_edge_distance`); ``episodes`` lists
     each trapped episode (level seed, trap cells, share).
     """
-    def edge_distance(cell: tuple[int, int], n: int) -> int:
-        side = min(k, n)  # inside: steps to the first cell outside, minus one; outside: steps into the region
-        if in_top_right_region(np.array([cell]), n, k)[0]:
-            return min(side - 1 - cell[0], cell[1] - (n - side))
-        return max(cell[0] - (side - 1), (n - side) - cell[1])
-
     timeouts = [ep for ep in episodes if ep.outcome == "neither"]
     trapped = [ep for ep in timeouts if ep.trapped]
     where = {"inside": 0, "edge": 0, "outside": 0}
@@ -171,7 +165,7 @@ def trap_locations(episodes: Sequence[Any], k: int = 5) -> dict[str, Any]:
     for ep in trapped:
         inside = in_top_right_region(np.array(ep.trap.cells), ep.maze_size, k).sum()
         where["inside" if inside == 2 else "edge" if inside == 1 else "outside"] += 1
-        far = max(edge_distance(cell, ep.maze_size) for cell in ep.trap.cells)
+        far = max(region_edge_distance(cell, ep.maze_size, k) for cell in ep.trap.cells)
         distances[far] = distances.get(far, 0) + 1
     return {"region_size": k, "timeouts": len(timeouts), "trapped": len(trapped), "where": where,
             "edge_distance": dict(sorted(distances.items())),

@@ -11,6 +11,7 @@ from mazeinterp.maze.outcomes import (
     find_trap,
     first_region_step,
     in_top_right_region,
+    region_edge_distance,
     region_goals,
     top_right_ends_episode,
 )
@@ -35,6 +36,15 @@ def test_in_top_right_region_matches_the_cell_by_cell_rule() -> None:
     assert in_top_right_region(np.array([(0, 2), (0, 2)]), np.array([3, 9]), 2).tolist() == [True, False]
     with pytest.raises(ValueError, match="region size"):
         in_top_right_region(cells, 7, 0)
+
+
+def test_region_edge_distance_counts_cells_to_the_edge_from_either_side() -> None:
+    # 9×9 maze, 5×5 region: rows 0-4, columns 4-8; its edge is row 4 and column 4
+    assert [region_edge_distance((r, 4), 9) for r in range(9)] == [0, 0, 0, 0, 0, 1, 2, 3, 4]
+    assert [region_edge_distance((0, c), 9) for c in range(9)] == [4, 3, 2, 1, 0, 1, 2, 3, 4]
+    assert region_edge_distance((5, 3), 9) == 1  # diagonally next to the region's corner
+    assert region_edge_distance((2, 6), 9) == 2 and region_edge_distance((8, 0), 9) == 4
+    assert region_edge_distance((0, 2), 3) == 2  # a region as large as the maze: its edge is the maze's
 
 
 def test_region_goals_leave_out_walls_and_the_cheese() -> None:

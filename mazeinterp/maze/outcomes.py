@@ -46,6 +46,7 @@ __all__ = [
     "find_trap",
     "first_region_step",
     "in_top_right_region",
+    "region_edge_distance",
     "region_goals",
     "top_right_ends_episode",
 ]
@@ -99,6 +100,20 @@ def in_top_right_region(cells: np.ndarray, n: int | np.ndarray, k: int) -> np.nd
     n = np.asarray(n, dtype=np.int64)
     side = np.minimum(k, n)
     return (cells[:, 0] < side) & (cells[:, 1] >= n - side)
+
+
+def region_edge_distance(cell: Cell, n: int, k: int = DEFAULT_REGION_SIZE) -> int:
+    """How many cells ``cell`` lies from the edge of the top-right k×k region of the n×n maze.
+
+    The edge is the region's bottom row and left column: 0 on them. Inside,
+    the rows or columns to the nearer of the two; outside, the rows and
+    columns to the region, whichever is more (1 just below or left of it).
+    """
+    side = min(_region_size(k), n)
+    row, col = int(cell[0]), int(cell[1])
+    if row < side and col >= n - side:
+        return min(side - 1 - row, col - (n - side))
+    return max(row - (side - 1), (n - side) - col)
 
 
 def region_goals(open_cells: np.ndarray, cheese: Cell | None, k: int = DEFAULT_REGION_SIZE) -> list[Cell]:
