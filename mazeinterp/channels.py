@@ -469,6 +469,7 @@ def behaviour_attribution(
     renderer: StateRenderer | None = None,
     batch_size: int = 256,
     progress: bool | None = None,
+    definition: str = "mazeinterp",
 ) -> ChannelTable:
     """Per channel: change of P(cheese-ward move at the decision square) when it is ablated.
 
@@ -481,7 +482,8 @@ def behaviour_attribution(
     standard error, ``score = |delta|``.
 
     ``ablation="zero"`` sets the channel to 0; ``"mean"`` to its mean map over
-    these decision-square observations.
+    these decision-square observations. ``definition``: which decision square
+    (:func:`mazeinterp.maze.grid.decision_square`).
 
     >>> behaviour_attribution(model, states[:200], channels=range(32)).top(5)   # doctest: +SKIP
     """
@@ -493,9 +495,9 @@ def behaviour_attribution(
             raise ValueError(f"channel {c} is out of range for hook point {hook!r}, which has {c_} channels")
     moved, moves = [], []
     for s in states:
-        move = cheese_ward_move(s)
+        move = cheese_ward_move(s, definition)
         if move is not None:
-            moved.append(s.with_mouse(decision_square(s.open_cells, s.cheese)))
+            moved.append(s.with_mouse(decision_square(s.open_cells, s.cheese, definition)))
             moves.append(int(move))
     if not moved:
         raise ValueError("behaviour_attribution: none of the mazes has a decision square")

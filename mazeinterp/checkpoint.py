@@ -17,6 +17,7 @@ names the file.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib.metadata
 import os
 import re
@@ -36,13 +37,16 @@ __all__ = [
     "DEFAULT_AGENT",
     "FORMAT_VERSION",
     "SHIPPED",
+    "SHIPPED_SHA256",
     "CheckpointError",
+    "CheckpointHashError",
     "CheckpointKeyError",
     "CheckpointNotFoundError",
     "CheckpointShapeError",
     "NotACheckpointError",
     "UnsupportedScaleError",
     "checkpoints_dir",
+    "file_sha256",
     "load_policy",
     "resolve_checkpoint",
     "save_policy",
@@ -51,10 +55,13 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the format written by :func:`save_policy`."""
 
-SHIPPED: dict[str, str] = {"maze-s1-r5": "maze-s1-r5.pt", "maze-s1-r5-v2": "maze-s1-r5-v2.pt",
-                          "maze-s1-r5-v3": "maze-s1-r5-v3.pt", "maze-s1-r5-v4": "maze-s1-r5-v4.pt",
-                          "maze-s1-r5-v5": "maze-s1-r5-v5.pt"}
+SHIPPED: dict[str, str] = {"maze-s1-r5-v5": "maze-s1-r5-v5.pt"}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
+
+SHIPPED_SHA256: dict[str, str] = {
+    "maze-s1-r5-v5": "5b8dfa8afac6d7cd435cbf7e65e111422e33808fc0235c0bb8cee3109727bf0a",
+}
+"""Short agent names → sha256 (hex) of the shipped file; a shipped name loads only a file with this hash."""
 
 DEFAULT_AGENT: str | None = "maze-s1-r5-v5"
 """Name in :data:`SHIPPED` of the agent used when none is given (see ``checkpoints/README.md``)."""
@@ -72,6 +79,16 @@ class CheckpointError(Exception):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No such checkpoint file, or an unknown registry name."""
+
+
+class CheckpointHashError(CheckpointError):
+    """A shipped name's file does not have the sha256 the registry records; ``expected`` and ``found`` are hex."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, expected: str | None = None,
+                 found: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.expected = expected
+        self.found = found
 
 
 class NotACheckpointError(CheckpointError):
@@ -121,14 +138,40 @@ def checkpoints_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "checkpoints"
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of the file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_shipped_hash(name: str, path: Path) -> None:
+    expected = SHIPPED_SHA256.get(name)
+    if expected is None:
+        raise CheckpointHashError(f"shipped agent {name!r} has no sha256 in the registry (SHIPPED_SHA256); "
+                                  f"record {file_sha256(path)} for {path} if that file is the one to ship", path=path)
+    found = file_sha256(path)
+    if found != expected:
+        raise CheckpointHashError(
+            f"shipped agent {name!r}: {path} has sha256 {found}, but the registry records {expected}; the file "
+            "was changed or replaced: restore it (git checkout -- checkpoints/), or load the file by its path",
+            path=path, expected=expected, found=found)
+
+
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     """Turn a file path or a :data:`SHIPPED` name into the checkpoint's path.
 
-    An existing path wins over a registry name of the same spelling.
+    An existing path wins over a registry name of the same spelling. A
+    shipped name resolves only to a file whose sha256 is the one in
+    :data:`SHIPPED_SHA256`; a file given by its path is not checked.
 
     Raises:
         CheckpointNotFoundError: neither an existing file nor a shipped name
             (the message lists the shipped names), or a shipped file is missing.
+        CheckpointHashError: a shipped file's sha256 differs from the registry's
+            (the message names both).
         NotACheckpointError: the path is a directory.
     """
     path = Path(path_or_name).expanduser()
@@ -144,6 +187,7 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
                 f"shipped checkpoint {name!r} should be at {shipped}, but that file is missing",
                 path=shipped,
             )
+        _check_shipped_hash(name, shipped)
         return shipped
     names = ", ".join(sorted(SHIPPED)) or "none yet"
     close = difflib.get_close_matches(name, list(SHIPPED), n=3)

@@ -109,6 +109,16 @@ def _add_rollout_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
     group.add_argument("--cheese-region", type=_positive_int, default=None, metavar="K",
                        help="move each cheese to a random open cell of the top-right K×K corner first")
+    group.add_argument("--region-size", type=_positive_int, default=5, metavar="K",
+                       help="record each episode's first arrival in the top-right K×K region (default: 5)")
+    _add_decision_square_option(group)
+
+
+def _add_decision_square_option(parser: Any) -> None:
+    parser.add_argument("--decision-square", choices=("mazeinterp", "research"), default="mazeinterp",
+                        help="decision-square definition that selects the mazes with a decision square: ours, or "
+                             "the research code's (which also counts the cell after the corner when the top-right "
+                             "cell lies on the cheese path) (default: mazeinterp)")
 
 
 def _add_layer_option(parser: argparse.ArgumentParser, default: str) -> None:
@@ -169,7 +179,8 @@ def _rollout_config(args: argparse.Namespace, trajectories: bool = False) -> Rol
     from mazeinterp.rollout import RolloutConfig
 
     return RolloutConfig(greedy=args.greedy, max_steps=args.max_steps, seed=args.seed, batch_size=args.batch_size,
-                         device=args.device, cheese_region=None, record_trajectories=trajectories)
+                         device=args.device, cheese_region=None, record_trajectories=trajectories,
+                         region_size=args.region_size, decision_square=args.decision_square)
 
 
 def _start_states(args: argparse.Namespace) -> list[MazeState]:
@@ -404,25 +415,26 @@ def cmd_vfield(args: argparse.Namespace) -> int:
     per_maze: Callable[[int], Any] | None = None
     label = ""
     base_fields = vector_fields(model, states)
-    p_base = decision_square_cheese_prob(model, states)
+    definition = args.decision_square
+    p_base = decision_square_cheese_prob(model, states, definition=definition)
     treated_fields, p_treated = None, None
     if args.channels:  # one intervention for every maze: batched
         iv = _ablation(model, args)
         per_maze, label = (lambda i: iv), repr(iv)
         treated_fields = vector_fields(model, states, [iv])
-        p_treated = decision_square_cheese_prob(model, states, [iv])
+        p_treated = decision_square_cheese_prob(model, states, [iv], definition=definition)
     elif args.vector:  # each maze its own vector
         _, per_maze = _steering(model, states, args)
         label = f"{args.vector} vector × {args.coefficient:g} at {args.layer}" + (" (mean)" if args.mean else "")
         treated_fields = [vector_field(model, s, [per_maze(i)]) for i, s in enumerate(states)]
-        p_treated = np.array([decision_square_cheese_prob(model, [s], [per_maze(i)])[0]
+        p_treated = np.array([decision_square_cheese_prob(model, [s], [per_maze(i)], definition=definition)[0]
                               for i, s in enumerate(states)])
 
     rows, mazes = [], []
     print(f"{'level':>8} {'size':>5} {'cells':>6} {'cheese-ward move':>17} {'P at decision square':>21}"
           + (f" {'edited':>8} {'change':>8}" if per_maze else ""))
     for i, (state, field) in enumerate(zip(states, base_fields)):
-        move = cheese_ward_move(state)
+        move = cheese_ward_move(state, definition)
         line = (f"{state.level_seed:>8} {state.maze_size:>5} {len(field):>6} "
                 f"{MOVES[move] if move is not None else '-':>17} {_num(p_base[i]):>21}")
         maze = {"level_seed": state.level_seed, "maze_size": state.maze_size, "cells": len(field),
@@ -442,7 +454,7 @@ def cmd_vfield(args: argparse.Namespace) -> int:
     valid = ~np.isnan(p_base)
     summary: dict[str, Any] = {**_header(args, model), "edit": label or None, "mazes": mazes,
                                "mean_p_cheese_ward": float(np.mean(p_base[valid])) if valid.any() else None,
-                               "n_with_decision_square": int(valid.sum())}
+                               "n_with_decision_square": int(valid.sum()), "decision_square_definition": definition}
     if p_treated is not None and valid.any():
         summary["mean_p_cheese_ward_edited"] = float(np.nanmean(p_treated[valid]))
         summary["mean_change"] = float(np.nanmean(p_treated[valid] - p_base[valid]))
@@ -700,6 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="steer with this vector (per maze; --mean for the mean over the mazes)")
     vfield.add_argument("--coefficient", type=float, default=-1.0, help="steering coefficient (default: -1)")
     vfield.add_argument("--mean", action="store_true", help="use the mean vector over the mazes")
+    _add_decision_square_option(vfield)
     vfield.set_defaults(func=cmd_vfield)
 
     ablate = sub.add_parser("ablate", help="baseline vs channels ablated at a layer (same mazes)")

@@ -8,7 +8,8 @@ writes a figure and closes it.
 * :func:`draw_vector_field` / :func:`draw_field_difference` -- move probabilities as arrows;
 * :func:`plot_channel_grid` -- every channel of a layer as a grid of heatmaps;
 * :func:`draw_channel_heatmap` -- one channel's map over the maze;
-* :func:`draw_outcome_bars` -- P(cheese / top_right / neither) per condition with Wilson intervals.
+* :func:`draw_outcome_bars` -- P(cheese / top_right / neither) per condition with Wilson intervals,
+  and P(top-right region first) and P(trapped) beside them (hatched: they overlap the outcomes).
 
 >>> fig, axes = new_figure(ncols=2)                          # doctest: +SKIP
 >>> draw_vector_field(axes[0, 0], vector_field(model, state))  # doctest: +SKIP
@@ -240,11 +241,12 @@ def _as_numpy(values: np.ndarray | Tensor) -> np.ndarray:
 # outcomes
 
 
-_OUTCOME_COLOURS = {"cheese": "gold", "top_right": "deepskyblue", "neither": "grey"}
+_OUTCOME_COLOURS = {"cheese": "gold", "top_right": "deepskyblue", "neither": "grey",
+                    "region_first": "lightskyblue", "trapped": "lightgrey"}
 
 
 def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Sequence[OutcomeSummary], *,
-                      title: str | None = None) -> Axes:
+                      title: str | None = None, events: bool = True) -> Axes:
     """Grouped bars of P(cheese), P(top_right), P(neither) per condition, with their Wilson intervals.
 
     Args:
@@ -252,22 +254,29 @@ def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Seque
         conditions: condition name → :class:`mazeinterp.rollout.OutcomeSummary`
             (or a sequence of summaries, named by their labels).
         title: axes title.
+        events: also draw P(top-right region first) and P(trapped) (hatched bars: an episode in
+            them also has one of the three outcomes), for summaries that count them.
     """
-    from mazeinterp.rollout import OUTCOMES
+    from mazeinterp.rollout import EVENTS, OUTCOMES
 
     items = list(conditions.items()) if isinstance(conditions, Mapping) else [(s.label, s) for s in conditions]
     if not items:
         raise ValueError("draw_outcome_bars needs at least one condition")
-    width = 0.8 / len(OUTCOMES)
-    x = np.arange(len(items))
-    for j, outcome in enumerate(OUTCOMES):
-        p = np.array([s.proportions[outcome] if s.n else 0.0 for _, s in items])
-        lo = np.array([s.intervals[outcome][0] for _, s in items])
-        hi = np.array([s.intervals[outcome][1] for _, s in items])
-        yerr = np.vstack([np.clip(p - lo, 0, None), np.clip(hi - p, 0, None)])
-        ax.bar(x + (j - 1) * width, p, width, yerr=yerr, capsize=3, label=outcome,
-               color=_OUTCOME_COLOURS.get(outcome), edgecolor="black", linewidth=0.5)
-    ax.set_xticks(x)
+    shown_events = [e for e in EVENTS if events and all(e in s.event_counts for _, s in items)]
+    width = 0.8 / (len(OUTCOMES) + len(shown_events))
+    x = np.arange(len(items)) - 0.4 + width / 2
+    sizes = {s.region_size for _, s in items}
+    labels = {}
+    if len(sizes) == 1 and None not in sizes:
+        labels["region_first"] = f"top-right {min(sizes)}×{min(sizes)} first"
+    for j, name in enumerate(list(OUTCOMES) + shown_events):
+        event = name in shown_events
+        p = np.array([(s.event_proportions if event else s.proportions)[name] if s.n else 0.0 for _, s in items])
+        interval = np.array([(s.event_intervals if event else s.intervals)[name] for _, s in items])
+        yerr = np.vstack([np.clip(p - interval[:, 0], 0, None), np.clip(interval[:, 1] - p, 0, None)])
+        ax.bar(x + j * width, p, width, yerr=yerr, capsize=3, label=labels.get(name, name),
+               hatch="//" if event else None, color=_OUTCOME_COLOURS.get(name), edgecolor="black", linewidth=0.5)
+    ax.set_xticks(np.arange(len(items)))
     ax.set_xticklabels([f"{name}\n(n={s.n})" for name, s in items], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability (95% Wilson CI)")

@@ -26,6 +26,12 @@ Each episode starts from a maze (a level seed, or a given
   decision square);
 * ``"neither"`` -- ``max_steps`` steps passed without either.
 
+Each episode also records when the mouse first arrived in the top-right k×k
+region (:attr:`Episode.region_step`; k is :attr:`RolloutConfig.region_size`,
+default 5) and, when it hit the step cap, whether it was trapped between two
+adjacent cells (:attr:`Episode.trap`). These rules, with the top-right rule
+above, live in :mod:`mazeinterp.maze.outcomes`.
+
 An env stops being stepped through the network as soon as its outcome is
 known; its slot in the batch is refilled with the next maze, so the batch stays
 full until the mazes run out.
@@ -79,7 +85,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from mazeinterp.interventions import Intervention, _as_tensor
-from mazeinterp.maze import grid
+from mazeinterp.maze import grid, outcomes
+from mazeinterp.maze.outcomes import OUTCOMES, Trap
 from mazeinterp.maze.state import WALL, MazeState
 from mazeinterp.model import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, NUM_ACTIONS, Move
 from mazeinterp.stats import PairedDifference, paired_difference, wilson_interval
@@ -91,6 +98,7 @@ if TYPE_CHECKING:
     from mazeinterp.maze.env import MazeEnv
 
 __all__ = [
+    "EVENTS",
     "OUTCOMES",
     "TEST_SEED_START",
     "Comparison",
@@ -111,8 +119,9 @@ __all__ = [
     "top_right_counts",
 ]
 
-OUTCOMES: tuple[str, ...] = ("cheese", "top_right", "neither")
-"""The three episode outcomes, in reporting order."""
+EVENTS: tuple[str, ...] = ("region_first", "trapped")
+"""What an episode may show besides its outcome: it reached the top-right region before the cheese
+(:attr:`Episode.region_first`); it hit the step cap trapped between two cells (:attr:`Episode.trapped`)."""
 
 TEST_SEED_START = 1_000_000
 """First level seed of the standard-distribution test mazes of the scripts and reports (far from seed 0)."""
@@ -152,14 +161,20 @@ class RolloutConfig:
     """Run the network in the channels-last memory format (faster convolutions on CPU)."""
     check_positions: bool = False
     """After every step, read each active env's state and check the tracked mouse cell (slow; tests)."""
+    region_size: int = outcomes.DEFAULT_REGION_SIZE
+    """Side k of the top-right region whose first arrival each episode records (:attr:`Episode.region_step`)."""
+    decision_square: str = "mazeinterp"
+    """Definition of the decision square that episodes record and summaries filter on: ``"mazeinterp"`` or
+    ``"research"`` (the published research code's; see :func:`mazeinterp.maze.grid.decision_square`)."""
 
     def __post_init__(self) -> None:
-        for name in ("max_steps", "batch_size"):
+        for name in ("max_steps", "batch_size", "region_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"RolloutConfig.{name} must be a positive int, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"RolloutConfig.seed must be a non-negative int, got {self.seed!r}")
+        grid.check_decision_square_definition(self.decision_square)
         if self.cheese_region is not None and (
             isinstance(self.cheese_region, bool) or not isinstance(self.cheese_region, (int, np.integer))
             or self.cheese_region < 1
@@ -377,6 +392,34 @@ class Episode:
     action_probs: np.ndarray | None = field(default=None, repr=False, compare=False)
     """(steps, 5) read-only: the policy's move probabilities (:class:`~mazeinterp.model.Move` order) on the
     observation of each step, before its move (only with ``record_action_probs``)."""
+    region_size: int = outcomes.DEFAULT_REGION_SIZE
+    """Side k of the top-right region of :attr:`region_step`."""
+    region_step: int | None = None
+    """Step at which the mouse first stood on a cell of the top-right k×k region other than the cheese,
+    before reaching the cheese (0 = it started there); None if it never did."""
+    trap: Trap | None = None
+    """For an episode that hit the step cap: the two adjacent cells holding at least half of the mouse's
+    last 100 positions (:func:`mazeinterp.maze.outcomes.find_trap`); None otherwise."""
+
+    @property
+    def region_first(self) -> bool:
+        """Whether the mouse reached the top-right k×k region before the cheese (see :attr:`region_step`)."""
+        return self.region_step is not None
+
+    @property
+    def trapped(self) -> bool:
+        """Whether the episode hit the step cap with the mouse trapped between two cells (see :attr:`trap`)."""
+        return self.trap is not None
+
+    def shows(self, outcome_or_event: str) -> bool:
+        """Whether the episode ended in this outcome (:data:`OUTCOMES`) or shows this event (:data:`EVENTS`)."""
+        if outcome_or_event in OUTCOMES:
+            return self.outcome == outcome_or_event
+        if outcome_or_event == "region_first":
+            return self.region_first
+        if outcome_or_event == "trapped":
+            return self.trapped
+        raise ValueError(f"unknown outcome {outcome_or_event!r}; expected one of {OUTCOMES + EVENTS}")
 
     def cheese_in_region(self, k: int = grid.TOP_RIGHT_REGION_SIZE) -> bool:
         """Whether the cheese lies in the top-right k×k corner (False without a cheese)."""
@@ -389,6 +432,9 @@ class Episode:
             "outcome": self.outcome, "steps": self.steps, "start": self.start, "cheese": self.cheese,
             "has_decision_square": self.has_decision_square, "decision_square": self.decision_square,
             "cheese_in_top_right_5x5": self.cheese_in_region(), "top_right_counts": self.top_right_counts,
+            "region_size": self.region_size, "region_step": self.region_step, "region_first": self.region_first,
+            "trapped": self.trapped, "trap_cells": None if self.trap is None else self.trap.label(),
+            "trap_share": None if self.trap is None else self.trap.share,
         }
         if self.features is not None:
             for key, value in self.features.as_dict().items():
@@ -418,32 +464,66 @@ class OutcomeSummary:
     """Mean steps per episode (NaN when n = 0)."""
     confidence: float = 0.95
     """Confidence level of the intervals."""
+    event_counts: dict[str, int] = field(default_factory=dict)
+    """Episodes per event (:data:`EVENTS`: ``region_first``, ``trapped``); events need not exclude each other."""
+    event_proportions: dict[str, float] = field(default_factory=dict)
+    """Fraction of all episodes per event (NaN when n = 0)."""
+    event_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Wilson interval per event."""
+    region_size: int | None = None
+    """Side k of the top-right region of ``region_first`` (None without episodes)."""
+    decision_square: str | None = None
+    """Definition of the decision square that selected these episodes (None: no decision-square filter)."""
 
     @classmethod
     def of(cls, episodes: Sequence[Episode], label: str = "all mazes", confidence: float = 0.95) -> OutcomeSummary:
-        """Summarise ``episodes``."""
+        """Summarise ``episodes`` (ValueError if they record different region sizes)."""
         n = len(episodes)
         counts = {o: sum(ep.outcome == o for ep in episodes) for o in OUTCOMES}
+        events = {e: sum(ep.shows(e) for ep in episodes) for e in EVENTS}
+        sizes = {ep.region_size for ep in episodes}
+        if len(sizes) > 1:
+            raise ValueError(f"episodes record different top-right region sizes {sorted(sizes)}; summarise them apart")
         return cls(
             label=label, n=n, counts=counts,
             proportions={o: counts[o] / n if n else float("nan") for o in OUTCOMES},
             intervals={o: wilson_interval(counts[o], n, confidence) for o in OUTCOMES},
             mean_steps=float(np.mean([ep.steps for ep in episodes])) if n else float("nan"),
             confidence=confidence,
+            event_counts=events,
+            event_proportions={e: events[e] / n if n else float("nan") for e in EVENTS},
+            event_intervals={e: wilson_interval(events[e], n, confidence) for e in EVENTS},
+            region_size=sizes.pop() if sizes else None,
         )
 
+    def _event_name(self, event: str) -> str:
+        if event == "region_first" and self.region_size is not None:
+            return f"{self.region_size}×{self.region_size} first"
+        return event
+
     def rows(self) -> list[dict[str, Any]]:
-        """One row per outcome: label, outcome, count, n, p, low, high."""
-        return [{"label": self.label, "outcome": o, "count": self.counts[o], "n": self.n,
+        """One row per outcome, then one per event: label, outcome, count, n, p, low, high.
+
+        Outcomes partition the episodes; the event rows (``region_first``,
+        ``trapped``) count episodes that may also be in an outcome row.
+        """
+        rows = [{"label": self.label, "outcome": o, "count": self.counts[o], "n": self.n,
                  "p": self.proportions[o], "low": self.intervals[o][0], "high": self.intervals[o][1]}
                 for o in OUTCOMES]
+        return rows + [{"label": self.label, "outcome": e, "count": self.event_counts[e], "n": self.n,
+                        "p": self.event_proportions[e], "low": self.event_intervals[e][0],
+                        "high": self.event_intervals[e][1]} for e in self.event_counts]
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data view (for JSON)."""
         return {"label": self.label, "n": self.n, "counts": dict(self.counts),
                 "proportions": dict(self.proportions),
                 "intervals": {o: list(v) for o, v in self.intervals.items()},
-                "mean_steps": self.mean_steps, "confidence": self.confidence}
+                "mean_steps": self.mean_steps, "confidence": self.confidence,
+                "decision_square_definition": self.decision_square,
+                "region_size": self.region_size, "event_counts": dict(self.event_counts),
+                "event_proportions": dict(self.event_proportions),
+                "event_intervals": {e: list(v) for e, v in self.event_intervals.items()}}
 
     def __str__(self) -> str:
         pct = round(100 * self.confidence)
@@ -452,6 +532,10 @@ class OutcomeSummary:
         for o in OUTCOMES:
             lo, hi = self.intervals[o]
             lines.append(f"  {o:<10} {self.counts[o]:>6} {self.proportions[o]:>7.3f}   [{lo:.3f}, {hi:.3f}]")
+        for e in self.event_counts:
+            lo, hi = self.event_intervals[e]
+            lines.append(f"  {self._event_name(e):<10} {self.event_counts[e]:>6} {self.event_proportions[e]:>7.3f}   "
+                         f"[{lo:.3f}, {hi:.3f}]")
         return "\n".join(lines)
 
 
@@ -502,10 +586,10 @@ class RolloutResult:
         return np.array([ep.outcome for ep in self.episodes], dtype=object)
 
     def reached(self, outcome: str = "cheese") -> np.ndarray:
-        """Boolean ``(n,)``: which episodes ended in ``outcome``."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES}")
-        return np.array([ep.outcome == outcome for ep in self.episodes], dtype=bool)
+        """Boolean ``(n,)``: which episodes ended in ``outcome`` (or show the event, :data:`EVENTS`)."""
+        if outcome not in OUTCOMES + EVENTS:
+            raise ValueError(f"unknown outcome {outcome!r}; expected one of {OUTCOMES + EVENTS}")
+        return np.array([ep.shows(outcome) for ep in self.episodes], dtype=bool)
 
     def filter(self, decision_square_only: bool = False, cheese_outside_region: int | None = None) -> RolloutResult:
         """Keep the mazes with a decision square and/or with the cheese outside the top-right k×k."""
@@ -516,7 +600,11 @@ class RolloutResult:
                 confidence: float = 0.95) -> OutcomeSummary:
         """:class:`OutcomeSummary` of all episodes or of a filtered subset (see :meth:`filter`)."""
         kept = self.filter(decision_square_only, cheese_outside_region).episodes
-        return OutcomeSummary.of(kept, _filter_label(decision_square_only, cheese_outside_region), confidence)
+        label = _filter_label(decision_square_only, cheese_outside_region)
+        definition = self.config.decision_square if decision_square_only else None
+        if definition == "research":
+            label += " (research definition)"
+        return replace(OutcomeSummary.of(kept, label, confidence), decision_square=definition)
 
     def summaries(self, region: int = grid.TOP_RIGHT_REGION_SIZE, confidence: float = 0.95) -> list[OutcomeSummary]:
         """The standard breakdown: all mazes; with a decision square; cheese outside the top-right
@@ -605,7 +693,7 @@ class Comparison:
         for ds, cr in self._breakdown():
             if not len(self.baseline.filter(ds, cr)):
                 continue
-            for outcome in OUTCOMES:
+            for outcome in OUTCOMES + EVENTS:
                 d = self.difference(outcome, ds, cr)
                 out["differences"].append({"label": _filter_label(ds, cr), "outcome": outcome, **d.as_dict()})
         return out
@@ -761,13 +849,7 @@ def top_right_counts(state: MazeState) -> bool:
     the cheese (passing through it is progress towards the cheese), or is the
     cheese cell; True otherwise.
     """
-    cheese, top_right = state.cheese, grid.top_right_cell(state.maze_size)
-    if cheese is None or not state.open_cells[top_right]:
-        return True
-    try:
-        return top_right not in grid.shortest_path(state.open_cells, state.mouse, cheese)
-    except ValueError:  # the cheese cannot be reached from the mouse
-        return True
+    return outcomes.top_right_ends_episode(state.open_cells, state.mouse, state.cheese)
 
 
 def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
@@ -777,7 +859,8 @@ def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
     state = state.with_game_fields(cur_time=0, timeout=max(timeout, config.max_steps + 1))
     cheese = state.cheese
     try:
-        features = grid.maze_features(state.open_cells, cheese) if cheese is not None else None
+        features = None if cheese is None else grid.maze_features(
+            state.open_cells, cheese, decision_square_definition=config.decision_square)
     except ValueError as exc:
         raise ValueError(f"maze {index} (level seed {state.level_seed}): {exc}") from None
     world = state.world_grid
@@ -839,6 +922,11 @@ class _Runner:
         self.uniforms = np.zeros((B, config.max_steps), dtype=np.float64)
         self.trajectories: list[list[grid.Cell]] = [[] for _ in range(B)]
         self.action_probs: list[list[np.ndarray]] = [[] for _ in range(B)]
+        self.maze_size = np.zeros(B, dtype=np.int64)
+        self.offset = np.zeros(B, dtype=np.int64)
+        self.region_step = np.full(B, -1, dtype=np.int64)
+        # the inner cells after each of the last TRAP_WINDOW steps, written round-robin
+        self.recent = np.zeros((B, outcomes.TRAP_WINDOW, 2), dtype=np.int64)
         self.starts: list[grid.Cell] = [(0, 0)] * B
         self.episodes: dict[int, Episode] = {}
         self.frames = 0
@@ -869,6 +957,9 @@ class _Runner:
         self.starts[slot] = mouse
         self.pos[slot] = (mouse[0] + maze.offset, mouse[1] + maze.offset)
         n = state.maze_size
+        self.maze_size[slot], self.offset[slot] = n, maze.offset
+        starts_in_region = outcomes.in_top_right_region(np.array([mouse]), n, self.config.region_size)[0]
+        self.region_step[slot] = 0 if starts_in_region and mouse != maze.cheese else -1
         self.top_right[slot] = (maze.offset, n - 1 + maze.offset)
         self.top_right_counts[slot] = maze.top_right_counts
         self.cheese[slot] = (-1, -1) if maze.cheese is None else (maze.cheese[0] + maze.offset,
@@ -892,13 +983,19 @@ class _Runner:
         if self.config.record_action_probs:
             action_probs = np.array(self.action_probs[slot], dtype=np.float64).reshape(-1, len(Move))
             action_probs.setflags(write=False)
+        steps = int(self.steps[slot])
+        trap = None
+        if outcome == "neither" and steps >= self.config.max_steps:
+            trap = outcomes.find_trap(self.recent[slot, : min(steps, outcomes.TRAP_WINDOW)])
+        region_step = int(self.region_step[slot])
         self.episodes[maze.index] = Episode(
             index=maze.index, level_seed=state.level_seed, maze_size=state.maze_size, cheese=maze.cheese,
             has_decision_square=bool(features is not None and features.has_decision_square),
             decision_square=None if features is None else features.decision_square,
             outcome=outcome, steps=int(self.steps[slot]), start=self.starts[slot],
             top_right_counts=maze.top_right_counts,
-            features=features, trajectory=trajectory, action_probs=action_probs,
+            features=features, trajectory=trajectory, action_probs=action_probs, region_size=self.config.region_size,
+            region_step=None if region_step < 0 else region_step, trap=trap,
         )
         self.progress.update(1)
         elapsed = time.perf_counter() - self.started
@@ -974,7 +1071,12 @@ class _Runner:
                     off = self.mazes[slot].offset  # type: ignore[union-attr]
                     self.trajectories[slot].append((r - off, c - off))
 
+            inner = new_pos - self.offset[active, None]
+            self.recent[active, (self.steps[active] - 1) % outcomes.TRAP_WINDOW] = inner
             got_cheese = reward[active] > 0
+            arrived = (self.region_step[active] < 0) & ~got_cheese & outcomes.in_top_right_region(
+                inner, self.maze_size[active], cfg.region_size)
+            self.region_step[active[arrived]] = self.steps[active[arrived]]
             on_cheese = (new_pos == self.cheese[active]).all(axis=1)
             if (got_cheese != on_cheese).any():
                 bad = int(active[np.flatnonzero(got_cheese != on_cheese)[0]])

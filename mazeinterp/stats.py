@@ -277,7 +277,8 @@ def paired_difference(
 
 
 def feature_table(episodes: Iterable[Episode]) -> list[dict[str, Any]]:
-    """One row per episode: index, level seed, maze size, outcome, ``reached_cheese`` and every maze feature.
+    """One row per episode: index, level seed, maze size, outcome, ``reached_cheese``, the top-right region
+    and trap columns (see :class:`~mazeinterp.rollout.Episode`) and every maze feature.
 
     Cells become ``"row col"`` strings elsewhere (CSV); here they stay tuples.
     Episodes without a cheese (no features) get only the first columns.
@@ -287,6 +288,8 @@ def feature_table(episodes: Iterable[Episode]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {
             "index": ep.index, "level_seed": ep.level_seed, "maze_size": ep.maze_size,
             "outcome": ep.outcome, "reached_cheese": ep.outcome == "cheese", "steps": ep.steps,
+            "region_size": ep.region_size, "region_first": ep.region_first, "region_step": ep.region_step,
+            "trapped": ep.trapped, "trap_cells": None if ep.trap is None else ep.trap.label(),
         }
         if ep.features is not None:
             row.update({k: v for k, v in ep.features.as_dict().items() if k not in ("n",)})

@@ -32,13 +32,14 @@ from mazeinterp.hooks import _progress, _to_input, intervene, render_states
 from mazeinterp.interventions import Intervention, _as_list, validate
 from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
 from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
-from mazeinterp.rollout import OUTCOMES, top_right_counts
+from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE, OUTCOMES, region_goals, top_right_ends_episode
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import StateRenderer
     from mazeinterp.maze.state import MazeState
 
 __all__ = [
+    "EXACT_OUTCOMES",
     "VectorField",
     "cheese_ward_move",
     "decision_square_cheese_prob",
@@ -51,6 +52,10 @@ __all__ = [
     "vector_field",
     "vector_fields",
 ]
+
+
+EXACT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "region_first")
+"""Columns of :func:`outcome_probabilities`: the three outcomes, then P(region first)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,19 +373,29 @@ def outcome_probabilities(
     *,
     max_steps: int = 500,
     mirror: bool = True,
+    region_size: int | None = DEFAULT_REGION_SIZE,
     renderer: StateRenderer | None = None,
     batch_size: int = 256,
     device: str | torch.device | None = None,
     progress: bool | None = None,
 ) -> np.ndarray:
-    """Exact P(cheese), P(top_right), P(neither) of a sampled rollout from each maze's mouse cell.
+    """Exact P(cheese), P(top_right), P(neither) and P(region first) of a sampled rollout from each maze's mouse cell.
 
     The expected outcome proportions of :func:`mazeinterp.rollout.run_rollouts`
-    (same outcome rules: the top-right cell ends the walk unless it lies on the
-    path from the mouse to the cheese), computed with
-    :func:`first_arrival_probabilities` from each maze's vector fields instead
-    of sampled: no Monte Carlo noise, and two forward passes per open cell
-    (the mouse drawn plain and mirrored).
+    (same rules, from :mod:`mazeinterp.maze.outcomes`: the top-right cell ends
+    the walk unless it lies on the path from the mouse to the cheese),
+    computed with :func:`first_arrival_probabilities` from each maze's vector
+    fields instead of sampled: no Monte Carlo noise, and two forward passes
+    per open cell (the mouse drawn plain and mirrored).
+
+    **P(region first)** is the probability that, within ``max_steps`` steps,
+    the mouse stands on an open cell of the top-right ``region_size``²
+    corner other than the cheese cell before it reaches the cheese (a mouse
+    that starts there counts): the expected fraction of rollouts with
+    :attr:`Episode.region_first <mazeinterp.rollout.Episode.region_first>`
+    (``RolloutConfig(region_size=...)``). The top-right cell belongs to the
+    region, so it is at least P(top_right); it is not exclusive with the
+    three outcomes.
 
     Args:
         interventions: applied to every maze, or a function ``i -> interventions``
@@ -388,9 +403,11 @@ def outcome_probabilities(
         mirror: follow the mouse's mirrored drawing exactly (default). False
             uses the plain drawing throughout: half the forward passes, and
             exact only for a policy that ignores the mirroring.
+        region_size: side k of the top-right region; None leaves the fourth column out.
 
     Returns:
-        (N, 3) float array, columns in :data:`mazeinterp.rollout.OUTCOMES` order; rows sum to 1.
+        (N, 4) float array, columns in :data:`EXACT_OUTCOMES` order (N, 3 with
+        ``region_size=None``); the first three columns of a row sum to 1.
 
     >>> p = outcome_probabilities(model, states)                       # doctest: +SKIP
     >>> p[:, 0].mean()        # expected P(cheese) over the mazes        # doctest: +SKIP
@@ -406,21 +423,25 @@ def outcome_probabilities(
     else:
         fields = vector_fields(model, drawn, interventions, renderer=renderer, batch_size=batch_size,
                                device=device, progress=progress)
-    out = np.zeros((len(states), len(OUTCOMES)))
+    out = np.zeros((len(states), len(OUTCOMES) + (region_size is not None)))
     for i, state in enumerate(states):
         own = fields[i * len(drawings) : (i + 1) * len(drawings)]
         cheese, top_right = state.cheese, top_right_cell(state.maze_size)
+        chain = {"start": state.mouse, "max_steps": max_steps, "reflected_field": own[1] if mirror else None,
+                 "start_reflected": state.mouse_reflected and mirror}
         goals = [] if cheese is None else [cheese]
-        if state.open_cells[top_right] and top_right_counts(state):
+        if state.open_cells[top_right] and top_right_ends_episode(state.open_cells, state.mouse, cheese):
             goals.append(top_right)
-        arrived = first_arrival_probabilities(own[0], goals, start=state.mouse, max_steps=max_steps,
-                                              reflected_field=own[1] if mirror else None,
-                                              start_reflected=state.mouse_reflected and mirror)
+        arrived = first_arrival_probabilities(own[0], goals, **chain)
         if cheese is not None:
             out[i, 0] = arrived[0]
         if len(goals) > (cheese is not None):
             out[i, 1] = arrived[-1]
         out[i, 2] = max(0.0, 1.0 - out[i, 0] - out[i, 1])
+        if region_size is not None:
+            # the cheese ends the walk whether or not it is a goal, so region cells reached first are the sum
+            region = region_goals(state.open_cells, cheese, region_size)
+            out[i, 3] = min(1.0, float(first_arrival_probabilities(own[0], region, **chain).sum()))
     return out
 
 
@@ -434,11 +455,13 @@ def _delta_to_move(delta: tuple[int, int]) -> Move:
     raise ValueError(f"no move has delta {delta}")  # pragma: no cover
 
 
-def cheese_ward_move(state: MazeState) -> Move | None:
+def cheese_ward_move(state: MazeState, definition: str = "mazeinterp") -> Move | None:
     """The move from the decision square one step along the path to the cheese; None without one.
 
-    None when the maze has no cheese or no decision square (the cheese lies on
-    the path to the top-right cell, or the top-right cell on the cheese path).
+    None when the maze has no cheese or no decision square (under
+    ``definition``, see :func:`mazeinterp.maze.grid.decision_square`: with the
+    default, when the cheese lies on the path to the top-right cell, or the
+    top-right cell on the cheese path).
 
     >>> cheese_ward_move(state)        # doctest: +SKIP
     <Move.UP: 2>
@@ -447,7 +470,7 @@ def cheese_ward_move(state: MazeState) -> Move | None:
     if cheese is None:
         return None
     grid = state.open_cells
-    ds = decision_square(grid, cheese)
+    ds = decision_square(grid, cheese, definition)
     if ds is None:
         return None
     path = path_to_cheese(grid, cheese)
@@ -463,8 +486,11 @@ def decision_square_cheese_prob(
     renderer: StateRenderer | None = None,
     batch_size: int = 256,
     device: str | torch.device | None = None,
+    definition: str = "mazeinterp",
 ) -> np.ndarray:
     """Per maze: P(cheese-ward move) with the mouse on the decision square; NaN where there is none.
+
+    ``definition``: which decision square (:func:`mazeinterp.maze.grid.decision_square`).
 
     Returns an (N,) float array. The research's per-maze measure of cheese
     seeking; compare it with and without an intervention::
@@ -477,10 +503,10 @@ def decision_square_cheese_prob(
     out = np.full(len(states), np.nan)
     rows, moved, moves = [], [], []
     for i, state in enumerate(states):
-        move = cheese_ward_move(state)
+        move = cheese_ward_move(state, definition)
         if move is None:
             continue
-        ds = decision_square(state.open_cells, state.cheese)
+        ds = decision_square(state.open_cells, state.cheese, definition)
         rows.append(i)
         moved.append(state.with_mouse(ds))
         moves.append(int(move))

@@ -10,7 +10,7 @@ Prints, and writes as JSON with ``--json``:
 
 Example::
 
-    python scripts/evaluate_agent.py --checkpoint maze-s1-r5 --n-train 500 --n-standard 1000
+    python scripts/evaluate_agent.py --checkpoint maze-s1-r5-v5 --n-train 500 --n-standard 1000
 """
 
 from __future__ import annotations

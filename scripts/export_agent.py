@@ -2,8 +2,8 @@
 
 Example::
 
-    python scripts/export_agent.py runs/imitate-s1-r5/checkpoint_latest.pt checkpoints/maze-s1-r5.pt \\
-        --note "interim CPU behaviour-cloning agent" --overwrite
+    python scripts/export_agent.py runs/imitate-s1-r5/checkpoint_final.pt checkpoints/maze-s1-r5-v5.pt \\
+        --note "interim: CPU behaviour cloning + DAgger, scale 1, 11.1M frames; awaiting a GPU run"
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Each section writes ``<out>/<section>.json`` and prints its table:
 
 * ``behaviour``: rollouts on the standard distribution; P(cheese / top_right /
-  neither) in mazes with a decision square and the cheese outside the
-  top-right 5×5, and the logistic regression of "reached the cheese" on maze
-  features (held-out accuracy against the majority baseline).
+  neither), P(top-right 5×5 first) and P(trapped) in mazes with a decision
+  square and the cheese outside the top-right 5×5, where the traps of the
+  timed-out episodes lie, and the logistic regression of "reached the cheese"
+  on maze features (held-out accuracy against the majority baseline).
 * ``cheese-channels``: the cheese-tracking channels of the steering layer,
   ranked by measurement; how many track the cheese above chance and how many
   clearly (map peak on the cheese in most mazes); a linear probe of the layer.
@@ -47,6 +48,7 @@ from mazeinterp.channels import ChannelTable, behaviour_attribution, cheese_prob
 from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 from mazeinterp.interventions import AddVector, Intervention, MeanAblate
 from mazeinterp.maze.grid import distance_map, path_to_top_right
+from mazeinterp.maze.outcomes import in_top_right_region, region_edge_distance
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.outputs import OutputDir
@@ -54,6 +56,7 @@ from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, load_mazes, run_r
 from mazeinterp.stats import bootstrap_interval, fit_cheese_regression, wilson_interval
 from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
 from mazeinterp.vfield import (
+    EXACT_OUTCOMES,
     cheese_ward_move,
     decision_square_cheese_prob,
     first_arrival_probabilities,
@@ -77,21 +80,22 @@ def standard_mazes(n: int) -> tuple[MazeState, ...]:
 
 
 @functools.cache
-def decision_square_mazes(n: int) -> tuple[MazeState, ...]:
-    """The first ``n`` standard-distribution test mazes that have a decision square, loaded once."""
+def decision_square_mazes(n: int, definition: str) -> tuple[MazeState, ...]:
+    """The first ``n`` standard-distribution test mazes that have a decision square (``definition``), loaded once."""
     found: list[MazeState] = []
     start = TEST_SEED_START
     while len(found) < n:
-        found.extend(s for s in load_mazes(range(start, start + 256)) if cheese_ward_move(s) is not None)
+        found.extend(s for s in load_mazes(range(start, start + 256)) if cheese_ward_move(s, definition) is not None)
         start += 256
     return tuple(found[:n])
 
 
 @functools.cache
-def baseline(policy: ImpalaPolicy, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Unedited P(cheese-ward move at the decision square) (n,) and exact outcomes (n, 3) of those mazes."""
-    states = decision_square_mazes(n)
-    return decision_square_cheese_prob(policy, states), outcome_probabilities(policy, states)
+def baseline(policy: ImpalaPolicy, n: int, definition: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unedited P(cheese-ward move at the decision square) (n,) and exact outcomes (n, 4) of those mazes."""
+    states = decision_square_mazes(n, definition)
+    return (decision_square_cheese_prob(policy, states, definition=definition),
+            outcome_probabilities(policy, states))
 
 
 def interval(values: Sequence[float] | np.ndarray, statistic: str = "mean", seed: int = 0) -> dict[str, float]:
@@ -108,10 +112,10 @@ def fmt(entry: dict[str, float]) -> str:
 def outcome_change(before: np.ndarray, after: np.ndarray, seed: int) -> dict[str, Any]:
     """Mean exact P(outcome) before and after, and the paired mean change, each with a bootstrap interval.
 
-    ``before``/``after``: (N, 3) arrays from :func:`outcome_probabilities`.
+    ``before``/``after``: (N, 4) arrays from :func:`outcome_probabilities` (columns ``EXACT_OUTCOMES``).
     """
     out: dict[str, Any] = {}
-    for j, name in enumerate(("cheese", "top_right", "neither")):
+    for j, name in enumerate(EXACT_OUTCOMES):
         out[name] = {"before": interval(before[:, j], seed=seed), "after": interval(after[:, j], seed=seed),
                      "change": interval(after[:, j] - before[:, j], seed=seed)}
     return out
@@ -130,16 +134,43 @@ def binomial_above_chance(hits: int, n: int, chance: float) -> float:
 def behaviour(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Rollouts on the standard distribution: the goal-misgeneralization table and the regression."""
     seeds = range(TEST_SEED_START, TEST_SEED_START + args.n_mazes)
-    result = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed))
+    result = run_rollouts(policy, seeds, config=RolloutConfig(seed=args.seed, decision_square=args.decision_square))
     table = result.summary(decision_square_only=True, cheese_outside_region=5)
     print(table)
+    traps = trap_locations(result.filter(decision_square_only=True, cheese_outside_region=5).episodes)
+    print(f"timeouts {traps['timeouts']}, trapped {traps['trapped']}: {traps['where']}")
     with_ds = result.filter(decision_square_only=True)
     regression = fit_cheese_regression(with_ds.episodes, seed=args.seed)
     print(regression)
     return {"seeds": [seeds.start, seeds.stop - 1], "all_mazes": result.summary().as_dict(),
             "decision_square_cheese_outside_5x5": table.as_dict(),
+            "traps_decision_square_cheese_outside_5x5": traps,
             "decision_square_mazes": with_ds.summary().as_dict(),
             "regression_on_decision_square_mazes": regression.as_dict()}
+
+
+def trap_locations(episodes: Sequence[Any], k: int = 5) -> dict[str, Any]:
+    """Where the traps of timed-out episodes lie relative to the top-right k×k region.
+
+    ``where`` counts traps with both cells inside the region, one inside and
+    one outside (on its edge), and both outside; ``edge_distance`` counts
+    traps by how far their farther cell lies from the region's edge
+    (:func:`~mazeinterp.maze.outcomes.region_edge_distance`); ``episodes`` lists
+    each trapped episode (level seed, trap cells, share).
+    """
+    timeouts = [ep for ep in episodes if ep.outcome == "neither"]
+    trapped = [ep for ep in timeouts if ep.trapped]
+    where = {"inside": 0, "edge": 0, "outside": 0}
+    distances: dict[int, int] = {}
+    for ep in trapped:
+        inside = in_top_right_region(np.array(ep.trap.cells), ep.maze_size, k).sum()
+        where["inside" if inside == 2 else "edge" if inside == 1 else "outside"] += 1
+        far = max(region_edge_distance(cell, ep.maze_size, k) for cell in ep.trap.cells)
+        distances[far] = distances.get(far, 0) + 1
+    return {"region_size": k, "timeouts": len(timeouts), "trapped": len(trapped), "where": where,
+            "edge_distance": dict(sorted(distances.items())),
+            "episodes": [{"level_seed": ep.level_seed, "maze_size": ep.maze_size, "trap": ep.trap.label(),
+                          "share": ep.trap.share} for ep in trapped]}
 
 
 @functools.cache
@@ -200,10 +231,10 @@ def cheese_channels(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str,
 
 
 def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
-                    coefficients: Sequence[float], seed: int) -> dict[str, Any]:
+                    coefficients: Sequence[float], seed: int, definition: str) -> dict[str, Any]:
     """Decision-square P(cheese-ward) and exact outcomes with per-maze ``vectors`` added × each coefficient."""
-    states = decision_square_mazes(n_mazes)
-    before_ds, before_outcomes = baseline(policy, n_mazes)
+    states = decision_square_mazes(n_mazes, definition)
+    before_ds, before_outcomes = baseline(policy, n_mazes, definition)
     mean_vector = vectors.mean(0)
     out: dict[str, Any] = {"n_mazes": len(states), "p_cheese_ward_before": {
         "median": interval(before_ds, "median", seed), "mean": interval(before_ds, seed=seed)}}
@@ -211,9 +242,11 @@ def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
         def steer(i: int, c: float = coefficient) -> list[Intervention]:
             return [AddVector(HOOK, vectors[i], c)]
 
-        after_ds = np.array([decision_square_cheese_prob(policy, [s], steer(i))[0] for i, s in enumerate(states)])
+        after_ds = np.array([decision_square_cheese_prob(policy, [s], steer(i), definition=definition)[0]
+                             for i, s in enumerate(states)])
         after_outcomes = outcome_probabilities(policy, states, steer)
-        after_mean_ds = decision_square_cheese_prob(policy, states, [AddVector(HOOK, mean_vector, coefficient)])
+        after_mean_ds = decision_square_cheese_prob(policy, states, [AddVector(HOOK, mean_vector, coefficient)],
+                                                    definition=definition)
         out[f"coefficient {coefficient:+g}"] = {
             "p_cheese_ward_after": {"median": interval(after_ds, "median", seed), "mean": interval(after_ds, seed=seed)},
             "p_cheese_ward_change": interval(after_ds - before_ds, seed=seed),
@@ -233,16 +266,18 @@ def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
 
 def cheese_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The cheese vector subtracted (coefficient −1) on decision-square mazes."""
-    states = decision_square_mazes(args.n_ds_mazes)
+    states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
     vectors = torch.stack([cheese_vector(policy, s, HOOK) for s in states])
-    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (-1.0,), args.seed)}
+    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (-1.0,), args.seed,
+                                            args.decision_square)}
 
 
 def top_right_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The top-right vector (route 'auto') added and subtracted on decision-square mazes."""
-    states = decision_square_mazes(args.n_ds_mazes)
+    states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
     vectors = torch.stack([top_right_vector(policy, s, HOOK) for s in states])
-    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (1.0, -1.0), args.seed)}
+    return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (1.0, -1.0), args.seed,
+                                            args.decision_square)}
 
 
 def _targets_by_distance(state: MazeState, rng: np.random.Generator) -> list[tuple[tuple[int, int], int]]:
@@ -268,7 +303,7 @@ def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str
     ranked = [int(c) for c in table.channel]
     channel_sets = {"best channel": ranked[:1], "best 3": ranked[:3],
                     f"all tracking ({len(tracking)})": tracking or ranked[:1]}
-    states = [s for s in decision_square_mazes(4 * args.n_retarget_mazes) if s.maze_size >= 9]
+    states = [s for s in decision_square_mazes(4 * args.n_retarget_mazes, args.decision_square) if s.maze_size >= 9]
     states = states[: args.n_retarget_mazes]
     rng = np.random.default_rng(args.seed)
     rows: list[dict[str, Any]] = []
@@ -305,10 +340,10 @@ def retarget_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str
 
 def ablations(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Single-channel mean ablations at the steering layer: effect on exact P(cheese), paired over mazes."""
-    states = decision_square_mazes(args.n_ds_mazes)
-    attribution = behaviour_attribution(policy, states, HOOK, ablation="mean")
+    states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
+    attribution = behaviour_attribution(policy, states, HOOK, ablation="mean", definition=args.decision_square)
     mean = MeanAblate.from_random_mazes(policy, HOOK, 200, seed=args.seed).mean
-    _, before = baseline(policy, args.n_ds_mazes)
+    _, before = baseline(policy, args.n_ds_mazes, args.decision_square)
     _, tracking, _ = rank_cheese_channels(policy, args.n_channel_mazes)
     channels = [int(c) for c in attribution.channel]
     rng = np.random.default_rng(args.seed)
@@ -330,7 +365,7 @@ def ablations(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
               f"P(top_right) change {fmt(change['top_right']['change'])}")
     return {"hook": HOOK, "n_mazes": len(states), "ablation": "mean over 200 random mazes",
             "attribution_top": attribution.top(10).to_rows(), "baseline": {
-                o: interval(before[:, j], seed=args.seed) for j, o in enumerate(("cheese", "top_right", "neither"))},
+                o: interval(before[:, j], seed=args.seed) for j, o in enumerate(EXACT_OUTCOMES)},
             "conditions": rows}
 
 
@@ -359,6 +394,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clamp-values", type=float, nargs="+", default=[2.0, 5.5, 10.0],
                         help="retarget: clamp values (published: 5.5)")
     parser.add_argument("--n-top-channels", type=int, default=5, help="ablations: top channels and random controls")
+    parser.add_argument("--decision-square", choices=("mazeinterp", "research"), default="mazeinterp",
+                        help="which decision square selects the decision-square mazes (default: mazeinterp)")
     parser.add_argument("--quick", action="store_true", help="tiny samples, for a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -380,7 +417,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = RUNNERS[section](policy, args)
         seconds = time.perf_counter() - started
         header = {"section": section, "checkpoint": str(args.checkpoint), "arguments": vars(args),
-                  "seconds": round(seconds, 1)}
+                  "decision_square_definition": args.decision_square, "seconds": round(seconds, 1)}
         path = out.write_json(f"{section}.json", {**header, **result})
         print(f"{section}: {seconds:.0f} s → {path}")
     return 0

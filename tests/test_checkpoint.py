@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch.nn.functional as F
 from mazeinterp import checkpoint
 from mazeinterp.checkpoint import (
     CheckpointError,
+    CheckpointHashError,
     CheckpointKeyError,
     CheckpointNotFoundError,
     CheckpointShapeError,
@@ -138,8 +140,41 @@ def test_registry_name_resolves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     write_published(tmp_path / "tiny.pth", random_state_dict(1))
     monkeypatch.setattr(checkpoint, "checkpoints_dir", lambda: tmp_path)
     monkeypatch.setitem(checkpoint.SHIPPED, "tiny", "tiny.pth")
+    digest = hashlib.sha256((tmp_path / "tiny.pth").read_bytes()).hexdigest()
+    monkeypatch.setitem(checkpoint.SHIPPED_SHA256, "tiny", digest)
     assert resolve_checkpoint("tiny") == tmp_path / "tiny.pth"
     assert load_policy("tiny").source == tmp_path / "tiny.pth"
+
+
+def test_a_shipped_name_refuses_a_tampered_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = checkpoint.checkpoints_dir() / checkpoint.SHIPPED[checkpoint.DEFAULT_AGENT]
+    tampered = bytearray(shipped.read_bytes())
+    tampered[len(tampered) // 2] ^= 0xFF  # one flipped byte in the middle of the weights
+    (tmp_path / shipped.name).write_bytes(bytes(tampered))
+    monkeypatch.setattr(checkpoint, "checkpoints_dir", lambda: tmp_path)
+    expected = checkpoint.SHIPPED_SHA256[checkpoint.DEFAULT_AGENT]
+    found = hashlib.sha256(bytes(tampered)).hexdigest()
+    with pytest.raises(CheckpointHashError, match=f"sha256 {found}, but the registry records {expected}") as info:
+        load_policy(checkpoint.DEFAULT_AGENT)
+    assert (info.value.expected, info.value.found) == (expected, found)
+    (tmp_path / shipped.name).write_bytes(shipped.read_bytes())  # an intact copy loads
+    assert load_policy(checkpoint.DEFAULT_AGENT).source == tmp_path / shipped.name
+
+
+def test_every_shipped_file_has_its_recorded_hash() -> None:
+    assert set(checkpoint.SHIPPED_SHA256) == set(checkpoint.SHIPPED)
+    for name, file in checkpoint.SHIPPED.items():
+        path = checkpoint.checkpoints_dir() / file
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == checkpoint.SHIPPED_SHA256[name], name
+
+
+def test_a_shipped_name_without_a_recorded_hash_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_published(tmp_path / "tiny.pth", random_state_dict(1))
+    monkeypatch.setattr(checkpoint, "checkpoints_dir", lambda: tmp_path)
+    monkeypatch.setitem(checkpoint.SHIPPED, "tiny", "tiny.pth")
+    with pytest.raises(CheckpointHashError, match="'tiny' has no sha256 in the registry"):
+        load_policy("tiny")
+    assert load_policy(tmp_path / "tiny.pth").scale == 1  # by its path, a file is the user's own: no check
 
 
 def test_registered_but_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,7 +55,7 @@ COMMON = ["--n-mazes", "3", "--start-level", "2"]
 RUNS: dict[str, tuple[list[str], list[str]]] = {
     # name: (arguments after the checkpoint, files expected in --out)
     "info": (["info"], ["summary.json", "hook_points.csv"]),
-    "rollout": (["rollout", *COMMON, "--max-steps", "6", "--plots"],
+    "rollout": (["rollout", *COMMON, "--max-steps", "6", "--region-size", "3", "--plots"],
                 ["summary.json", "episodes.csv", "outcomes.png", "trajectories.png"]),
     "vfield": (["vfield", "--n-mazes", "1", "--channels", "0", "1", "--plots"],
                ["summary.json", "cells.csv", "vfield_level0.png"]),
@@ -164,11 +164,15 @@ def test_subcommand_outputs_make_sense(runs) -> None:
     episodes = (runs["rollout"][1] / "episodes.csv").read_text().splitlines()
     assert len(episodes) == 4 and episodes[0].startswith("index,level_seed")
     assert [line.split(",")[1] for line in episodes[1:]] == ["2", "3", "4"]
-    assert "95% Wilson CI" in runs["rollout"][0].stdout
+    assert "95% Wilson CI" in runs["rollout"][0].stdout and "3×3 first" in runs["rollout"][0].stdout
+    assert rollout["config"]["region_size"] == 3 and rollout["summaries"][0]["region_size"] == 3
+    assert set(rollout["summaries"][0]["event_counts"]) == {"region_first", "trapped"}
+    assert {"region_first", "region_step", "trapped", "trap_cells"} <= set(episodes[0].split(","))
     ablate = json.loads((runs["ablate"][1] / "summary.json").read_text())
     assert ablate["edit"] == "ZeroAblate(embedder.relu3_out, channels=[3])"
     assert ablate["treatment"]["interventions"] == [ablate["edit"]] and ablate["baseline"]["interventions"] == []
-    assert {d["outcome"] for d in ablate["differences"]} == {"cheese", "top_right", "neither"}
+    assert {d["outcome"] for d in ablate["differences"]} == {"cheese", "top_right", "neither", "region_first",
+                                                             "trapped"}
     assert "paired difference" in runs["ablate"][0].stdout
     steer = json.loads((runs["steer"][1] / "summary.json").read_text())
     assert "cheese vector × -2" in steer["edit"]

@@ -178,6 +178,50 @@ def test_top_right_on_cheese_path_has_no_decision_square():
     assert math.isnan(f.decision_square_top_right_euclidean)
 
 
+def test_research_definition_counts_the_cell_after_the_corner_on_the_cheese_path():
+    grid, cheese = maze(MAZE_B)  # the top-right cell (0, 4) lies on the way to the cheese
+    assert g.decision_square(grid, cheese, "research") == (1, 4)
+    f = g.maze_features(grid, cheese, decision_square_definition="research")
+    assert f.has_decision_square and f.decision_square == (1, 4)
+    assert f.cheese_decision_square_path == 3.0 and f.decision_square_top_right_path == 1.0
+    assert g.maze_features(grid, cheese).decision_square is None  # the default stays mazeinterp's
+
+
+@pytest.mark.parametrize("cheese", [(2, 3), (0, 4), (4, 0), (0, 3)])
+def test_research_definition_agrees_when_the_cheese_is_on_the_top_right_path(cheese):
+    grid, _ = maze(MAZE_A)
+    assert g.decision_square(grid, cheese, "research") is None
+
+
+def test_research_definition_agrees_where_the_paths_part():
+    grid, cheese = maze(MAZE_A)
+    assert g.decision_square(grid, cheese, "research") == g.decision_square(grid, cheese) == (2, 1)
+    with pytest.raises(ValueError, match="unknown decision-square definition 'published'"):
+        g.decision_square(grid, cheese, "published")
+    with pytest.raises(ValueError, match="unknown decision-square definition"):
+        g.maze_features(grid, cheese, decision_square_definition="")
+
+
+def _research_loop(cheese_path, corner_path):
+    """The research code's loop, written out independently: walk the cheese path against the corner path."""
+    for i, cell in enumerate(cheese_path):
+        if i >= len(corner_path):
+            return cell
+        if cell != corner_path[i]:
+            return cheese_path[i - 1]
+    return None
+
+
+def test_research_definition_matches_the_research_loop_on_procgen_mazes(seeded_states):
+    differ = 0
+    for state in seeded_states:
+        grid = state.open_cells
+        expected = _research_loop(g.path_to_cheese(grid, state.cheese), g.path_to_top_right(grid))
+        assert g.decision_square(grid, state.cheese, "research") == expected
+        differ += g.decision_square(grid, state.cheese) != expected
+    assert differ, "some of the 64 mazes have the corner on the cheese path"
+
+
 # ---------------------------------------------------------------- (4) distances and features
 
 

@@ -100,12 +100,15 @@ def test_channel_grid_and_heatmap(tmp_path: Path, small_state: MazeState) -> Non
 
 
 def test_outcome_bars(tmp_path: Path) -> None:
+    from mazeinterp.maze.outcomes import Trap
     from mazeinterp.rollout import Episode
 
     def episodes(outcomes: str) -> list[Episode]:
         names = {"c": "cheese", "t": "top_right", "n": "neither"}
         return [Episode(index=i, level_seed=i, maze_size=9, cheese=(1, 1), has_decision_square=True,
-                        decision_square=(2, 2), outcome=names[o], steps=5, start=(8, 0))
+                        decision_square=(2, 2), outcome=names[o], steps=5, start=(8, 0),
+                        region_step=4 if o == "t" else None,
+                        trap=Trap(((0, 0), (0, 1)), 0.9) if o == "n" else None)
                 for i, o in enumerate(outcomes)]
 
     conditions = {"baseline": OutcomeSummary.of(episodes("cccctttn")),
@@ -113,7 +116,13 @@ def test_outcome_bars(tmp_path: Path) -> None:
     fig, axes = plots.new_figure()
     plots.draw_outcome_bars(axes[0, 0], conditions, title="outcomes")
     heights = sorted(round(p.get_height(), 3) for p in axes[0, 0].patches)
-    assert heights == sorted([0.5, 0.375, 0.125, 0.125, 0.75, 0.125])
+    events = [0.375, 0.125, 0.75, 0.125]  # region first (the top-right episodes) and trapped, per condition
+    assert heights == sorted([0.5, 0.375, 0.125, 0.125, 0.75, 0.125] + events)
+    legend = [t.get_text() for t in axes[0, 0].get_legend().get_texts()]
+    assert legend == ["cheese", "top_right", "neither", "top-right 5×5 first", "trapped"]
+    fig, axes = plots.new_figure()
+    plots.draw_outcome_bars(axes[0, 0], conditions, events=False)
+    assert len(axes[0, 0].patches) == 6
     _assert_png(plots.save_figure(fig, tmp_path / "bars.png"))
     with pytest.raises(ValueError, match="at least one"):
         plots.draw_outcome_bars(axes[0, 0], {})

@@ -11,12 +11,14 @@ from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.rollout import (
     top_right_counts,
+    EVENTS,
     OUTCOMES,
     Comparison,
     EpisodeVectors,
     NoopPolicy,
     OutcomeSummary,
     RolloutConfig,
+    ScriptedPolicy,
     ShortestPathPolicy,
     compare,
     load_mazes,
@@ -77,6 +79,90 @@ def test_hand_built_mazes_are_classified(five: MazeState) -> None:
     assert to_corner.episodes[0].trajectory[-1] == (0, 4)
     still = run_rollouts(NoopPolicy(), [off, on], config=_config(max_steps=7, check_positions=True))
     assert [(e.outcome, e.steps) for e in still] == [("neither", 7), ("neither", 7)]
+
+
+# the top-right cell (0, 4) lies on the way to the cheese (2, 3): a cheese-seeker passes through the corner
+CORNER_FIRST = """
+.....
+.###.
+.##C.
+.####
+.....
+"""
+
+
+class _Bounce(ScriptedPolicy):
+    """Walks the shortest path to one cell, then to the other, and back, for ever (one env at a time)."""
+
+    def __init__(self, a: grid.Cell, b: grid.Cell) -> None:
+        self.goals, self.heading = (a, b), 0
+
+    def logits(self, states):
+        (state,) = states
+        if state.mouse == self.goals[self.heading]:
+            self.heading = 1 - self.heading
+        return ShortestPathPolicy(self.goals[self.heading]).logits(states)
+
+
+def test_region_first_is_recorded_before_the_cheese_only(five: MazeState) -> None:
+    off, corner_first = _build(five, OFF_PATH), _build(five, CORNER_FIRST)
+    cfg = _config(check_positions=True, record_trajectories=True, region_size=2)
+    to_cheese = run_rollouts(ShortestPathPolicy("cheese"), [off, corner_first], config=cfg)
+    cheese_first, region_first = to_cheese.episodes
+    assert (cheese_first.outcome, cheese_first.region_step, cheese_first.region_first) == ("cheese", None, False)
+    assert cheese_first.trap is None and region_first.trap is None  # only episodes at the cap can be trapped
+    assert (region_first.outcome, region_first.steps) == ("cheese", 11)
+    assert region_first.region_step == 7 and region_first.trajectory[7] == (0, 3)  # the first cell of the 2×2
+    to_corner = run_rollouts(ShortestPathPolicy("top_right"), [off], config=cfg).episodes[0]
+    assert (to_corner.outcome, to_corner.region_step) == ("top_right", 7)
+    # a region as large as the maze holds the start: arrival at step 0
+    whole = run_rollouts(ShortestPathPolicy("cheese"), [off], config=_config(region_size=5)).episodes[0]
+    assert whole.region_step == 0
+    summary = to_cheese.summary()
+    assert summary.region_size == 2 and summary.event_counts == {"region_first": 1, "trapped": 0}
+    assert "2×2 first" in str(summary)
+    row = to_cheese.to_rows()[1]
+    assert (row["region_size"], row["region_step"], row["region_first"], row["trapped"]) == (2, 7, True, False)
+
+
+def test_a_shuttle_at_the_cap_is_trapped_and_a_wanderer_is_not(five: MazeState) -> None:
+    off = _build(five, OFF_PATH)
+    cfg = _config(check_positions=True, max_steps=150, region_size=2)
+    shuttle = run_rollouts(_Bounce((0, 1), (0, 2)), [off], config=cfg).episodes[0]
+    assert (shuttle.outcome, shuttle.steps) == ("neither", 150)
+    assert shuttle.trapped and shuttle.trap.cells == ((0, 1), (0, 2)) and shuttle.trap.share == 1.0
+    assert not shuttle.region_first
+    wanderer = run_rollouts(_Bounce((4, 4), (0, 2)), [off], config=cfg).episodes[0]  # 10 cells to and fro
+    assert (wanderer.outcome, wanderer.steps, wanderer.trapped) == ("neither", 150, False)
+    still = run_rollouts(NoopPolicy(), [off], config=_config(max_steps=20)).episodes[0]
+    assert still.trap is not None and still.trap.cells == ((4, 0), (4, 0))  # holding still is stuck too
+    result = run_rollouts(_Bounce((0, 1), (0, 2)), [off], config=cfg)
+    assert result.summary().event_counts["trapped"] == 1
+    assert result.reached("trapped").tolist() == [True] and result.reached("region_first").tolist() == [False]
+    with pytest.raises(ValueError, match="unknown outcome"):
+        result.reached("lost")
+
+
+def test_the_research_decision_square_selects_mazes_with_the_corner_on_the_cheese_path(five: MazeState) -> None:
+    from mazeinterp.model import Move
+    from mazeinterp.vfield import cheese_ward_move
+
+    off, corner_first = _build(five, OFF_PATH), _build(five, CORNER_FIRST)
+    ours = run_rollouts(ShortestPathPolicy("cheese"), [off, corner_first], config=_config())
+    research = run_rollouts(ShortestPathPolicy("cheese"), [off, corner_first],
+                            config=_config(decision_square="research"))
+    assert [ep.decision_square for ep in ours] == [(2, 0), None]
+    assert [ep.decision_square for ep in research] == [(2, 0), (1, 4)]  # the cell after the corner
+    assert research.episodes[1].features.cheese_decision_square_path == 2.0  # (1, 4) → (2, 4) → (2, 3)
+    assert ours.summary(decision_square_only=True).n == 1 and research.summary(decision_square_only=True).n == 2
+    summary = research.summary(decision_square_only=True)
+    assert summary.decision_square == "research" and "research definition" in summary.label
+    assert summary.as_dict()["decision_square_definition"] == "research"
+    assert ours.summary(decision_square_only=True).decision_square == "mazeinterp"
+    assert ours.summary().decision_square is None  # no decision-square filter
+    assert (cheese_ward_move(corner_first), cheese_ward_move(corner_first, "research")) == (None, Move.DOWN)
+    with pytest.raises(ValueError, match="unknown decision-square definition"):
+        RolloutConfig(decision_square="paper")
 
 
 def test_bfs_to_cheese_always_gets_the_cheese(seeded_states: list[MazeState]) -> None:
@@ -206,7 +292,7 @@ def test_compare_pairs_the_same_mazes(seeded_states: list[MazeState]) -> None:
     assert pair.difference(decision_square_only=True).estimate == -1.0
     assert len(pair.rows()) == 16 and "treatment_outcome" in pair.rows()[0]
     assert "paired difference" in str(pair)
-    assert {d["outcome"] for d in pair.as_dict()["differences"]} == set(OUTCOMES)
+    assert {d["outcome"] for d in pair.as_dict()["differences"]} == set(OUTCOMES + EVENTS)
 
 
 def test_tiny_network_rollout_restores_memory_format() -> None:

@@ -13,14 +13,9 @@ from mazeinterp.rollout import RolloutConfig, run_rollouts
 from mazeinterp.train.oracle import labelled_frames
 
 # Per agent: (oracle agreement, mazes of these 16 solved), set below what was measured at export.
-# maze-s1-r5: agreement 0.76, 6 of 16 solved; maze-s1-r5-v2: 0.91, 12 of 16; maze-s1-r5-v3: 0.93, 12 of 16;
-# maze-s1-r5-v4: 0.96, 15 of 16; maze-s1-r5-v5: 0.95, 15 of 16.
+# maze-s1-r5-v5: agreement 0.95, 15 of 16 solved.
 # A random network: 0.0 (it always picks no-op), 2 of 16.
 BARS = {
-    "maze-s1-r5": (0.7, 4),
-    "maze-s1-r5-v2": (0.85, 9),
-    "maze-s1-r5-v3": (0.88, 9),
-    "maze-s1-r5-v4": (0.9, 12),
     "maze-s1-r5-v5": (0.9, 12),
 }
 

@@ -183,6 +183,8 @@ def test_feature_table_rows() -> None:
     rows = feature_table(_synthetic(3))
     assert [r["index"] for r in rows] == [0, 1, 2]
     assert {"outcome", "reached_cheese", "cheese_top_right_path", "decision_square"} <= set(rows[0])
+    assert (rows[0]["region_size"], rows[0]["region_first"], rows[0]["trapped"], rows[0]["trap_cells"]) == (
+        5, False, False, None)
 
 
 def test_bootstrap_interval_mean_matches_normal_theory():

@@ -34,6 +34,9 @@ NEIGHBOUR_ORDER: tuple[Cell, ...] = ((-1, 0), (1, 0), (0, -1), (0, 1))
 TOP_RIGHT_REGION_SIZE = 5
 """Side of the top-right corner region used by :func:`maze_features`."""
 
+DECISION_SQUARE_DEFINITIONS: tuple[str, ...] = ("mazeinterp", "research")
+"""The two definitions of the decision square that :func:`decision_square` offers."""
+
 
 # --------------------------------------------------------------------------
 # validation helpers
@@ -190,18 +193,42 @@ def path_to_top_right(open_cells: np.ndarray) -> list[Cell]:
     return shortest_path(grid, start_cell(n), top_right_cell(n))
 
 
-def decision_square(open_cells: np.ndarray, cheese: Cell) -> Cell | None:
+def check_decision_square_definition(definition: str) -> str:
+    """``definition`` if it is one of :data:`DECISION_SQUARE_DEFINITIONS`; ValueError naming the choices otherwise."""
+    if definition not in DECISION_SQUARE_DEFINITIONS:
+        raise ValueError(f"unknown decision-square definition {definition!r}; "
+                         f"expected one of {DECISION_SQUARE_DEFINITIONS}")
+    return definition
+
+
+def _decision_square(cheese_path: list[Cell], top_right_path: list[Cell], definition: str) -> Cell | None:
+    if definition == "research" and len(top_right_path) < len(cheese_path) and (
+            cheese_path[: len(top_right_path)] == top_right_path):
+        return cheese_path[len(top_right_path)]
+    return _divergence(cheese_path, top_right_path)
+
+
+def decision_square(open_cells: np.ndarray, cheese: Cell, definition: str = "mazeinterp") -> Cell | None:
     """The decision square: last cell shared by the start→cheese and start→top-right paths.
 
     Both paths begin at the start cell; the decision square is the last cell
     of their common prefix, where they diverge (on a tree, exactly the last
-    cell the two paths share). Returns None when one path is a prefix of the
-    other, so that there is no point of divergence: the cheese lies on the
-    top-right path (this includes cheese on the start cell), or the top-right
-    cell lies on the cheese path.
+    cell the two paths share).
+
+    ``definition`` says what happens when one path is a prefix of the other:
+
+    * ``"mazeinterp"`` (default): None, as there is no point of divergence:
+      the cheese lies on the top-right path (this includes cheese on the start
+      cell or on the top-right cell), or the top-right cell lies on the cheese
+      path.
+    * ``"research"``: as the published research code counts it. None when the
+      cheese lies on the top-right path; but when the top-right cell lies on
+      the cheese path (before the cheese), the cell after the top-right cell
+      on the cheese path. The two definitions differ only in those mazes.
     """
     grid = _as_grid(open_cells)
-    return _divergence(path_to_cheese(grid, cheese), path_to_top_right(grid))
+    definition = check_decision_square_definition(definition)
+    return _decision_square(path_to_cheese(grid, cheese), path_to_top_right(grid), definition)
 
 
 def path_distance(open_cells: np.ndarray, a: Cell, b: Cell) -> int:
@@ -297,7 +324,7 @@ class MazeFeatures:
     cheese: Cell
     """Cheese cell."""
     has_decision_square: bool
-    """Whether the start→cheese and start→top-right paths diverge."""
+    """Whether the maze has a decision square (under the definition the features were computed with)."""
     decision_square: Cell | None
     """See :func:`decision_square`."""
     cheese_top_right_euclidean: float
@@ -323,13 +350,15 @@ class MazeFeatures:
 
 
 def maze_features(
-    open_cells: np.ndarray, cheese: Cell, region_size: int = TOP_RIGHT_REGION_SIZE
+    open_cells: np.ndarray, cheese: Cell, region_size: int = TOP_RIGHT_REGION_SIZE,
+    decision_square_definition: str = "mazeinterp",
 ) -> MazeFeatures:
     """Compute :class:`MazeFeatures` for the maze and its ``cheese`` cell (two BFS in all).
 
     The top-right region is the top-right ``region_size``² corner (5×5 by
-    default). ValueError if the cheese, start and top-right cells are not
-    open and connected.
+    default); the decision square follows ``decision_square_definition`` (see
+    :func:`decision_square`). ValueError if the cheese, start and top-right
+    cells are not open and connected.
     """
     grid = _as_grid(open_cells)
     n = grid.shape[0]
@@ -337,9 +366,8 @@ def maze_features(
     start, top_right = start_cell(n), _open(grid, top_right_cell(n))
     from_cheese = _bfs(grid, cheese)
     from_top_right = _bfs(grid, top_right)
-    ds = _divergence(
-        _descend(from_cheese, start, cheese), _descend(from_top_right, start, top_right)
-    )
+    ds = _decision_square(_descend(from_cheese, start, cheese), _descend(from_top_right, start, top_right),
+                          check_decision_square_definition(decision_square_definition))
     cheese_tr_path = int(from_cheese[top_right])
     if cheese_tr_path < 0:
         raise ValueError(f"cell {top_right} is not reachable from cell {cheese}")

@@ -1,0 +1,88 @@
+"""The maze-level outcome rules: the top-right rule, the region rule and the trap rule, on hand-made data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mazeinterp.maze import grid
+from mazeinterp.maze.outcomes import (
+    Trap,
+    find_trap,
+    first_region_step,
+    in_top_right_region,
+    region_edge_distance,
+    region_goals,
+    top_right_ends_episode,
+)
+
+# the top-right cell (0, 4) lies on the way to the cheese (2, 3)
+CORNER_ON_CHEESE_PATH = """
+.....
+.###.
+.##C.
+.####
+.....
+"""
+
+
+def test_in_top_right_region_matches_the_cell_by_cell_rule() -> None:
+    cells = np.array([(r, c) for r in range(7) for c in range(7)])
+    for k in (1, 2, 5, 7, 9):
+        got = in_top_right_region(cells, 7, k)
+        expected = [grid.in_top_right_region((int(r), int(c)), 7, k) or (k > 7) for r, c in cells]
+        assert got.tolist() == expected
+    # one maze size per cell
+    assert in_top_right_region(np.array([(0, 2), (0, 2)]), np.array([3, 9]), 2).tolist() == [True, False]
+    with pytest.raises(ValueError, match="region size"):
+        in_top_right_region(cells, 7, 0)
+
+
+def test_region_edge_distance_counts_cells_to_the_edge_from_either_side() -> None:
+    # 9×9 maze, 5×5 region: rows 0-4, columns 4-8; its edge is row 4 and column 4
+    assert [region_edge_distance((r, 4), 9) for r in range(9)] == [0, 0, 0, 0, 0, 1, 2, 3, 4]
+    assert [region_edge_distance((0, c), 9) for c in range(9)] == [4, 3, 2, 1, 0, 1, 2, 3, 4]
+    assert region_edge_distance((5, 3), 9) == 1  # diagonally next to the region's corner
+    assert region_edge_distance((2, 6), 9) == 2 and region_edge_distance((8, 0), 9) == 4
+    assert region_edge_distance((0, 2), 3) == 2  # a region as large as the maze: its edge is the maze's
+
+
+def test_region_goals_leave_out_walls_and_the_cheese() -> None:
+    open_cells, cheese = grid.parse_ascii(CORNER_ON_CHEESE_PATH)
+    assert region_goals(open_cells, cheese, 2) == [(0, 3), (0, 4), (1, 4)]  # (1, 3) is a wall
+    assert region_goals(open_cells, (0, 3), 2) == [(0, 4), (1, 4)]
+
+
+def test_first_region_step_counts_the_start_and_stops_at_the_cheese() -> None:
+    walk = [(4, 0), (3, 0), (2, 0), (1, 0), (0, 0), (0, 1), (0, 2), (0, 3), (0, 4)]
+    assert first_region_step(walk, 5, cheese=(2, 3), k=2) == 7
+    assert first_region_step(walk, 5, cheese=(0, 2), k=2) is None  # the cheese came first
+    assert first_region_step(walk, 5, cheese=None, k=5) == 0  # a 5×5 region covers the whole 5×5 maze
+    assert first_region_step(walk[:4], 5, cheese=None, k=2) is None
+
+
+def test_top_right_ends_episode_unless_it_is_on_the_way_to_the_cheese() -> None:
+    open_cells, cheese = grid.parse_ascii(CORNER_ON_CHEESE_PATH)
+    assert not top_right_ends_episode(open_cells, (4, 0), cheese)
+    assert top_right_ends_episode(open_cells, (4, 0), (2, 0))  # cheese on the way up, corner elsewhere
+    assert not top_right_ends_episode(open_cells, (4, 0), (0, 4))  # the corner is the cheese
+    assert top_right_ends_episode(open_cells, (4, 0), None)
+
+
+def test_shuttling_between_two_cells_is_a_trap() -> None:
+    shuttle = [(2, 3), (2, 4)] * 30 + [(0, 0), (0, 1), (0, 2), (1, 2)] * 10  # 60 of 100 on the pair
+    trap = find_trap(shuttle)
+    assert trap == Trap(((2, 3), (2, 4)), 0.6)
+    assert trap.label() == "2 3;2 4"
+    assert find_trap(shuttle, share=0.61) is None
+    vertical = [(3, 1), (2, 1)] * 25 + [(0, c) for c in range(5)] * 10
+    assert find_trap(vertical) == Trap(((2, 1), (3, 1)), 0.5)  # exactly half is enough, cells row-major
+
+
+def test_wandering_is_no_trap_and_holding_still_is() -> None:
+    corridor = [(0, c) for c in range(10)] + [(0, c) for c in range(9, -1, -1)]  # to and fro along 10 cells
+    assert find_trap(corridor * 5) is None  # the best pair holds 20%
+    assert find_trap([(1, 1)] * 100) == Trap(((1, 1), (1, 1)), 1.0)
+    # two cells that are not adjacent are no trap, however often they are visited
+    assert find_trap([(0, 0)] * 40 + [(0, 2)] * 40 + [(2, 2)] * 20) is None
+    assert find_trap([]) is None
