@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -29,7 +30,8 @@ FLOAT32_MAX = 3.4028234663852886e38
 END_MARKER = -889271554  # 0xCAFECAFE as a signed int32: procgen's end-of-state sentinel
 WORLD_DIMS = {0: 15, 1: 25}  # distribution_mode (0 easy, 1 hard) → side of the world grid
 CELL_CODES = {2: "cheese", 51: "wall", 100: "empty"}
-_MT_WORDS = 624  # a std::mt19937 serializes as 624 state words and an index
+_MT_WORDS = 624
+_FLOAT32 = struct.Struct("<f")  # a std::mt19937 serializes as 624 state words and an index
 
 
 class InvalidStateError(ValueError):
@@ -66,13 +68,22 @@ def _is_float(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
+def _same_float32(value: Any, expected: float) -> bool:
+    """Bit-for-bit equality as float32 (so -0.0 is not 0.0: procgen would write it back as 0.0)."""
+    try:
+        return _FLOAT32.pack(value) == _FLOAT32.pack(expected)
+    except (struct.error, OverflowError, TypeError):
+        return False
+
+
 def equal(expected: Any) -> Rule:
     """The field always holds ``expected``."""
     def rule(value: Any, _dim: int) -> str | None:
         if isinstance(expected, bytes):
             return None if value == expected else f"{expected!r}"
-        kind_ok = _is_int(value) if isinstance(expected, int) else _is_float(value)
-        return None if kind_ok and value == expected else f"{expected!r}"
+        if isinstance(expected, float):
+            return None if _is_float(value) and _same_float32(value, expected) else f"{expected!r}"
+        return None if _is_int(value) and value == expected else f"{expected!r}"
     return rule
 
 
@@ -98,12 +109,11 @@ def float_range(low: float, high: float) -> Rule:
     return rule
 
 
-def per_world(value_of: Callable[[int], float], tolerance: float = 0.0) -> Rule:
-    """A number fixed by the world side ``dim`` (within ``tolerance``)."""
+def per_world(value_of: Callable[[int], float]) -> Rule:
+    """A number fixed by the world side ``dim`` (as float32, bit for bit)."""
     def rule(value: Any, dim: int) -> str | None:
         want = value_of(dim)
-        ok = _is_float(value) and math.isfinite(float(value)) and abs(float(value) - want) <= tolerance
-        return None if ok else f"{want:g} for a {dim}×{dim} world"
+        return None if _is_float(value) and _same_float32(value, want) else f"{want!r} for a {dim}×{dim} world"
     return rule
 
 
