@@ -280,3 +280,75 @@ def test_train_subcommands_run_and_reject_bad_configs(tmp_path: Path, capsys: py
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mazeinterp train: error: num_minibatches (7) must divide num_envs * num_steps (768)"]
+
+
+# ----- every input error is one line and exit 2, before any work ----------------------------
+
+
+def _bad_inputs(tmp_path: Path, checkpoint: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    ck = ["--checkpoint", str(checkpoint)]
+    out = ["--out", str(tmp_path / "o")]
+    return [
+        (["info", *ck, "--out", str(a_file / "sub")], "a_file is a file, not a folder"),
+        (["rollout", *ck, "--out", str(a_file)], "exists and is not a folder"),
+        (["render", "--out", ""], "output folder is empty"),
+        (["rollout", *ck, *out, "--device", "mps"], "'mps' is not available"),
+        (["rollout", *ck, *out, "--device", "meta"], "'meta' cannot run the policy"),
+        (["rollout", *ck, *out, "--device", "gpu7"], "unknown device 'gpu7'"),
+        (["steer", *ck, *out, "--coefficient", "nan"], "expected a finite number, got 'nan'"),
+        (["vfield", *ck, *out, "--vector", "cheese", "--coefficient", "inf"], "expected a finite number"),
+        (["stats", *ck, *out, "--C", "0"], "greater than 0"),
+        (["stats", *ck, *out, "--C", "nan"], "finite"),
+        (["stats", *ck, *out, "--C", "-1"], "greater than 0"),
+        (["stats", *ck, *out, "--test-fraction", "1"], "strictly between 0 and 1"),
+        (["train", "ppo", "--distribution-mode", "bogus", "--out-dir", str(tmp_path / "p")],
+         "distribution_mode must be one of easy, hard, got 'bogus'"),
+        (["train", "imitate", "--out-dir", str(a_file / "x")], "is a file, not a folder"),
+        (["train", "imitate", "--learning-rate", "nan", "--out-dir", str(tmp_path / "i")], "finite"),
+    ]
+
+
+def test_bad_inputs_are_one_line_and_exit_2_before_any_work(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    for argv, reason in _bad_inputs(tmp_path, tiny_checkpoint):
+        code, _, err = _main(capsys, argv)
+        line = _one_error_line(err, argv[0])
+        assert code == cli.EXIT_BAD_INPUT and reason in line, (argv, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"], "nothing was written"
+
+
+def test_an_unwritable_out_is_refused_before_any_work(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    for argv in (["rollout", "--checkpoint", str(tiny_checkpoint)], ["info", "--checkpoint", str(tiny_checkpoint)],
+                 ["render"]):
+        code, _, err = _main(capsys, [*argv, "--out", str(locked / "run")])
+        assert code == 2 and f"folder {locked} is not writable" in _one_error_line(err, argv[0])
+    code, _, err = _main(capsys, ["train", "imitate", "--out-dir", str(locked)])
+    assert code == 2 and f"output folder {locked} is not writable" in _one_error_line(err, "train")
+
+
+def test_an_unreadable_checkpoint_is_one_line(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    code, _, err = _main(capsys, ["info", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "o")])
+    assert code == 2 and "Permission denied" in _one_error_line(err, "info")
+
+
+def test_internal_errors_keep_their_traceback(tiny_checkpoint: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import mazeinterp.rollout
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug of ours")
+
+    monkeypatch.setattr(mazeinterp.rollout, "run_rollouts", broken)
+    with pytest.raises(ValueError, match="a bug of ours"):
+        cli.main(["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "1", "--out", str(tmp_path / "o")])

@@ -178,12 +178,14 @@ class CsvLog:
         """Rewrite the file keeping only the rows for which ``keep(row)`` is true; return how many were dropped.
 
         Used when a run resumes from a checkpoint older than the last logged
-        row, so that the rows after the checkpoint are not logged twice.
+        row, so that the rows after the checkpoint are not logged twice. Rows
+        with a missing or extra cell (cut short by a kill) are dropped as well.
         """
         if self.columns is None:
             return 0
         rows = self.rows()
-        kept = [row for row in rows if keep(row)]
+        # a row cut short by a kill (missing cells, or a cell of the next row glued on) goes too
+        kept = [row for row in rows if None not in row and None not in row.values() and keep(row)]
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.columns)

@@ -391,6 +391,8 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     log = CsvLog(out / "log.csv")
+    if resumed:  # rows logged after the checkpoint was written are redone: never log them twice
+        log.keep_rows(lambda row: int(row["samples"]) <= samples)
     held_obs, held_moves = _held_out(config)
     bc_source = _ChunkSource(config, bc_rng)
     dagger_source = _ChunkSource(config, dagger_rng) if config.dagger_after_samples is not None else None
