@@ -554,10 +554,9 @@ class Comparison:
     """Rollout with them."""
 
     def __post_init__(self) -> None:
-        a = [ep.index for ep in self.baseline.episodes]
-        b = [ep.index for ep in self.treatment.episodes]
-        if a != b:
-            raise ValueError("baseline and treatment must hold the same mazes in the same order")
+        mismatch = pairing_mismatch(self.baseline, self.treatment)
+        if mismatch is not None:
+            raise ValueError(f"baseline and treatment are not paired: {mismatch}")
 
     def filter(self, decision_square_only: bool = False, cheese_outside_region: int | None = None) -> Comparison:
         """Both rollouts restricted to the same subset of mazes (the filters depend only on the maze)."""
@@ -624,6 +623,32 @@ class Comparison:
         if self.treatment.interventions:
             lines.append(f"treatment: {', '.join(self.treatment.interventions)}")
         return "\n".join(lines)
+
+
+_UNPAIRED_CONFIG_OK = frozenset({"progress", "check_positions", "record_trajectories", "batch_size", "device",
+                                 "channels_last"})
+"""RolloutConfig fields that do not change which maze or which random numbers an episode gets."""
+
+
+def pairing_mismatch(baseline: RolloutResult, treatment: RolloutResult) -> str | None:
+    """The first difference that keeps two rollouts from being a paired comparison, or None.
+
+    Paired means: the same settings that decide mazes and random numbers
+    (seed, max_steps, greedy, cheese_region) and, episode by episode, the same
+    maze index, level seed, maze size, start cell and cheese cell.
+    """
+    for f in fields(RolloutConfig):
+        a, b = getattr(baseline.config, f.name), getattr(treatment.config, f.name)
+        if f.name not in _UNPAIRED_CONFIG_OK and a != b:
+            return f"config.{f.name} is {a!r} in the baseline, {b!r} in the treatment"
+    if len(baseline.episodes) != len(treatment.episodes):
+        return f"{len(baseline.episodes)} baseline episodes, {len(treatment.episodes)} treatment episodes"
+    for base, treat in zip(baseline.episodes, treatment.episodes):
+        for name in ("index", "level_seed", "maze_size", "start", "cheese"):
+            a, b = getattr(base, name), getattr(treat, name)
+            if a != b:
+                return f"episode {base.index}: {name} is {a!r} in the baseline, {b!r} in the treatment"
+    return None
 
 
 # --------------------------------------------------------------------------------------
