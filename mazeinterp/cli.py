@@ -280,20 +280,56 @@ def _trajectory_figure(result: Any, states: Sequence[MazeState], path: Path) -> 
     return save_figure(fig, path)
 
 
+def _rollout_settings(args: argparse.Namespace, model: ImpalaPolicy) -> dict[str, Any]:
+    """The arguments that decide a rollout's episodes (a resumed run must repeat them)."""
+    names = ("n_mazes", "start_level", "seed", "max_steps", "greedy", "cheese_region", "plots", "device")
+    return {"checkpoint": str(model.source), **{name: getattr(args, name) for name in names}}
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
-    """Run the policy on many mazes; P(cheese), P(top_right), P(neither) with Wilson intervals."""
-    from mazeinterp.rollout import run_rollouts
+    """Run the policy on many mazes; P(cheese), P(top_right), P(neither) with Wilson intervals.
+
+    Interrupted (Ctrl-C or SIGTERM), it writes the finished episodes marked
+    partial; ``--resume`` on the same ``--out`` runs the rest.
+    """
+    from mazeinterp import rollout_resume
+    from mazeinterp.rollout import RolloutInterrupted, run_rollouts
 
     model = _load_model(args)
     names = ["summary.json", "episodes.csv"] + (["outcomes.png", "trajectories.png"] if args.plots else [])
-    out, paths = _claim(args, names)
+    settings = _rollout_settings(args, model)
+    if args.resume:  # the partial run's own files are replaced
+        args.overwrite = True
+    out, paths = _claim(args, [*names, rollout_resume.RESUME_FILE] if not args.resume else names)
     states = _start_states(args)
+    finished, seconds_before = [], 0.0
+    if args.resume:
+        try:
+            finished, seconds_before = rollout_resume.load_partial(out.path, settings, states)
+        except rollout_resume.ResumeError as exc:
+            raise CliError(str(exc)) from None
     config = _rollout_config(args, trajectories=args.plots)
-    result = run_rollouts(model, states, config=config)
+    try:
+        with rollout_resume.sigterm_as_interrupt():
+            result = run_rollouts(model, states, config=config,
+                                  indices=rollout_resume.remaining(len(states), finished))
+    except RolloutInterrupted as stop:
+        partial = rollout_resume.merge(finished, stop.result, seconds_before)
+        _print_written([
+            out.write_json("summary.json", {**_header(args, model), **partial.as_dict(), "partial": True,
+                                            "mazes_requested": len(states)}),
+            out.write_csv("episodes.csv", partial.to_rows()),
+            rollout_resume.save_partial(out.path, partial, settings, len(states)),
+        ])
+        print(f"partial: {len(partial)} of {len(states)} mazes finished; run the same command with --resume "
+              "to finish", file=sys.stderr)
+        raise
+    result = rollout_resume.merge(finished, result, seconds_before)
     print(result)
     print(f"{result.frames_per_second:.1f} frames/s")
-    written = [out.write_json("summary.json", {**_header(args, model), **result.as_dict()}),
+    written = [out.write_json("summary.json", {**_header(args, model), **result.as_dict(), "partial": False}),
                out.write_csv("episodes.csv", result.to_rows())]
+    rollout_resume.finish(out.path)
     if args.plots:
         written.append(_outcome_figure(_standard_conditions(result), paths["outcomes.png"], "outcomes"))
         written.append(_trajectory_figure(result, states, paths["trajectories.png"]))
@@ -683,6 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
     rollout = sub.add_parser("rollout", help="P(cheese / top_right / neither) over many mazes")
     _add_common(rollout, "rollout", 100)
     _add_rollout_options(rollout)
+    rollout.add_argument("--resume", action="store_true",
+                         help="finish an interrupted run in --out (same arguments): only its unfinished mazes run")
     rollout.set_defaults(func=cmd_rollout)
 
     vfield = sub.add_parser("vfield", help="vector fields of mazes, optionally ablated or steered")

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,60 @@ def test_internal_errors_keep_their_traceback(tiny_checkpoint: Path, tmp_path: P
     monkeypatch.setattr(mazeinterp.rollout, "run_rollouts", broken)
     with pytest.raises(ValueError, match="a bug of ours"):
         cli.main(["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "1", "--out", str(tmp_path / "o")])
+
+
+# ----- an interrupted rollout keeps its finished episodes and resumes to the same result ----
+
+
+def test_an_interrupted_rollout_resumes_to_the_uninterrupted_result(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import mazeinterp.rollout
+    from mazeinterp.rollout_resume import RESUME_FILE
+
+    argv = ["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "10", "--start-level", "5",
+            "--max-steps", "25", "--batch-size", "3", "--seed", "4", "--plots"]
+    assert _main(capsys, [*argv, "--out", str(tmp_path / "whole")])[0] == 0
+
+    finish = mazeinterp.rollout._Runner._finish
+
+    def finish_then_interrupt(self, slot, outcome):  # Ctrl-C arriving after the fourth finished maze
+        finish(self, slot, outcome)
+        if len(self.episodes) == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(mazeinterp.rollout._Runner, "_finish", finish_then_interrupt)
+    cut = tmp_path / "cut"
+    code, _, err = _main(capsys, [*argv, "--out", str(cut)])
+    assert code == 130 and "--resume" in err
+    partial = json.loads((cut / "summary.json").read_text())
+    assert partial["partial"] is True and partial["n_mazes"] == 4 and partial["mazes_requested"] == 10
+    assert len((cut / "episodes.csv").read_text().splitlines()) == 1 + 4 and (cut / RESUME_FILE).is_file()
+    code, _, err = _main(capsys, [*argv, "--out", str(cut)])
+    assert code == 2 and "--overwrite" in _one_error_line(err, "rollout"), "a plain rerun does not clobber it"
+
+    code, _, err = _main(capsys, [*argv, "--out", str(cut), "--resume"])  # interrupted again, 4 more
+    assert code == 130 and json.loads((cut / "summary.json").read_text())["n_mazes"] == 8
+    monkeypatch.undo()
+    other_seed = [("5" if a == "4" else a) for a in argv]
+    code, _, err = _main(capsys, [*other_seed, "--out", str(cut), "--resume"])
+    assert code == 2 and "seed was 4, now 5" in _one_error_line(err, "rollout")
+    assert _main(capsys, [*argv, "--out", str(cut), "--resume"])[0] == 0
+    assert not (cut / RESUME_FILE).exists()
+    assert (cut / "episodes.csv").read_text() == (tmp_path / "whole" / "episodes.csv").read_text()
+    whole, resumed = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "whole", cut))
+    for key in ("summaries", "config", "n_mazes", "frames", "policy", "partial"):
+        assert resumed[key] == whole[key], key
+    code, _, err = _main(capsys, [*argv, "--out", str(tmp_path / "empty"), "--resume"])
+    assert code == 2 and "nothing to resume" in _one_error_line(err, "rollout")
+
+
+def test_sigterm_becomes_an_interrupt_only_inside_the_block() -> None:
+    import signal
+
+    from mazeinterp.rollout_resume import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal arrives first
+    assert signal.getsignal(signal.SIGTERM) == before
