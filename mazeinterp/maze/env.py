@@ -197,6 +197,10 @@ class MazeEnv:
         actions = np.asarray(actions)
         if actions.shape != (self.num,):
             raise ValueError(f"expected {self.num} actions, got shape {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer) and not (
+                np.issubdtype(actions.dtype, np.number) and np.isfinite(actions).all()
+                and (actions == np.round(actions)).all()):
+            raise ValueError(f"actions must be whole numbers 0…14, got {actions.tolist()}")
         if actions.min(initial=0) < 0 or actions.max(initial=0) > 14:
             raise ValueError(f"actions must lie in 0…14, got {actions.min()}…{actions.max()}")
         self._env.act(actions.astype(np.int32))
