@@ -212,8 +212,10 @@ def test_blobs_procgen_cannot_hold_are_refused_when_parsed(seeded_states, field,
 def test_a_13x13_maze_with_maze_dim_5_is_refused(seeded_states) -> None:
     state = seeded_states[0]
     assert state.maze_size == 13
-    with pytest.raises(InvalidStateError, match=r"outside the 5×5 inner maze"):
-        MazeState.from_bytes(with_raw_field(state.to_bytes(), "maze.maze_dim", 5))
+    with pytest.raises(InvalidStateError, match=r"outside the 5×5 inner maze .* where the cheese cannot be"):
+        MazeState.from_bytes(with_raw_field(state.to_bytes(), "maze.maze_dim", 5))  # cheese (7, 0) left outside
+    with pytest.raises(InvalidStateError, match=r"mouse.x is 6.5, expected a cell centre .*inside the inner maze"):
+        MazeState.from_bytes(with_raw_field(state.without_cheese().to_bytes(), "maze.maze_dim", 5))
 
 
 def test_a_world_with_97_cheese_cells_is_refused(big_state) -> None:

@@ -253,8 +253,8 @@ def _padding(dim: int, n: int) -> np.ndarray:
 
 
 def check_world(world: Any, dim: int, n: int) -> None:
-    """Check the world grid: int32 ``(dim, dim)``, known cell codes, all wall outside the inner ``n × n`` maze,
-    at most one cheese."""
+    """Check the world grid: int32 ``(dim, dim)``, known cell codes, at most one cheese, inside the inner
+    ``n × n`` maze (the padding around it is wall, or empty where a path was opened)."""
     if not isinstance(world, np.ndarray) or world.dtype != np.int32 or world.shape != (dim, dim):
         shape = getattr(world, "shape", type(world).__name__)
         raise InvalidStateError("world", shape, f"an int32 array of shape ({dim}, {dim})")
@@ -264,11 +264,13 @@ def check_world(world: Any, dim: int, n: int) -> None:
         y, x = (int(v) for v in np.argwhere(~known)[0])
         raise InvalidStateError(f"world cell (x={x}, y={y})", int(world[y, x]),
                                 f"a cell code in {sorted(CELL_CODES)} (cheese, wall, empty)")
+    # the padding may be opened (the top-right path of the steering recipe), but the cheese lies inside
     padding = _padding(dim, n)
-    if not is_wall[padding].all():
-        y, x = (int(v) for v in np.argwhere(padding & ~is_wall)[0])
+    if is_cheese[padding].any():
+        y, x = (int(v) for v in np.argwhere(padding & is_cheese)[0])
         raise InvalidStateError(f"world cell (x={x}, y={y})", int(world[y, x]),
-                                f"51 (wall): it lies outside the {n}×{n} inner maze (maze_dim {n})")
+                                f"51 or 100 (wall or empty): it lies outside the {n}×{n} inner maze (maze_dim {n}), "
+                                "where the cheese cannot be")
     cheeses = int(np.count_nonzero(is_cheese))
     if cheeses > 1:
         raise InvalidStateError("world cheese cells", cheeses, "at most 1")
