@@ -266,3 +266,13 @@ def test_every_serialized_field_has_a_rule() -> None:
     for fields, rules in ((state_module._GAME_FIELDS, GAME_RULES), (state_module._ENTITY_FIELDS, ENTITY_RULES),
                           (state_module._BASIC_FIELDS, BASIC_RULES)):
         assert [name for name, _ in fields] == list(rules)
+
+
+def test_zero_and_minus_zero_and_int_and_float_are_told_apart(big_state) -> None:
+    """``0 == 0.0 == -0.0`` in Python, but procgen reads bits: a remembered check must not mix them up."""
+    assert big_state.with_game_fields(reward=0.0).game_field("reward") == 0.0
+    with pytest.raises(InvalidStateError, match="game.cur_time"):
+        big_state.with_game_fields(cur_time=float(big_state.game_field("cur_time")))
+    blob = with_raw_field(big_state.to_bytes(), "basic.action_vrot", -0.0)
+    with pytest.raises(InvalidStateError, match="basic.action_vrot is -0.0, expected 0.0"):
+        MazeState.from_bytes(blob)

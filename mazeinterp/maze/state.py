@@ -19,6 +19,7 @@ Edits return new states and never touch the original::
 from __future__ import annotations
 
 import functools
+import math
 import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -428,28 +429,46 @@ def check_state(state: MazeState) -> None:
         raise InvalidStateError("entity count", len(entities), "1 (the mouse; the cheese is a grid cell)")
     header = (tuple(state.game), tuple(state.basic), tuple(state.maze))
     try:
-        hash((header, entities))
+        header_key, mouse_key = tuple(_cache_key(part) for part in header), _cache_key(entities[0])
     except TypeError:  # a field holds an unhashable value: check it uncached (it will be refused)
-        dim, n = _checked_header.__wrapped__(*header)
-        check_world(state.world, dim, n)
-        check_mouse_cell(state.world, dim, n, _checked_mouse.__wrapped__(entities[0], dim, n))
-        return
-    dim, n = _checked_header(*header)
+        header_key = mouse_key = None
+    dim, n = _header_dims(*header) if header_key is None else _header_dims_cached(header_key)
     check_world(state.world, dim, n)
-    check_mouse_cell(state.world, dim, n, _checked_mouse(entities[0], dim, n))
+    mouse = _mouse_cell(entities[0], dim, n) if mouse_key is None else _mouse_cell_cached(mouse_key, dim, n)
+    check_mouse_cell(state.world, dim, n, mouse)
 
 
 # States are immutable and edits mostly change the world or the mouse: the field checks of
-# the unchanged parts are remembered (keyed by value), which keeps edits cheap.
-@functools.lru_cache(maxsize=1024)
-def _checked_header(game: tuple[Any, ...], basic: tuple[Any, ...], maze: tuple[Any, ...]) -> tuple[int, int]:
+# the unchanged parts are remembered, keyed by value, type and sign (``0 == 0.0 == -0.0`` in
+# Python, but procgen reads the bits), which keeps edits cheap.
+def _cache_key(values: tuple[Any, ...]) -> tuple[tuple[type, Any, float], ...]:
+    """Each value with its type and sign; raises TypeError for an unhashable value."""
+    key = tuple((type(v), v, math.copysign(1.0, v) if isinstance(v, float) else 0.0) for v in values)
+    hash(key)
+    return key
+
+
+def _values(key: tuple[tuple[type, Any, float], ...]) -> tuple[Any, ...]:
+    return tuple(value for _, value, _ in key)
+
+
+def _header_dims(game: tuple[Any, ...], basic: tuple[Any, ...], maze: tuple[Any, ...]) -> tuple[int, int]:
     return check_header(parts_of(_names(_GAME_FIELDS), game), parts_of(_names(_BASIC_FIELDS), basic),
                         parts_of(_names(_MAZE_FIELDS), maze))
 
 
-@functools.lru_cache(maxsize=4096)
-def _checked_mouse(entity: tuple[Any, ...], dim: int, n: int) -> tuple[int, int]:
+@functools.lru_cache(maxsize=1024)
+def _header_dims_cached(key: tuple[tuple[tuple[type, Any, float], ...], ...]) -> tuple[int, int]:
+    return _header_dims(*(_values(part) for part in key))
+
+
+def _mouse_cell(entity: tuple[Any, ...], dim: int, n: int) -> tuple[int, int]:
     return check_mouse(parts_of(_names(_ENTITY_FIELDS), entity), dim, n)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mouse_cell_cached(key: tuple[tuple[type, Any, float], ...], dim: int, n: int) -> tuple[int, int]:
+    return _mouse_cell(_values(key), dim, n)
 
 
 def _names(fields: tuple[tuple[str, str], ...]) -> list[str]:
