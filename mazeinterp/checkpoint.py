@@ -19,10 +19,14 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.metadata
+import io
 import os
+import pickle
+import pickletools
 import re
 import sys
 import uuid
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,7 +47,10 @@ __all__ = [
     "CheckpointKeyError",
     "CheckpointNotFoundError",
     "CheckpointShapeError",
+    "NonFiniteWeightsError",
     "NotACheckpointError",
+    "UnreadableCheckpointError",
+    "UnsafeCheckpointError",
     "UnsupportedScaleError",
     "checkpoints_dir",
     "file_sha256",
@@ -129,6 +136,18 @@ class CheckpointShapeError(CheckpointError):
         self.found = found
 
 
+class UnreadableCheckpointError(CheckpointError):
+    """The operating system refused to read the file (permissions, a folder, an I/O error); ``reason`` says how."""
+
+
+class UnsafeCheckpointError(NotACheckpointError):
+    """The file's pickle would load a Python global that can run code; ``global_name`` names it."""
+
+
+class NonFiniteWeightsError(CheckpointError):
+    """A weight tensor holds NaN or inf; ``key`` names it."""
+
+
 class UnsupportedScaleError(CheckpointError):
     """The first conv's out-channels are not a positive multiple of 16, or metadata disagrees."""
 
@@ -199,26 +218,81 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
 
 
 def _load_failure(err: Exception) -> str:
-    """A one-line reason why ``torch.load(weights_only=True)`` failed."""
+    """A one-line reason why ``torch.load(weights_only=True)`` failed (torch's advice left out)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
-    detail = text.partition("WeightsUnpickler error:")[2].strip() or text.strip()
-    first = detail.splitlines()[0].strip() if detail else ""
-    if "Unsupported global" in first:
-        global_name = first.split("GLOBAL", 1)[-1].split()[0] if "GLOBAL" in first else "?"
-        return (
-            f"it contains a pickled object of type {global_name}; "
-            "only tensors and plain data are loaded (weights_only=True)"
-        )
-    return f"torch.load(weights_only=True) cannot read it ({type(err).__name__}: {first or 'no detail'})"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # torch prefixes its reason with advice to turn weights_only off: never repeat that
+    reasons = [line for line in lines if "weights_only" not in line and "docs" not in line.lower()]
+    return f"torch.load cannot read it ({type(err).__name__}: {(reasons or ['no detail'])[0]})"
+
+
+def _pickle_bytes(data: bytes) -> bytes:
+    """The (first) pickle stream of a checkpoint's bytes: ``*/data.pkl`` of a zip file, else the bytes themselves."""
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+            return archive.read(names[0]) if names else b""
+    return data
+
+
+def unsafe_global(data: bytes) -> str | None:
+    """The first Python global in a checkpoint's pickle (``data``: the file's bytes) that torch's weights-only
+    loader does not allow.
+
+    None when every global is one of torch's allowed ones (tensors, storages,
+    ``OrderedDict``...), or when the pickle cannot be scanned.
+    """
+    from torch import _weights_only_unpickler
+
+    allowed = set(_weights_only_unpickler._get_allowed_globals())
+    allowed |= {f"{g.__module__}.{g.__qualname__}" for g in torch.serialization.get_safe_globals()
+                if hasattr(g, "__qualname__")}
+    strings: list[str] = []
+    try:
+        for opcode, arg, _ in pickletools.genops(_pickle_bytes(data)):
+            if isinstance(arg, str) and "UNICODE" in opcode.name:
+                strings = [*strings[-1:], arg]
+            if opcode.name == "GLOBAL":
+                name = str(arg).replace(" ", ".")
+            elif opcode.name == "STACK_GLOBAL" and len(strings) == 2:
+                name = ".".join(strings)
+            else:
+                continue
+            if name not in allowed and not re.fullmatch(r"torch\.\w*Storage", name):
+                return name
+    except Exception:  # noqa: BLE001 -- a pickle we cannot walk: torch's own reason is reported instead
+        return None
+    return None
 
 
 def _read(path: Path) -> Any:
+    # the file is read here, so that an OS error (permissions, I/O) is told apart from bad content
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except PermissionError:
-        raise
+        data = path.read_bytes()
+    except OSError as err:
+        raise UnreadableCheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}", path=path) from err
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:
+        name = unsafe_global(data) if isinstance(err, pickle.UnpicklingError) else None
+        if name is not None:
+            error = UnsafeCheckpointError(
+                f"{path} is refused: its pickle loads the Python global {name}, which can run code; "
+                "a checkpoint may hold only tensors and plain data", path=path)
+            error.global_name = name
+            raise error from None
         raise NotACheckpointError(f"{path} is not a checkpoint: {_load_failure(err)}", path=path) from err
+
+
+def _check_finite(state: Mapping[str, Tensor], path: Path) -> None:
+    """Refuse weights with NaN or inf, naming the first such key."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            error = NonFiniteWeightsError(f"{path}: {key} holds {bad} NaN or inf value(s); the weights are broken",
+                                          path=path)
+            error.key = key
+            raise error
 
 
 def _split(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -320,7 +394,8 @@ def load_policy(path_or_name: str | os.PathLike, device: str | torch.device = "c
     (the resolved file path).
 
     Raises:
-        CheckpointNotFoundError, NotACheckpointError, CheckpointKeyError,
+        CheckpointNotFoundError, NotACheckpointError, UnsafeCheckpointError,
+        UnreadableCheckpointError, NonFiniteWeightsError, CheckpointKeyError,
         CheckpointShapeError, UnsupportedScaleError: see their docstrings.
     """
     path = resolve_checkpoint(path_or_name)
@@ -329,6 +404,7 @@ def load_policy(path_or_name: str | os.PathLike, device: str | torch.device = "c
     scale = _infer_scale(state, metadata, path)
     model = ImpalaPolicy(scale=scale)
     _check_shapes(state, model.state_dict(), path)
+    _check_finite(state, path)
     model.load_state_dict(state)
     model.metadata = metadata
     model.source = path

@@ -34,6 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from mazeinterp import cli_args
+
 if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
     from mazeinterp.model import ImpalaPolicy
@@ -82,7 +84,8 @@ def _non_negative_int(text: str) -> int:
 
 
 def _add_output_options(parser: argparse.ArgumentParser, default_out: str) -> None:
-    parser.add_argument("--out", default=default_out, help=f"output directory (default: {default_out})")
+    parser.add_argument("--out", default=default_out, type=cli_args.output_dir,
+                        help=f"output directory (default: {default_out})")
     parser.add_argument("--overwrite", action="store_true", help="replace files of an earlier run in --out")
 
 
@@ -96,7 +99,7 @@ def _add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | No
                             help="first level seed; mazes are start-level … start-level + n-mazes - 1 (default: 0)")
     parser.add_argument("--seed", type=_non_negative_int, default=0,
                         help="random seed: action sampling, cheese placement, reference sets (default: 0)")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="cpu", type=cli_args.device, help="torch device (default: cpu)")
     _add_output_options(parser, f"runs/{command}")
     if plots:
         parser.add_argument("--plots", action="store_true", help="also save PNG figures into --out")
@@ -151,7 +154,10 @@ def _load_model(args: argparse.Namespace) -> ImpalaPolicy:
 def _check_layer(model: ImpalaPolicy, layer: str, need_map: bool = False) -> tuple[int, ...]:
     points = model.hook_points()
     if layer not in points:
-        model.module_for_hook(layer)  # KeyError listing close names
+        try:
+            model.module_for_hook(layer)
+        except KeyError as exc:  # its message lists close names
+            raise CliError(exc.args[0] if exc.args else f"{layer!r} is not a hook point") from None
         raise CliError(f"{layer!r} is not a hook point")
     shape = points[layer]
     if need_map and len(shape) != 3:
@@ -286,25 +292,62 @@ def _trajectory_figure(result: Any, states: Sequence[MazeState], path: Path) -> 
     return save_figure(fig, path)
 
 
+def _rollout_settings(args: argparse.Namespace, model: ImpalaPolicy) -> dict[str, Any]:
+    """The arguments that decide a rollout's episodes (a resumed run must repeat them)."""
+    names = ("n_mazes", "start_level", "seed", "max_steps", "greedy", "cheese_region", "region_size",
+             "decision_square", "plots", "animate", "device")
+    return {"checkpoint": str(model.source), **{name: getattr(args, name) for name in names}}
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
-    """Run the policy on many mazes; P(cheese), P(top_right), P(neither) with Wilson intervals."""
-    from mazeinterp.rollout import run_rollouts
+    """Run the policy on many mazes; P(cheese), P(top_right), P(neither) with Wilson intervals.
+
+    Interrupted (Ctrl-C or SIGTERM), it writes the finished episodes marked
+    partial; ``--resume`` on the same ``--out`` runs the rest.
+    """
+    from mazeinterp import rollout_resume
+    from mazeinterp.rollout import RolloutInterrupted, run_rollouts
 
     if args.animate is not None and args.animate > args.n_mazes:
         raise CliError(f"--animate {args.animate} asks for more episodes than --n-mazes {args.n_mazes}")
     model = _load_model(args)
     names = ["summary.json", "episodes.csv"] + (["outcomes.png", "trajectories.png"] if args.plots else [])
     names += ["rollout.gif"] if args.animate else []
-    out, paths = _claim(args, names)
+    settings = _rollout_settings(args, model)
+    if args.resume:  # the partial run's own files are replaced
+        args.overwrite = True
+    out, paths = _claim(args, [*names, rollout_resume.RESUME_FILE] if not args.resume else names)
     states = _start_states(args)
+    finished, seconds_before = [], 0.0
+    if args.resume:
+        try:
+            finished, seconds_before = rollout_resume.load_partial(out.path, settings, states)
+        except rollout_resume.ResumeError as exc:
+            raise CliError(str(exc)) from None
     config = _rollout_config(args, trajectories=args.plots or bool(args.animate))
     if args.animate:
         config = replace(config, record_action_probs=True)
-    result = run_rollouts(model, states, config=config)
+    try:
+        with rollout_resume.sigterm_as_interrupt():
+            result = run_rollouts(model, states, config=config,
+                                  indices=rollout_resume.remaining(len(states), finished))
+    except RolloutInterrupted as stop:
+        partial = rollout_resume.merge(finished, stop.result, seconds_before)
+        _print_written([
+            out.write_json("summary.json", {**_header(args, model), **partial.as_dict(), "partial": True,
+                                            "mazes_requested": len(states)}),
+            out.write_csv("episodes.csv", partial.to_rows()),
+            rollout_resume.save_partial(out.path, partial, settings, len(states)),
+        ])
+        print(f"partial: {len(partial)} of {len(states)} mazes finished; run the same command with --resume "
+              "to finish", file=sys.stderr)
+        raise
+    result = rollout_resume.merge(finished, result, seconds_before)
     print(result)
     print(f"{result.frames_per_second:.1f} frames/s")
-    written = [out.write_json("summary.json", {**_header(args, model), **result.as_dict()}),
+    written = [out.write_json("summary.json", {**_header(args, model), **result.as_dict(), "partial": False}),
                out.write_csv("episodes.csv", result.to_rows())]
+    rollout_resume.finish(out.path)
     if args.plots:
         written.append(_outcome_figure(_standard_conditions(result), paths["outcomes.png"], "outcomes"))
         written.append(_trajectory_figure(result, states, paths["trajectories.png"]))
@@ -702,6 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_rollout_options(rollout)
     rollout.add_argument("--animate", type=_positive_int, default=None, metavar="N",
                          help="also write rollout.gif: the first N episodes step by step, with the move probabilities")
+    rollout.add_argument("--resume", action="store_true",
+                         help="finish an interrupted run in --out (same arguments): only its unfinished mazes run")
     rollout.set_defaults(func=cmd_rollout)
 
     vfield = sub.add_parser("vfield", help="vector fields of mazes, optionally ablated or steered")
@@ -710,7 +755,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ablation_options(vfield, required=False)
     vfield.add_argument("--vector", choices=("cheese", "top_right"), default=None,
                         help="steer with this vector (per maze; --mean for the mean over the mazes)")
-    vfield.add_argument("--coefficient", type=float, default=-1.0, help="steering coefficient (default: -1)")
+    vfield.add_argument("--coefficient", type=cli_args.finite_float, default=-1.0,
+                        help="steering coefficient (default: -1)")
     vfield.add_argument("--mean", action="store_true", help="use the mean vector over the mazes")
     _add_decision_square_option(vfield)
     vfield.set_defaults(func=cmd_vfield)
@@ -727,7 +773,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layer_option(steer, STEERING_HOOK)
     steer.add_argument("--vector", choices=("cheese", "top_right"), default="cheese",
                        help="cheese vector (cheese minus no cheese) or top-right vector (default: cheese)")
-    steer.add_argument("--coefficient", type=float, default=-1.0, help="coefficient (default: -1)")
+    steer.add_argument("--coefficient", type=cli_args.finite_float, default=-1.0, help="coefficient (default: -1)")
     steer.add_argument("--mean", action="store_true",
                        help="one vector, the mean over the mazes, instead of each maze's own")
     _add_rollout_options(steer)
@@ -751,8 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(stats, "stats", 200)
     _add_rollout_options(stats)
     stats.add_argument("--features", nargs="+", default=None, help="maze features (default: the 8 distances)")
-    stats.add_argument("--test-fraction", type=float, default=0.25, help="held-out fraction (default: 0.25)")
-    stats.add_argument("--C", type=float, default=1.0, help="inverse L2 strength (default: 1)")
+    stats.add_argument("--test-fraction", type=cli_args.open_unit_interval, default=0.25,
+                       help="held-out fraction (default: 0.25)")
+    stats.add_argument("--C", type=cli_args.positive_float, default=1.0, help="inverse L2 strength (default: 1)")
     stats.set_defaults(func=cmd_stats)
 
     render = sub.add_parser("render", help="draw mazes with their paths and decision square")
@@ -766,14 +813,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     ppo_parser = trainers.add_parser("ppo", help="PPO at the published maze settings")
     ppo.add_ppo_arguments(ppo_parser)
-    ppo_parser.set_defaults(func=lambda args: _run_trainer(ppo.run_from_args, args))
+    ppo_parser.set_defaults(func=lambda args: _run_trainer(ppo.run_from_args, args, ppo.config_from_args))
     imitate_parser = trainers.add_parser("imitate", help="behaviour cloning (+ DAgger) from the BFS oracle")
     imitate.add_imitation_arguments(imitate_parser)
-    imitate_parser.set_defaults(func=lambda args: _run_trainer(imitate.run_from_args, args))
+    imitate_parser.set_defaults(func=lambda args: _run_trainer(imitate.run_from_args, args,
+                                                               imitate.config_from_args))
     return parser
 
 
-def _run_trainer(run: Callable[[argparse.Namespace], Path], args: argparse.Namespace) -> int:
+def _run_trainer(run: Callable[[argparse.Namespace], Path], args: argparse.Namespace,
+                 config_from_args: Callable[[argparse.Namespace], Any]) -> int:
+    try:  # a bad setting is the user's: check it (and the output folder) before any work
+        from mazeinterp.train.common import choose_device
+
+        config = config_from_args(args)
+        cli_args.check_output_dir(config.out_dir)
+        choose_device(config.device)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
     path = run(args)
     print(f"final checkpoint: {path}")
     return 0
@@ -787,6 +844,7 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mazeinterp`` console script; returns the exit status."""
     from mazeinterp.checkpoint import CheckpointError
+    from mazeinterp.train.common import RunSetupError
 
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -797,10 +855,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's exit-time flush
         return code
-    except (CliError, CheckpointError, ValueError, KeyError, IndexError, FileExistsError,
-            FileNotFoundError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else _one_line(exc)
-        print(f"mazeinterp {args.command}: error: {message}", file=sys.stderr)
+    except (CliError, CheckpointError, RunSetupError, FileExistsError, FileNotFoundError) as exc:
+        # only the user's errors end here; anything else is ours and keeps its traceback
+        print(f"mazeinterp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"mazeinterp {args.command}: interrupted", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,25 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _missing_as_null(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (a missing value: a proportion of no episodes, say) as None."""
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _missing_as_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_missing_as_null(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _missing_as_null(value.tolist())
+    return value
+
+
+def to_json(data: Any) -> str:
+    """Indented, strict JSON of ``data``: NaN and inf become null (JSON has no NaN), numpy values plain."""
+    return json.dumps(_missing_as_null(data), indent=2, default=lambda v: _missing_as_null(_plain(v)),
+                      allow_nan=False)
 
 
 class OutputDir:
@@ -54,9 +74,9 @@ class OutputDir:
         return paths
 
     def write_json(self, name: str, data: Mapping[str, Any]) -> Path:
-        """Write ``data`` as indented JSON; returns the path."""
+        """Write ``data`` as indented, strict JSON (NaN and inf as null); returns the path."""
         (path,) = self.claim(name)
-        path.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
+        path.write_text(to_json(data) + "\n")
         return path
 
     def write_csv(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:

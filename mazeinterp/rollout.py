@@ -108,6 +108,7 @@ __all__ = [
     "OutcomeSummary",
     "Policy",
     "RolloutConfig",
+    "RolloutInterrupted",
     "RolloutResult",
     "ScriptedPolicy",
     "ShortestPathPolicy",
@@ -647,10 +648,9 @@ class Comparison:
     """Rollout with them."""
 
     def __post_init__(self) -> None:
-        a = [ep.index for ep in self.baseline.episodes]
-        b = [ep.index for ep in self.treatment.episodes]
-        if a != b:
-            raise ValueError("baseline and treatment must hold the same mazes in the same order")
+        mismatch = pairing_mismatch(self.baseline, self.treatment)
+        if mismatch is not None:
+            raise ValueError(f"baseline and treatment are not paired: {mismatch}")
 
     def filter(self, decision_square_only: bool = False, cheese_outside_region: int | None = None) -> Comparison:
         """Both rollouts restricted to the same subset of mazes (the filters depend only on the maze)."""
@@ -719,6 +719,32 @@ class Comparison:
         return "\n".join(lines)
 
 
+_UNPAIRED_CONFIG_OK = frozenset({"progress", "check_positions", "record_trajectories", "batch_size", "device",
+                                 "channels_last"})
+"""RolloutConfig fields that do not change which maze or which random numbers an episode gets."""
+
+
+def pairing_mismatch(baseline: RolloutResult, treatment: RolloutResult) -> str | None:
+    """The first difference that keeps two rollouts from being a paired comparison, or None.
+
+    Paired means: the same settings that decide mazes and random numbers
+    (seed, max_steps, greedy, cheese_region) and, episode by episode, the same
+    maze index, level seed, maze size, start cell and cheese cell.
+    """
+    for f in fields(RolloutConfig):
+        a, b = getattr(baseline.config, f.name), getattr(treatment.config, f.name)
+        if f.name not in _UNPAIRED_CONFIG_OK and a != b:
+            return f"config.{f.name} is {a!r} in the baseline, {b!r} in the treatment"
+    if len(baseline.episodes) != len(treatment.episodes):
+        return f"{len(baseline.episodes)} baseline episodes, {len(treatment.episodes)} treatment episodes"
+    for base, treat in zip(baseline.episodes, treatment.episodes):
+        for name in ("index", "level_seed", "maze_size", "start", "cheese"):
+            a, b = getattr(base, name), getattr(treat, name)
+            if a != b:
+                return f"episode {base.index}: {name} is {a!r} in the baseline, {b!r} in the treatment"
+    return None
+
+
 # --------------------------------------------------------------------------------------
 # mazes
 
@@ -737,7 +763,8 @@ def _check_seed(seed: int) -> int:
 class _MazeSource:
     """Start states in maze order; level seeds are generated in chunks in a helper env."""
 
-    def __init__(self, mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range, chunk: int) -> None:
+    def __init__(self, mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range, chunk: int,
+                 indices: Sequence[int] | None = None) -> None:
         if isinstance(mazes, (int, np.integer)) and not isinstance(mazes, bool):
             if mazes < 1:
                 raise ValueError(f"number of mazes must be positive, got {mazes}")
@@ -761,30 +788,33 @@ class _MazeSource:
                     raise TypeError(f"maze {i} is a {type(m).__name__}; give level seeds (ints) or MazeStates")
             self.items = states
         self.chunk = chunk
+        self.order = _check_indices(indices, len(self.items))
+        """Positions in ``items`` to run, in order (all of them unless ``indices`` was given)."""
         self._next = 0
         self._loaded: list[MazeState] = []
         self._env: MazeEnv | None = None
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.order)
 
     def next(self) -> tuple[int, MazeState] | None:
-        if self._next >= len(self.items):
+        if self._next >= len(self.order):
             return None
-        index = self._next
+        position = self._next
+        index = self.order[position]
         self._next += 1
         if not self.is_seeds:
             return index, self.items[index]
         if not self._loaded:
-            self._load(index)
+            self._load(position)
         return index, self._loaded.pop(0)
 
     def _load(self, start: int) -> None:
         from mazeinterp.maze.env import MazeEnv
 
-        seeds = self.items[start : start + self.chunk]
+        seeds = [self.items[i] for i in self.order[start : start + self.chunk]]
         if self._env is None:
-            self._env = MazeEnv(min(self.chunk, len(self.items)))
+            self._env = MazeEnv(min(self.chunk, len(self.order)))
         self._env.load_seeds(seeds, indices=range(len(seeds)))
         self._loaded = [self._env.get_state(i) for i in range(len(seeds))]
 
@@ -792,6 +822,19 @@ class _MazeSource:
         if self._env is not None:
             self._env.close()
             self._env = None
+
+
+def _check_indices(indices: Sequence[int] | None, count: int) -> list[int]:
+    """``indices`` as a list of distinct positions in ``[0, count)`` (all positions when None)."""
+    if indices is None:
+        return list(range(count))
+    order = [int(i) for i in indices]
+    bad = [i for i in order if not 0 <= i < count]
+    if bad:
+        raise ValueError(f"maze index {bad[0]} is outside the {count} mazes given")
+    if len(set(order)) != len(order):
+        raise ValueError("maze indices must be distinct")
+    return order
 
 
 def load_mazes(seeds: Sequence[int] | range, batch_size: int = 64) -> list[MazeState]:
@@ -1157,6 +1200,7 @@ def run_rollouts(
     mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range,
     interventions: Sequence[Any] = (),
     config: RolloutConfig | None = None,
+    indices: Sequence[int] | None = None,
 ) -> RolloutResult:
     """Run one episode per maze and classify its outcome.
 
@@ -1168,6 +1212,9 @@ def run_rollouts(
         interventions: applied at every forward pass (torch policies only), all
             in one pass via :func:`mazeinterp.hooks.intervene`.
         config: :class:`RolloutConfig` (defaults if None).
+        indices: run only these positions of ``mazes`` (each episode keeps its
+            position as :attr:`Episode.index`, and so its random numbers: the
+            episodes are those of the full run). Used to finish an interrupted run.
 
     Returns:
         :class:`RolloutResult` with one :class:`Episode` per maze, in order.
@@ -1178,13 +1225,15 @@ def run_rollouts(
             :func:`mazeinterp.interventions.validate`), a policy that returns
             the wrong shape.
         TypeError: a maze that is neither a level seed nor a state.
+        RolloutInterrupted: a KeyboardInterrupt arrived; its ``result`` holds the
+            episodes finished by then.
     """
     import torch
 
     config = config or RolloutConfig()
     interventions = tuple(interventions)
     _validate_interventions(policy, interventions)
-    source = _MazeSource(mazes, config.batch_size)
+    source = _MazeSource(mazes, config.batch_size, indices)
     device = torch.device(config.device) if config.device else (_module_device(policy) or torch.device("cpu"))
     if isinstance(policy, torch.nn.Module) and _module_device(policy) not in (None, device):
         policy.to(device)
@@ -1205,14 +1254,30 @@ def run_rollouts(
         stack.enter_context(torch.inference_mode())
         runner = _Runner(policy, source, interventions, config, device, progress)
         stack.callback(runner.close)
-        runner.run()
+        try:
+            runner.run()
+            interrupted = False
+        except KeyboardInterrupt:  # keep what is finished; the caller decides what to do with it
+            interrupted = True
     seconds = time.perf_counter() - started
     episodes = tuple(runner.episodes[i] for i in sorted(runner.episodes))
-    return RolloutResult(
+    result = RolloutResult(
         episodes=episodes, config=config, interventions=tuple(repr(iv) for iv in interventions),
         policy=_policy_name(policy) if not isinstance(policy, ScriptedPolicy) else repr(policy),
         frames=runner.frames, seconds=seconds,
     )
+    if interrupted:
+        raise RolloutInterrupted(result)
+    return result
+
+
+class RolloutInterrupted(KeyboardInterrupt):
+    """:func:`run_rollouts` was interrupted (Ctrl-C, or SIGTERM turned into one); ``result`` holds the
+    episodes finished before it (a :class:`RolloutResult`, in maze order)."""
+
+    def __init__(self, result: RolloutResult) -> None:
+        super().__init__(f"interrupted after {len(result)} finished episodes")
+        self.result = result
 
 
 def compare(

@@ -16,11 +16,11 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from mazeinterp.checkpoint import load_policy
+from mazeinterp.outputs import to_json
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, run_rollouts
 
 
@@ -52,13 +52,13 @@ def main() -> None:
     elapsed = time.time() - started
     print(f"\n{elapsed:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps({
+        args.json.write_text(to_json({
             "checkpoint": str(args.checkpoint), "seed": args.seed,
             "training_distribution": {"region": args.region, "seeds": [0, args.n_train - 1],
                                       "summary": train_summary.as_dict()},
             "standard_distribution": {"seeds": [seeds.start, seeds.stop - 1], "summary": table.as_dict()},
             "seconds": round(elapsed, 1),
-        }, indent=2) + "\n")
+        }) + "\n")
 
 
 if __name__ == "__main__":

@@ -356,3 +356,41 @@ def test_save_rejects_non_plain_metadata(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="scale"):
         save_policy(ImpalaPolicy(scale=1), tmp_path / "a.pt", metadata={"scale": 4})
     assert not list(tmp_path.iterdir())
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def test_a_code_running_pickle_is_refused_with_our_message_naming_the_global(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"model_state_dict": random_state_dict(1), "extra": _RunsCode()}, path)
+    with pytest.raises(checkpoint.UnsafeCheckpointError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert "evil.pt" in message and "posix.getcwd" in message and caught.value.global_name == "posix.getcwd"
+    assert "weights_only" not in message, "no advice to turn the safe loader off"
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_non_finite_weights_are_refused_naming_the_key(tmp_path: Path, bad: float) -> None:
+    state = random_state_dict(1)
+    state["embedder.block2.res1.conv2.weight"][0, 0, 0, 0] = bad
+    path = write_published(tmp_path / "nan.pth", state)
+    with pytest.raises(checkpoint.NonFiniteWeightsError, match="nan.pth: embedder.block2.res1.conv2.weight") as caught:
+        load_policy(path)
+    assert caught.value.key == "embedder.block2.res1.conv2.weight"
+
+
+def test_an_os_error_while_reading_is_a_checkpoint_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_published(tmp_path / "locked.pth", random_state_dict(1))
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    with pytest.raises(checkpoint.UnreadableCheckpointError, match="locked.pth: Permission denied"):
+        load_policy(path)

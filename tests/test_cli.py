@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,132 @@ def test_train_subcommands_run_and_reject_bad_configs(tmp_path: Path, capsys: py
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mazeinterp train: error: num_minibatches (7) must divide num_envs * num_steps (768)"]
+
+
+# ----- every input error is one line and exit 2, before any work ----------------------------
+
+
+def _bad_inputs(tmp_path: Path, checkpoint: Path) -> list[tuple[list[str], str]]:
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    ck = ["--checkpoint", str(checkpoint)]
+    out = ["--out", str(tmp_path / "o")]
+    return [
+        (["info", *ck, "--out", str(a_file / "sub")], "a_file is a file, not a folder"),
+        (["rollout", *ck, "--out", str(a_file)], "exists and is not a folder"),
+        (["render", "--out", ""], "output folder is empty"),
+        (["rollout", *ck, *out, "--device", "mps"], "'mps' is not available"),
+        (["rollout", *ck, *out, "--device", "meta"], "'meta' cannot run the policy"),
+        (["rollout", *ck, *out, "--device", "gpu7"], "unknown device 'gpu7'"),
+        (["steer", *ck, *out, "--coefficient", "nan"], "expected a finite number, got 'nan'"),
+        (["vfield", *ck, *out, "--vector", "cheese", "--coefficient", "inf"], "expected a finite number"),
+        (["stats", *ck, *out, "--C", "0"], "greater than 0"),
+        (["stats", *ck, *out, "--C", "nan"], "finite"),
+        (["stats", *ck, *out, "--C", "-1"], "greater than 0"),
+        (["stats", *ck, *out, "--test-fraction", "1"], "strictly between 0 and 1"),
+        (["train", "ppo", "--distribution-mode", "bogus", "--out-dir", str(tmp_path / "p")],
+         "distribution_mode must be one of easy, hard, got 'bogus'"),
+        (["train", "imitate", "--out-dir", str(a_file / "x")], "is a file, not a folder"),
+        (["train", "imitate", "--learning-rate", "nan", "--out-dir", str(tmp_path / "i")], "finite"),
+    ]
+
+
+def test_bad_inputs_are_one_line_and_exit_2_before_any_work(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    for argv, reason in _bad_inputs(tmp_path, tiny_checkpoint):
+        code, _, err = _main(capsys, argv)
+        line = _one_error_line(err, argv[0])
+        assert code == cli.EXIT_BAD_INPUT and reason in line, (argv, line)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"], "nothing was written"
+
+
+def test_an_unwritable_out_is_refused_before_any_work(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    for argv in (["rollout", "--checkpoint", str(tiny_checkpoint)], ["info", "--checkpoint", str(tiny_checkpoint)],
+                 ["render"]):
+        code, _, err = _main(capsys, [*argv, "--out", str(locked / "run")])
+        assert code == 2 and f"folder {locked} is not writable" in _one_error_line(err, argv[0])
+    code, _, err = _main(capsys, ["train", "imitate", "--out-dir", str(locked)])
+    assert code == 2 and f"output folder {locked} is not writable" in _one_error_line(err, "train")
+
+
+def test_an_unreadable_checkpoint_is_one_line(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    code, _, err = _main(capsys, ["info", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "o")])
+    assert code == 2 and "Permission denied" in _one_error_line(err, "info")
+
+
+def test_internal_errors_keep_their_traceback(tiny_checkpoint: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import mazeinterp.rollout
+
+    def broken(*args, **kwargs):
+        raise ValueError("a bug of ours")
+
+    monkeypatch.setattr(mazeinterp.rollout, "run_rollouts", broken)
+    with pytest.raises(ValueError, match="a bug of ours"):
+        cli.main(["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "1", "--out", str(tmp_path / "o")])
+
+
+# ----- an interrupted rollout keeps its finished episodes and resumes to the same result ----
+
+
+def test_an_interrupted_rollout_resumes_to_the_uninterrupted_result(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    import mazeinterp.rollout
+    from mazeinterp.rollout_resume import RESUME_FILE
+
+    argv = ["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "10", "--start-level", "5",
+            "--max-steps", "25", "--batch-size", "3", "--seed", "4", "--plots", "--animate", "2"]
+    assert _main(capsys, [*argv, "--out", str(tmp_path / "whole")])[0] == 0
+
+    finish = mazeinterp.rollout._Runner._finish
+
+    def finish_then_interrupt(self, slot, outcome):  # Ctrl-C arriving after the fourth finished maze
+        finish(self, slot, outcome)
+        if len(self.episodes) == 4:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(mazeinterp.rollout._Runner, "_finish", finish_then_interrupt)
+    cut = tmp_path / "cut"
+    code, _, err = _main(capsys, [*argv, "--out", str(cut)])
+    assert code == 130 and "--resume" in err
+    partial = json.loads((cut / "summary.json").read_text())
+    assert partial["partial"] is True and partial["n_mazes"] == 4 and partial["mazes_requested"] == 10
+    assert len((cut / "episodes.csv").read_text().splitlines()) == 1 + 4 and (cut / RESUME_FILE).is_file()
+    code, _, err = _main(capsys, [*argv, "--out", str(cut)])
+    assert code == 2 and "--overwrite" in _one_error_line(err, "rollout"), "a plain rerun does not clobber it"
+
+    code, _, err = _main(capsys, [*argv, "--out", str(cut), "--resume"])  # interrupted again, 4 more
+    assert code == 130 and json.loads((cut / "summary.json").read_text())["n_mazes"] == 8
+    monkeypatch.undo()
+    other_seed = [("5" if a == "4" else a) for a in argv]
+    code, _, err = _main(capsys, [*other_seed, "--out", str(cut), "--resume"])
+    assert code == 2 and "seed was 4, now 5" in _one_error_line(err, "rollout")
+    assert _main(capsys, [*argv, "--out", str(cut), "--resume"])[0] == 0
+    assert not (cut / RESUME_FILE).exists()
+    assert (cut / "episodes.csv").read_text() == (tmp_path / "whole" / "episodes.csv").read_text()
+    whole, resumed = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "whole", cut))
+    for key in ("summaries", "config", "n_mazes", "frames", "policy", "partial"):
+        assert resumed[key] == whole[key], key
+    code, _, err = _main(capsys, [*argv, "--out", str(tmp_path / "empty"), "--resume"])
+    assert code == 2 and "nothing to resume" in _one_error_line(err, "rollout")
+
+
+def test_sigterm_becomes_an_interrupt_only_inside_the_block() -> None:
+    import signal
+
+    from mazeinterp.rollout_resume import sigterm_as_interrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal arrives first
+    assert signal.getsignal(signal.SIGTERM) == before

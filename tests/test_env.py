@@ -153,3 +153,11 @@ def test_cheese_region_applies_at_the_first_episode_and_on_random_levels() -> No
             for i in range(0, 32, 2):
                 _force_reset(env, i)
             env.step(np.full(32, NOOP_ACTION))
+
+
+def test_step_refuses_actions_that_are_not_whole_numbers() -> None:
+    with MazeEnv(2) as env:
+        for bad in ([0.5, 1], [float("nan"), 1], ["a", "b"], [15, 0], [-1, 0]):
+            with pytest.raises(ValueError, match="actions"):
+                env.step(bad)
+        env.step([3.0, 6])  # whole numbers in floats are fine

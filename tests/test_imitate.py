@@ -275,3 +275,22 @@ def test_module_entry_point_turns_bad_flags_into_one_line_errors(tmp_path, capsy
     assert exit_info.value.code == 2
     assert "total_samples must be a positive int, got -5" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing written
+
+
+def test_resume_after_a_kill_never_duplicates_or_contradicts_a_log_row(tmp_path) -> None:
+    """Killed after logging the 256-frame row but before its checkpoint: the resumed run logs it once."""
+    import shutil
+
+    config = _tiny(tmp_path, eval_mazes=0)
+    train_imitation(config, progress=False)
+    run = tmp_path / "run"
+    early = _tiny(tmp_path / "early", eval_mazes=0, total_samples=128)
+    train_imitation(early, progress=False)
+    shutil.copy(tmp_path / "early" / "run" / "checkpoint_latest.pt", run / "checkpoint_latest.pt")  # samples 128
+    (run / "checkpoint_final.pt").unlink()
+    with (run / "log.csv").open("a") as handle:
+        handle.write("384,0.5")  # and a row cut short by the kill
+    train_imitation(config, resume=True, progress=False)
+    rows = list(csv.DictReader((run / "log.csv").open()))
+    assert [int(r["samples"]) for r in rows] == [128, 256]
+    assert all(None not in r.values() for r in rows)

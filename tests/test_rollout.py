@@ -347,3 +347,24 @@ def test_episode_vectors_steer_each_maze_separately() -> None:
     assert seen and all(len(s) <= 2 for s in seen)
     assert sorted({int(i) for s in seen for i in s}) == [0, 1, 2, 3]
     assert len(steered) == 4
+
+
+def test_comparison_refuses_unpaired_results_naming_the_first_mismatch(seeded_states: list[MazeState]) -> None:
+    from mazeinterp.rollout import NoopPolicy
+
+    def run(mazes, **changes):
+        return run_rollouts(NoopPolicy(), mazes, config=_config(max_steps=2, **changes))
+
+    base = run(seeded_states[:3])
+    with pytest.raises(ValueError, match=r"episode 0: level_seed is 0 in the baseline, 100 in the treatment"):
+        Comparison(run([0, 1, 2]), run([100, 200, 300]))  # indices 0…2 in both: used to pass as paired
+    moved = list(seeded_states[:3])
+    n = moved[1].maze_size
+    moved[1] = moved[1].with_cheese((0, n - 1))
+    with pytest.raises(ValueError, match=r"episode 1: cheese is \(\d+, \d+\) in the baseline, \(0, \d+\)"):
+        Comparison(base, run(moved))
+    with pytest.raises(ValueError, match=r"config.seed is 0 in the baseline, 1 in the treatment"):
+        Comparison(base, run(seeded_states[:3], seed=1))
+    with pytest.raises(ValueError, match="3 baseline episodes, 2 treatment"):
+        Comparison(base, run(seeded_states[:2]))
+    assert Comparison(base, run(seeded_states[:3], batch_size=1)).difference().estimate == 0.0

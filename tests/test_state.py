@@ -169,3 +169,110 @@ def test_with_layout_builds_a_hand_made_maze(seeded_states: list[MazeState]) -> 
         base.with_layout(walled)
     with pytest.raises(ValueError, match=r"\(1, 1\).*wall"):
         base.with_layout(layout, (1, 1))
+
+
+# ----- every state is one procgen can hold (each reproduction of a crash is kept here) ------------------
+
+
+from mazeinterp.maze.state import InvalidStateError  # noqa: E402
+from mazeinterp.maze.state_fuzz import with_raw_field  # noqa: E402
+
+
+@pytest.mark.parametrize(("fields", "named"), [
+    ({"serialize_version": 1}, "game.serialize_version"),      # procgen: fatal assert in game.cpp
+    ({"is_waiting_for_step": 1}, "game.is_waiting_for_step"),  # procgen: observe() never returns
+    ({"current_level_seed": "x"}, "game.current_level_seed"),  # used to fail later, in to_bytes()
+    ({"cur_time": 2**40}, "game.cur_time"),
+    ({"reward": float("nan")}, "game.reward"),
+    ({"no_such_field": 0}, "game field name"),
+])
+def test_impossible_game_fields_are_refused_naming_field_value_and_expectation(big_state, fields, named) -> None:
+    with pytest.raises(InvalidStateError, match=re.escape(named)) as caught:
+        big_state.with_game_fields(**fields)
+    assert caught.value.field == named
+    assert caught.value.expected
+
+
+@pytest.mark.parametrize(("field", "value", "index", "named"), [
+    ("world", 2**31 - 1, 300, "world cell (x=0, y=12)"),    # a world cell of 2147483647: fatal assert
+    ("mouse.image_type", 10_000, 0, "mouse.image_type"),    # an entity image type of 10000: fatal assert
+    ("basic.bg_tile_ratio", -1.86e-09, 0, "basic.bg_tile_ratio"),  # segfault on level seed 33
+    ("mouse.x", float("nan"), 0, "mouse.x"),
+    ("maze.end_marker", 0, 0, "maze.end_marker"),
+    ("entity count", 2, 0, "entity count"),
+])
+def test_blobs_procgen_cannot_hold_are_refused_when_parsed(seeded_states, field, value, index, named) -> None:
+    state = seeded_states[33] if field == "basic.bg_tile_ratio" else seeded_states[0]
+    blob = with_raw_field(state.to_bytes(), field, value, index)
+    with pytest.raises(InvalidStateError) as caught:
+        MazeState.from_bytes(blob)
+    assert caught.value.field == named
+
+
+def test_a_13x13_maze_with_maze_dim_5_is_refused(seeded_states) -> None:
+    state = seeded_states[0]
+    assert state.maze_size == 13
+    with pytest.raises(InvalidStateError, match=r"outside the 5×5 inner maze .* where the cheese cannot be"):
+        MazeState.from_bytes(with_raw_field(state.to_bytes(), "maze.maze_dim", 5))  # cheese (7, 0) left outside
+    with pytest.raises(InvalidStateError, match=r"mouse.x is 6.5, expected a cell centre .*inside the inner maze"):
+        MazeState.from_bytes(with_raw_field(state.without_cheese().to_bytes(), "maze.maze_dim", 5))
+
+
+def test_a_world_with_97_cheese_cells_is_refused(big_state) -> None:
+    open_world = np.flatnonzero(big_state.world.reshape(-1) == EMPTY)[:96]
+    blob = big_state.to_bytes()
+    for cell in open_world:
+        blob = with_raw_field(blob, "world", CHEESE, int(cell))
+    with pytest.raises(InvalidStateError, match="cheese cells is 97, expected at most 1"):
+        MazeState.from_bytes(blob)
+
+
+def test_set_state_parses_bytes_first(big_state) -> None:
+    """``env.set_state(0, b'\\x01\\x02')`` used to kill the process; now it is refused before procgen sees it."""
+    with MazeEnv(1) as env:
+        before = env.get_state_bytes(0)
+        with pytest.raises(InvalidStateError, match="ends inside"):
+            env.set_state(0, b"\x01\x02")
+        with pytest.raises(TypeError, match="MazeState or its bytes"):
+            env.set_state(0, [1, 2])
+        assert env.get_state_bytes(0) == before
+        env.set_state(0, big_state.to_bytes())
+        assert env.get_state(0) == big_state
+
+
+def test_impossible_edits_raise_value_errors(big_state) -> None:
+    mouse = big_state.mouse
+    with pytest.raises(ValueError, match="mouse stands there"):
+        big_state.with_layout(big_state.open_cells, cheese=mouse)  # used to pay reward 10 on the next step
+    for cell in [(0.5, 0.5), None, "ab", (1,), (True, 0)]:
+        with pytest.raises(ValueError, match="pair of ints"):
+            big_state.with_cheese(cell)
+        with pytest.raises(ValueError, match="pair of ints"):
+            big_state.with_mouse(cell)
+    assert big_state.with_cheese((np.int64(0), np.int64(big_state.maze_size - 1))).cheese == (0, big_state.maze_size - 1)
+
+
+def test_easy_distribution_states_are_valid() -> None:
+    with MazeEnv(4, distribution_mode="easy") as env:
+        for state in env.get_states():
+            assert state.world.shape == (15, 15)
+            assert MazeState.from_bytes(state.to_bytes()) == state
+
+
+def test_every_serialized_field_has_a_rule() -> None:
+    from mazeinterp.maze import state as state_module
+    from mazeinterp.maze.state_rules import BASIC_RULES, ENTITY_RULES, GAME_RULES
+
+    for fields, rules in ((state_module._GAME_FIELDS, GAME_RULES), (state_module._ENTITY_FIELDS, ENTITY_RULES),
+                          (state_module._BASIC_FIELDS, BASIC_RULES)):
+        assert [name for name, _ in fields] == list(rules)
+
+
+def test_zero_and_minus_zero_and_int_and_float_are_told_apart(big_state) -> None:
+    """``0 == 0.0 == -0.0`` in Python, but procgen reads bits: a remembered check must not mix them up."""
+    assert big_state.with_game_fields(reward=0.0).game_field("reward") == 0.0
+    with pytest.raises(InvalidStateError, match="game.cur_time"):
+        big_state.with_game_fields(cur_time=float(big_state.game_field("cur_time")))
+    blob = with_raw_field(big_state.to_bytes(), "basic.action_vrot", -0.0)
+    with pytest.raises(InvalidStateError, match="basic.action_vrot is -0.0, expected 0.0"):
+        MazeState.from_bytes(blob)

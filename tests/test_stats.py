@@ -217,3 +217,24 @@ def test_bootstrap_interval_rejects_bad_input():
         bootstrap_interval([1.0, 2.0], "mode")
     with pytest.raises(ValueError, match="at least two"):
         bootstrap_interval([np.nan, 1.0])
+
+
+def test_json_is_strict_and_missing_values_are_null(tmp_path) -> None:
+    import json
+    import math
+
+    import numpy as np
+
+    from mazeinterp.outputs import OutputDir
+    from mazeinterp.rollout import OutcomeSummary
+
+    empty = OutcomeSummary.of([])  # proportions of no episodes are NaN
+    path = OutputDir(tmp_path).write_json("summary.json", {"summary": empty.as_dict(), "x": np.float32("inf"),
+                                                           "ok": np.float64(0.25), "n": np.int64(3),
+                                                           "nested": [(1.0, math.nan)]})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+    assert data["summary"]["proportions"] == {"cheese": None, "top_right": None, "neither": None}
+    assert data["summary"]["mean_steps"] is None and data["x"] is None
+    assert (data["ok"], data["n"], data["nested"]) == (0.25, 3, [[1.0, None]])

@@ -148,9 +148,23 @@ class MazeEnv:
         return [self.get_state(i) for i in range(self.num)]
 
     def set_state(self, index: int, state: MazeState | bytes) -> None:
-        """Write one env's state (others untouched); its observation is refreshed."""
+        """Write one env's state (others untouched); its observation is refreshed.
+
+        Only a valid state reaches procgen (which would otherwise die on a bad
+        one): bytes are parsed and checked first, and every :class:`MazeState`
+        is valid by construction.
+
+        Raises:
+            InvalidStateError: bytes that are not a state procgen can hold (the
+                message names the field, its value and what was expected).
+            TypeError: ``state`` is neither a MazeState nor bytes.
+        """
         self._check_index(index)
-        data = state.to_bytes() if isinstance(state, MazeState) else bytes(state)
+        if isinstance(state, (bytes, bytearray, memoryview)):
+            state = MazeState.from_bytes(bytes(state))
+        if not isinstance(state, MazeState):
+            raise TypeError(f"set_state takes a MazeState or its bytes, not a {type(state).__name__}")
+        data = state.to_bytes()
         self._env.call_c_func("set_state", index, data, len(data))
 
     def set_states(self, states: Sequence[MazeState | bytes]) -> None:
@@ -183,6 +197,10 @@ class MazeEnv:
         actions = np.asarray(actions)
         if actions.shape != (self.num,):
             raise ValueError(f"expected {self.num} actions, got shape {actions.shape}")
+        if not np.issubdtype(actions.dtype, np.integer) and not (
+                np.issubdtype(actions.dtype, np.number) and np.isfinite(actions).all()
+                and (actions == np.round(actions)).all()):
+            raise ValueError(f"actions must be whole numbers 0…14, got {actions.tolist()}")
         if actions.min(initial=0) < 0 or actions.max(initial=0) > 14:
             raise ValueError(f"actions must lie in 0…14, got {actions.min()}…{actions.max()}")
         self._env.act(actions.astype(np.int32))
@@ -226,6 +244,8 @@ class MazeEnv:
         return int(state.game_field("level_seed_low")), int(state.game_field("level_seed_high"))
 
     def _check_index(self, index: int) -> None:
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"env index must be an int, not {type(index).__name__}")
         if not 0 <= index < self.num:
             raise IndexError(f"env index {index} out of range for {self.num} envs")
 

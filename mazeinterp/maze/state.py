@@ -18,6 +18,8 @@ Edits return new states and never touch the original::
 
 from __future__ import annotations
 
+import functools
+import math
 import struct
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from mazeinterp.maze.grid import Cell
+from mazeinterp.maze.state_rules import InvalidStateError, check_header, check_mouse, check_mouse_cell, check_world, parts_of
 
 WALL = 51
 EMPTY = 100
@@ -95,8 +98,8 @@ _INT = struct.Struct("<i")
 _FLOAT = struct.Struct("<f")
 
 
-class StateParseError(ValueError):
-    """A byte blob is not a procgen 0.10.7 maze state."""
+StateParseError = InvalidStateError
+"""The error of a blob that is not a procgen maze state (another name of :class:`InvalidStateError`)."""
 
 
 class _Reader:
@@ -110,7 +113,8 @@ class _Reader:
                 size = _INT.unpack_from(self.data, self.offset)[0]
                 start = self.offset + 4
                 if size < 0 or start + size > len(self.data):
-                    raise StateParseError(f"string field {name!r} of length {size} runs past the blob")
+                    raise InvalidStateError(name, size, f"a string length that fits the blob ({len(self.data)} bytes)",
+                                            f"string field {name!r} of length {size} runs past the blob")
                 self.offset = start + size
                 return self.data[start:self.offset]
             packer = _INT if kind == "i" else _FLOAT
@@ -118,7 +122,8 @@ class _Reader:
             self.offset += 4
             return value
         except struct.error as exc:
-            raise StateParseError(f"blob ends inside field {name!r} at byte {self.offset}") from exc
+            raise InvalidStateError(name, f"end of blob at byte {self.offset}", "4 more bytes",
+                                    f"blob ends inside field {name!r} at byte {self.offset}") from exc
 
     def read_fields(self, fields: tuple[tuple[str, str], ...]) -> tuple[Any, ...]:
         return tuple(self.read(kind, name) for name, kind in fields)
@@ -154,31 +159,36 @@ class MazeState:
     world: np.ndarray = field(repr=False)
     maze: tuple[Any, ...]
 
+    def __post_init__(self) -> None:
+        """Every state that exists is one procgen can hold: see :func:`~mazeinterp.maze.state_rules.check_state`."""
+        check_state(self)
+
     @classmethod
     def from_bytes(cls, data: bytes) -> MazeState:
         """Parse a procgen 0.10.7 maze state blob (``bytes``) into a :class:`MazeState`."""
         reader = _Reader(bytes(data))
         game = reader.read_fields(_GAME_FIELDS)
         if game[1] != b"maze":
-            raise StateParseError(f"state is for game {game[1]!r}, not b'maze'")
+            raise InvalidStateError("game.game_name", game[1], "b'maze'", f"state is for game {game[1]!r}, not b'maze'")
         n_entities = reader.read("i", "entity count")
-        if not 0 < n_entities < 10_000:
-            raise StateParseError(f"implausible entity count {n_entities}")
+        if n_entities != 1:
+            raise InvalidStateError("entity count", n_entities, "1 (the mouse; the cheese is a grid cell)")
         entities = tuple(reader.read_fields(_ENTITY_FIELDS) for _ in range(n_entities))
         basic = reader.read_fields(_BASIC_FIELDS)
         w, h, count = (reader.read("i", name) for name in ("grid w", "grid h", "grid cell count"))
         if w <= 0 or h <= 0 or count != w * h or reader.offset + 4 * count > len(reader.data):
-            raise StateParseError(f"bad world grid header w={w} h={h} cells={count}")
+            raise InvalidStateError("world header", (w, h, count), "w, h > 0 and w·h cells inside the blob",
+                                    f"bad world grid header w={w} h={h} cells={count}")
         world = np.frombuffer(reader.data, dtype="<i4", count=count, offset=reader.offset).reshape(h, w)
         world = world.astype(np.int32)
         world.flags.writeable = False
         reader.offset += 4 * count
         maze = reader.read_fields(_MAZE_FIELDS)
         if reader.offset != len(reader.data):
-            raise StateParseError(f"{len(reader.data) - reader.offset} unparsed bytes at the end of the state")
-        state = cls(game=game, entities=entities, basic=basic, world=world, maze=maze)
-        state._player_index()
-        return state
+            extra = len(reader.data) - reader.offset
+            raise InvalidStateError("end of state", extra, "no bytes after the end sentinel",
+                                    f"{extra} unparsed bytes at the end of the state")
+        return cls(game=game, entities=entities, basic=basic, world=world, maze=maze)
 
     def to_bytes(self) -> bytes:
         """Serialize back to the procgen blob (byte-identical to the parsed one if unedited)."""
@@ -199,10 +209,17 @@ class MazeState:
         return self.game[_field_index(_GAME_FIELDS, name)]
 
     def with_game_fields(self, **values: Any) -> MazeState:
-        """A copy with ``Game``-level fields replaced (e.g. ``cur_time=0``)."""
+        """A copy with ``Game``-level fields replaced (e.g. ``cur_time=0``).
+
+        Raises:
+            InvalidStateError: an unknown field name, or a value procgen would not hold there.
+        """
+        names = [n for n, _ in _GAME_FIELDS]
         game = list(self.game)
         for name, value in values.items():
-            game[_field_index(_GAME_FIELDS, name)] = value
+            if name not in names:
+                raise InvalidStateError("game field name", name, f"one of {', '.join(names)}")
+            game[names.index(name)] = int(value) if isinstance(value, np.integer) else value
         return replace(self, game=tuple(game))
 
     # ----- views in the cell convention -------------------------------------------------
@@ -326,6 +343,8 @@ class MazeState:
             self._check_inside(cheese, "cheese")
             if not layout[tuple(cheese)]:
                 raise ValueError(f"cannot put the cheese on cell {tuple(cheese)}: it is a wall in the layout")
+            if tuple(cheese) == self.mouse:
+                raise ValueError(f"cannot put the cheese on cell {tuple(cheese)}: the mouse stands there")
         codes = np.where(layout, EMPTY, WALL).astype(np.int32)
         if cheese is not None:
             codes[tuple(cheese)] = CHEESE
@@ -343,7 +362,7 @@ class MazeState:
         for index, entity in enumerate(self.entities):
             if entity[type_index] == PLAYER_TYPE:
                 return index
-        raise StateParseError("state has no mouse (player entity)")
+        raise InvalidStateError("entity types", [e[type_index] for e in self.entities], "one player entity (type 0)")
 
     def _with_player(self, **values: Any) -> MazeState:
         """A copy whose mouse entity has the given fields (names of ``_ENTITY_FIELDS``) replaced."""
@@ -354,6 +373,8 @@ class MazeState:
         return replace(self, entities=self.entities[:index] + (tuple(entity),) + self.entities[index + 1 :])
 
     def _check_inside(self, cell: Cell, what: str) -> None:
+        if not _is_cell(cell):
+            raise ValueError(f"cannot place the {what} on {cell!r}: a cell is a (row, col) pair of ints")
         row, col = (int(v) for v in cell)
         n = self.maze_size
         if not (0 <= row < n and 0 <= col < n):
@@ -381,3 +402,74 @@ class MazeState:
 
     def __hash__(self) -> int:
         return hash(self.to_bytes())
+
+
+def _is_cell(cell: Any) -> bool:
+    """Whether ``cell`` is a ``(row, col)`` pair of ints (numpy ints included)."""
+    try:
+        parts = tuple(cell)
+    except TypeError:
+        return False
+    return len(parts) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                   for v in parts)
+
+
+def check_state(state: MazeState) -> None:
+    """Raise :class:`InvalidStateError` unless ``state`` is a maze state procgen can hold.
+
+    Checks every field against the rules of :mod:`mazeinterp.maze.state_rules`:
+    version, dimensions consistent with the world grid, known cell codes and
+    entity, exactly one mouse on an open cell of the inner maze and at most one
+    cheese, floats finite and in procgen's ranges, the end sentinel, flags.
+    """
+    entities = state.entities
+    if not isinstance(entities, tuple) or not all(isinstance(e, tuple) for e in entities):
+        raise InvalidStateError("entities", type(entities).__name__, "a tuple of entity tuples")
+    if len(entities) != 1:
+        raise InvalidStateError("entity count", len(entities), "1 (the mouse; the cheese is a grid cell)")
+    header = (tuple(state.game), tuple(state.basic), tuple(state.maze))
+    try:
+        header_key, mouse_key = tuple(_cache_key(part) for part in header), _cache_key(entities[0])
+    except TypeError:  # a field holds an unhashable value: check it uncached (it will be refused)
+        header_key = mouse_key = None
+    dim, n = _header_dims(*header) if header_key is None else _header_dims_cached(header_key)
+    check_world(state.world, dim, n)
+    mouse = _mouse_cell(entities[0], dim, n) if mouse_key is None else _mouse_cell_cached(mouse_key, dim, n)
+    check_mouse_cell(state.world, dim, n, mouse)
+
+
+# States are immutable and edits mostly change the world or the mouse: the field checks of
+# the unchanged parts are remembered, keyed by value, type and sign (``0 == 0.0 == -0.0`` in
+# Python, but procgen reads the bits), which keeps edits cheap.
+def _cache_key(values: tuple[Any, ...]) -> tuple[tuple[type, Any, float], ...]:
+    """Each value with its type and sign; raises TypeError for an unhashable value."""
+    key = tuple((type(v), v, math.copysign(1.0, v) if isinstance(v, float) else 0.0) for v in values)
+    hash(key)
+    return key
+
+
+def _values(key: tuple[tuple[type, Any, float], ...]) -> tuple[Any, ...]:
+    return tuple(value for _, value, _ in key)
+
+
+def _header_dims(game: tuple[Any, ...], basic: tuple[Any, ...], maze: tuple[Any, ...]) -> tuple[int, int]:
+    return check_header(parts_of(_names(_GAME_FIELDS), game), parts_of(_names(_BASIC_FIELDS), basic),
+                        parts_of(_names(_MAZE_FIELDS), maze))
+
+
+@functools.lru_cache(maxsize=1024)
+def _header_dims_cached(key: tuple[tuple[tuple[type, Any, float], ...], ...]) -> tuple[int, int]:
+    return _header_dims(*(_values(part) for part in key))
+
+
+def _mouse_cell(entity: tuple[Any, ...], dim: int, n: int) -> tuple[int, int]:
+    return check_mouse(parts_of(_names(_ENTITY_FIELDS), entity), dim, n)
+
+
+@functools.lru_cache(maxsize=4096)
+def _mouse_cell_cached(key: tuple[tuple[type, Any, float], ...], dim: int, n: int) -> tuple[int, int]:
+    return _mouse_cell(_values(key), dim, n)
+
+
+def _names(fields: tuple[tuple[str, str], ...]) -> list[str]:
+    return [name for name, _ in fields]

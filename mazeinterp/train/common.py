@@ -37,6 +37,7 @@ import torch
 
 __all__ = [
     "CsvLog",
+    "RunSetupError",
     "add_config_arguments",
     "config_from_namespace",
     "field_docs",
@@ -46,6 +47,10 @@ __all__ = [
     "rng_states",
     "seed_everything",
 ]
+
+
+class RunSetupError(ValueError):
+    """A run cannot start as asked (a resume that does not match, a missing or foreign checkpoint): the user's error."""
 
 
 def seed_everything(seed: int) -> None:
@@ -173,12 +178,14 @@ class CsvLog:
         """Rewrite the file keeping only the rows for which ``keep(row)`` is true; return how many were dropped.
 
         Used when a run resumes from a checkpoint older than the last logged
-        row, so that the rows after the checkpoint are not logged twice.
+        row, so that the rows after the checkpoint are not logged twice. Rows
+        with a missing or extra cell (cut short by a kill) are dropped as well.
         """
         if self.columns is None:
             return 0
         rows = self.rows()
-        kept = [row for row in rows if keep(row)]
+        # a row cut short by a kill (missing cells, or a cell of the next row glued on) goes too
+        kept = [row for row in rows if None not in row and None not in row.values() and keep(row)]
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         with tmp.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=self.columns)
@@ -275,9 +282,20 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _finite_if_float(kind: Any) -> Any:
+    """The parser of a config field's flag: floats refuse NaN and inf (they pass every range check)."""
+    if kind is float:
+        from mazeinterp.cli_args import finite_float
+
+        return finite_float
+    return kind
+
+
 def _optional(kind: type) -> Any:
+    convert = _finite_if_float(kind)
+
     def parse(text: str) -> Any:
-        return None if text.lower() in {"none", "null", ""} else kind(text)
+        return None if text.lower() in {"none", "null", ""} else convert(text)
 
     parse.__name__ = kind.__name__
     return parse
@@ -309,7 +327,7 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, title: str)
                                metavar=kind.__name__.upper(),
                                help=f"{doc} ('none' to unset; default: %(default)s)")
         else:
-            group.add_argument(flag, dest=field.name, type=kind, default=field.default,
+            group.add_argument(flag, dest=field.name, type=_finite_if_float(kind), default=field.default,
                                metavar=kind.__name__.upper(), help=f"{doc} (default: %(default)s)")
 
 

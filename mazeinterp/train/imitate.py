@@ -37,6 +37,7 @@ from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
 from mazeinterp.train.common import (
     CsvLog,
+    RunSetupError,
     add_config_arguments,
     choose_device,
     config_from_namespace,
@@ -340,13 +341,13 @@ def _build_policy(config: ImitationConfig, device: torch.device, latest: Path,
     if resume and latest.exists():
         policy = load_policy(latest, device=device)
         if policy.metadata.get("trainer") != "imitate":
-            raise ValueError(f"{latest} was not written by the imitation trainer")
+            raise RunSetupError(f"{latest} was not written by the imitation trainer")
         optimizer_state = torch.load(latest, map_location=device, weights_only=True)["optimizer_state_dict"]
         return policy, optimizer_state, policy.metadata
     if config.init_checkpoint:
         policy = load_policy(config.init_checkpoint, device=device)
         if policy.scale != config.scale:
-            raise ValueError(f"init checkpoint {config.init_checkpoint} has scale {policy.scale}, "
+            raise RunSetupError(f"init checkpoint {config.init_checkpoint} has scale {policy.scale}, "
                              f"config asks for {config.scale}")
         return policy, None, {}
     return ImpalaPolicy(scale=config.scale).to(device), None, {}
@@ -390,6 +391,8 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
     log = CsvLog(out / "log.csv")
+    if resumed:  # rows logged after the checkpoint was written are redone: never log them twice
+        log.keep_rows(lambda row: int(row["samples"]) <= samples)
     held_obs, held_moves = _held_out(config)
     bc_source = _ChunkSource(config, bc_rng)
     dagger_source = _ChunkSource(config, dagger_rng) if config.dagger_after_samples is not None else None

@@ -62,6 +62,7 @@ from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.model import ImpalaPolicy, obs_to_tensor
 from mazeinterp.train.common import (
     CsvLog,
+    RunSetupError,
     RunningMeanStd,
     add_config_arguments,
     choose_device,
@@ -96,6 +97,9 @@ LATEST = "checkpoint_latest.pt"
 """File name (inside ``out_dir``) of the resumable checkpoint."""
 FINAL = "checkpoint_final.pt"
 """File name (inside ``out_dir``) of the checkpoint written at the end of the run."""
+DISTRIBUTION_MODES = ("easy", "hard")
+"""procgen distribution modes that have a maze (the others end procgen's process)."""
+
 LOG = "log.csv"
 """File name (inside ``out_dir``) of the per-update CSV log."""
 
@@ -207,6 +211,9 @@ class PPOConfig:
             )
         if self.cheese_region is not None and self.cheese_region < 1:
             raise ValueError(f"cheese_region must be a positive int or None, got {self.cheese_region!r}")
+        if self.distribution_mode not in DISTRIBUTION_MODES:
+            raise ValueError(f"distribution_mode must be one of {', '.join(DISTRIBUTION_MODES)}, "
+                             f"got {self.distribution_mode!r}")
         if not 0.0 <= self.gamma <= 1.0 or not 0.0 <= self.gae_lambda <= 1.0:
             raise ValueError("gamma and gae_lambda must lie in [0, 1]")
         if self.learning_rate <= 0 or self.clip_coef <= 0 or self.max_grad_norm <= 0:
@@ -573,7 +580,7 @@ class PPOTrainer:
         elif config.init_checkpoint:
             self.model = load_policy(config.init_checkpoint, device=self.device)
             if self.model.scale != config.scale:
-                raise ValueError(
+                raise RunSetupError(
                     f"init_checkpoint {config.init_checkpoint} has scale {self.model.scale}, "
                     f"but the config asks for scale {config.scale}"
                 )
@@ -623,14 +630,14 @@ class PPOTrainer:
 
     def _check_resumable(self, metadata: dict[str, Any]) -> None:
         if metadata.get("trainer") != "ppo" or "resume" not in metadata:
-            raise ValueError(f"{self.out_dir / LATEST} is not a resumable PPO checkpoint")
+            raise RunSetupError(f"{self.out_dir / LATEST} is not a resumable PPO checkpoint")
         stored = metadata["config"]
         current = self.config.to_dict()
         differ = {k: (stored.get(k), v) for k, v in current.items()
                   if k not in _RESUMABLE_CHANGES and stored.get(k) != v}
         if differ:
             detail = ", ".join(f"{k}: stored {a!r}, given {b!r}" for k, (a, b) in differ.items())
-            raise ValueError(f"cannot resume {self.out_dir}: config differs from the stored run ({detail})")
+            raise RunSetupError(f"cannot resume {self.out_dir}: config differs from the stored run ({detail})")
 
     def _restore(self, stored: dict[str, Any]) -> None:
         metadata = stored["metadata"]

@@ -1,0 +1,112 @@
+"""Checks of command-line values, as argparse ``type=`` functions: bad input fails at parse time, before any work.
+
+Each function takes the argument's text and returns the parsed value, or
+raises :class:`argparse.ArgumentTypeError` with a one-line reason (argparse
+turns it into ``mazeinterp CMD: error: argument --x: reason`` and exit 2).
+The same checks are available as plain functions for values that do not come
+through argparse (:func:`check_output_dir`, :func:`check_device`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from pathlib import Path
+
+
+def finite_float(text: str) -> float:
+    """A finite float (no ``nan``, ``inf``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite float greater than 0."""
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number greater than 0, got {text!r}")
+    return value
+
+
+def open_unit_interval(text: str) -> float:
+    """A float strictly between 0 and 1."""
+    value = finite_float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number strictly between 0 and 1, got {text!r}")
+    return value
+
+
+def check_output_dir(path: str | os.PathLike) -> Path:
+    """The folder results will be written into, checked to be usable; raises ValueError saying why not.
+
+    It must be named (not ``''``), must be a folder if it exists, and its
+    nearest existing ancestor must be a folder we may write into (so that it
+    can be created). Nothing is created here.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise ValueError("the output folder is empty; name a folder (e.g. runs/x)")
+    folder = Path(text).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"output folder {folder} exists and is not a folder")
+    existing = folder
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if existing != folder and not existing.is_dir():
+        raise ValueError(f"cannot create output folder {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "output folder" if existing == folder else f"cannot create output folder {folder}: folder"
+        raise ValueError(f"{what} {existing} is not writable")
+    return folder
+
+
+def output_dir(text: str) -> str:
+    """argparse type of ``--out``: :func:`check_output_dir`, returning the text unchanged."""
+    try:
+        check_output_dir(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def check_device(name: str) -> str:
+    """A torch device this machine can run the policy on (``cpu``, ``cuda``, ``cuda:N``, ``mps`` where present).
+
+    Raises:
+        ValueError: an unknown name, or a device that is absent or cannot hold data (``meta``).
+    """
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return name
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} is not available: torch sees no CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} is not available: torch sees {torch.cuda.device_count()} CUDA device(s)")
+        return name
+    if device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"device {name!r} is not available on this machine")
+        return name
+    raise ValueError(f"device {name!r} cannot run the policy; use cpu, cuda or cuda:N")
+
+
+def device(text: str) -> str:
+    """argparse type of ``--device``: :func:`check_device`."""
+    try:
+        return check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
