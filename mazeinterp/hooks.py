@@ -327,9 +327,9 @@ def render_states(states: Sequence[MazeState], renderer: StateRenderer | None = 
 
 
 def _progress(iterable: Any, total: int, desc: str, progress: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    from mazeinterp.progress import progress_bar
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, disable=(None if progress is None else not progress))
+    return progress_bar(iterable, total=total, desc=desc, enabled=progress)
 
 
 def run_states_with_cache(

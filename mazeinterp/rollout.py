@@ -145,7 +145,11 @@ class RolloutConfig:
     record_trajectories: bool = False
     """Keep every episode's list of visited cells (start included) in :attr:`Episode.trajectory`."""
     progress: bool = True
-    """Show a tqdm progress bar (on stderr, when it is a terminal) counting finished mazes."""
+    """Report progress (finished mazes, frames/s) at least every 2 s: a tqdm bar on a terminal or in
+    Jupyter, else a line on stderr (:func:`mazeinterp.progress.progress_bar`). False: silent."""
+    threads: int | None = None
+    """Torch CPU threads for the forward passes; None → :func:`mazeinterp.threads.default_threads` of the
+    batch (one thread for small batches, which stays fast on a busy machine). Restored afterwards."""
     channels_last: bool = True
     """Run the network in the channels-last memory format (faster convolutions on CPU)."""
     check_positions: bool = False
@@ -163,6 +167,12 @@ class RolloutConfig:
             or self.cheese_region < 1
         ):
             raise ValueError(f"RolloutConfig.cheese_region must be None or a positive int, got {self.cheese_region!r}")
+        from mazeinterp.threads import check_threads
+
+        try:
+            check_threads(self.threads)
+        except ValueError as exc:
+            raise ValueError(f"RolloutConfig.{exc}") from None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data view (for JSON)."""
@@ -836,7 +846,7 @@ class _Runner:
         self.starts: list[grid.Cell] = [(0, 0)] * B
         self.episodes: dict[int, Episode] = {}
         self.frames = 0
-        self.started = time.perf_counter()
+        self.started = self._last_report = time.perf_counter()
         self._move_deltas = MOVE_DELTAS.astype(np.int64)
         self._action_moves = ACTION_TO_MOVE.astype(np.int64)
 
@@ -889,9 +899,18 @@ class _Runner:
             features=features, trajectory=trajectory,
         )
         self.progress.update(1)
-        elapsed = time.perf_counter() - self.started
-        if elapsed > 0:
-            self.progress.set_postfix_str(f"{self.frames / elapsed:.1f} frames/s", refresh=False)
+        self._report(force=False)
+
+    def _report(self, force: bool) -> None:
+        """Show frames/s; redraw at least once a second even while no maze finishes."""
+        from mazeinterp import progress
+
+        now = time.perf_counter()
+        if now > self.started:
+            refresh = force or now - self._last_report >= progress.INTERVAL_S / 2
+            self.progress.set_postfix_str(f"{self.frames / (now - self.started):.1f} frames/s", refresh=refresh)
+            if refresh:
+                self._last_report = now
 
     # --- policy ---
 
@@ -944,6 +963,7 @@ class _Runner:
             logits = self._logits(active, obs)
             actions = self._actions(logits, active)
             self.frames += len(active)
+            self._report(force=False)
             full = np.full(self.B, NOOP_ACTION, dtype=np.int64)
             full[active] = actions
             reward, obs, first = self.env.step(full)
@@ -1065,15 +1085,16 @@ def run_rollouts(
     device = torch.device(config.device) if config.device else (_module_device(policy) or torch.device("cpu"))
     if isinstance(policy, torch.nn.Module) and _module_device(policy) not in (None, device):
         policy.to(device)
-    from tqdm.auto import tqdm
+    from mazeinterp.progress import progress_bar
+    from mazeinterp.threads import default_threads, torch_threads
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
-        progress = stack.enter_context(
-            tqdm(total=len(source), desc="rollouts", unit="maze", leave=False,
-                 disable=None if config.progress else True)  # None: shown on a terminal only
-        )
+        threads = config.threads or default_threads(min(config.batch_size, len(source)))
+        stack.enter_context(torch_threads(threads))
+        progress = stack.enter_context(progress_bar(total=len(source), desc="rollouts", unit="maze",
+                                                    enabled=config.progress))
         stack.enter_context(_channels_last(policy, config.channels_last))
         if interventions:
             from mazeinterp.hooks import intervene
