@@ -10,10 +10,15 @@ writes a figure and closes it.
 * :func:`draw_channel_heatmap` -- one channel's map over the maze;
 * :func:`draw_outcome_bars` -- P(cheese / top_right / neither) per condition with Wilson intervals.
 
->>> fig, axes = new_figure(ncols=2)                          # doctest: +SKIP
->>> draw_vector_field(axes[0, 0], vector_field(model, state))  # doctest: +SKIP
->>> draw_outcome_bars(axes[0, 1], {"baseline": a.summary(), "ablated": b.summary()})  # doctest: +SKIP
->>> save_figure(fig, "out.png")                              # doctest: +SKIP
+>>> from mazeinterp.rollout import NoopPolicy, RolloutConfig, ShortestPathPolicy, run_rollouts
+>>> from mazeinterp.vfield import vector_field
+>>> a = run_rollouts(ShortestPathPolicy("cheese"), states, config=RolloutConfig(progress=False))
+>>> b = run_rollouts(NoopPolicy(), states, config=RolloutConfig(max_steps=5, progress=False))
+>>> fig, axes = new_figure(ncols=2)
+>>> ax = draw_vector_field(axes[0, 0], vector_field(model, state))
+>>> ax = draw_outcome_bars(axes[0, 1], {"to the cheese": a.summary(), "standing still": b.summary()})
+>>> save_figure(fig, "out.png")
+PosixPath('out.png')
 """
 
 from __future__ import annotations

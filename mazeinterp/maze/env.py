@@ -273,7 +273,7 @@ class StateRenderer:
     Use it wherever many edited states must be shown to the network (vector
     fields, imitation data, steering contrasts).
 
-    >>> renderer = StateRenderer(batch_size=64)            # doctest: +SKIP
+    >>> renderer = StateRenderer(batch_size=64)
     >>> frames = renderer(states)     # (len(states), 64, 64, 3) uint8
     """
 
