@@ -578,7 +578,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
         _, cache = run_states_with_cache(model, states[:1], [layer], stop_early=True)
         acts = cache[layer][0]
-        written.append(save_figure(plot_channel_grid(acts, title=f"{layer}, level {states[0].level_seed}"),
+        written.append(save_figure(plot_channel_grid(acts, title=f"{layer}, level {states[0].level_seed}",
+                                                     state=states[0]),
                                    paths["channels_first_maze.png"]))
         best = int(table.channel[0])
         fig, axes = new_figure(size=5)
@@ -627,6 +628,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if regression is not None:
         print(regression)
         summary["regression"] = regression.as_dict()
+        if regression.few_held_out_warning:
+            print(f"mazeinterp stats: warning: {regression.few_held_out_warning}", file=sys.stderr)
     written = [out.write_json("summary.json", summary), out.write_csv("episodes.csv", feature_table(result.episodes)),
                out.write_csv("coefficients.csv", regression.coefficient_rows() if regression else [])]
     if args.plots:

@@ -623,7 +623,7 @@ class Comparison:
                 continue
             treat = self.treatment.summary(ds, cr)
             lines.append(f"{base.label}: n = {base.n}")
-            lines.append(f"  {'outcome':<10} {'baseline':>17} {'treatment':>17}   paired difference (95% CI)")
+            lines.append(f"  {'outcome':<10} {'baseline':>13} {'treatment':>13}   paired difference (95% CI)")
             for o in OUTCOMES:
                 d = self.difference(o, ds, cr)
                 lines.append(

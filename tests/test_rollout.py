@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -301,3 +303,13 @@ def test_place_cheese_matches_the_rollouts_cheese_region(seeded_states: list[Maz
     assert [e.cheese for e in in_rollout] == [s.cheese for s in placed]
     assert [(e.outcome, e.steps) for e in in_rollout] == [(e.outcome, e.steps) for e in beforehand]
     assert all(grid.in_top_right_region(s.cheese, s.maze_size, 5) for s in placed)
+
+
+def test_comparison_table_headers_sit_over_their_columns(seeded_states: list[MazeState]) -> None:
+    cheese = run_rollouts(ShortestPathPolicy("cheese"), seeded_states[:4], config=_config(max_steps=60))
+    corner = run_rollouts(ShortestPathPolicy("top_right"), seeded_states[:4], config=_config(max_steps=60))
+    lines = str(Comparison(cheese, corner)).splitlines()
+    header = next(line for line in lines if "baseline" in line)
+    row = lines[lines.index(header) + 1]  # "  cheese         4 (1.000)     2 (0.500)   ..."
+    for name, value in zip(("baseline", "treatment"), re.finditer(r"\(\d\.\d{3}\)", row)):
+        assert header.index(name) + len(name) == value.end(), (header, row)

@@ -221,3 +221,12 @@ def test_bootstrap_interval_rejects_bad_input():
         bootstrap_interval([1.0, 2.0], "mode")
     with pytest.raises(ValueError, match="at least two"):
         bootstrap_interval([np.nan, 1.0])
+
+
+def test_few_held_out_mazes_bring_a_warning() -> None:
+    small = fit_cheese_regression(_synthetic(40), test_fraction=0.25, seed=0)  # 10 held out
+    assert small.n_test == 10
+    assert "only 10 mazes" in small.few_held_out_warning and "warning: held-out accuracy" in str(small)
+    assert small.as_dict()["warning"] == small.few_held_out_warning
+    large = fit_cheese_regression(_synthetic(200), seed=0)  # 50 held out
+    assert large.few_held_out_warning is None and "warning" not in str(large)
