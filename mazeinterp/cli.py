@@ -124,8 +124,28 @@ def _add_decision_square_option(parser: Any) -> None:
                              "cell lies on the cheese path) (default: mazeinterp)")
 
 
+def _add_compute_options(parser: argparse.ArgumentParser) -> None:
+    """--threads and --no-progress, for the commands that run the network."""
+    group = parser.add_argument_group("compute")
+    group.add_argument("--threads", type=_positive_int, default=None,
+                       help="torch CPU threads (default: 1 for small batches such as a few mazes' rollouts, "
+                            "else up to 4; one thread stays fast on a busy machine)")
+    group.add_argument("--no-progress", dest="progress", action="store_false",
+                       help="no progress reports (default: a bar on a terminal, else a stderr line every 2 s)")
+
+
+def _set_threads(args: argparse.Namespace) -> None:
+    """The process's torch thread count for the command's large batches (rollouts choose their own)."""
+    import torch
+
+    from mazeinterp.threads import default_threads
+
+    torch.set_num_threads(args.threads or default_threads(batch_size=256))
+
+
 def _add_layer_option(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--layer", default=default, help=f"hook point (default: {default}); see `mazeinterp info`")
+    parser.add_argument("--layer", default=default,
+                        help=f"hook point (default: {default}); `mazeinterp info` lists every hook point and its shape")
 
 
 # --------------------------------------------------------------------------------------
@@ -148,6 +168,8 @@ def _load_model(args: argparse.Namespace) -> ImpalaPolicy:
         torch.device(device)
     except RuntimeError as exc:
         raise CliError(f"bad --device {device!r}: {exc}") from None
+    if hasattr(args, "threads"):
+        _set_threads(args)
     return checkpoint.load_policy(name, device=device)
 
 
@@ -186,7 +208,8 @@ def _rollout_config(args: argparse.Namespace, trajectories: bool = False) -> Rol
 
     return RolloutConfig(greedy=args.greedy, max_steps=args.max_steps, seed=args.seed, batch_size=args.batch_size,
                          device=args.device, cheese_region=None, record_trajectories=trajectories,
-                         region_size=args.region_size, decision_square=args.decision_square)
+                         region_size=args.region_size, decision_square=args.decision_square,
+                         progress=args.progress, threads=args.threads)
 
 
 def _start_states(args: argparse.Namespace) -> list[MazeState]:
@@ -392,15 +415,14 @@ def _ablation(model: ImpalaPolicy, args: argparse.Namespace) -> Any:
 def _steering_vectors(model: ImpalaPolicy, states: Sequence[MazeState], args: argparse.Namespace) -> Any:
     """Per-maze vectors (N, C, H, W), or one vector (C, H, W) with --mean."""
     import torch
-    from tqdm.auto import tqdm
-
+    from mazeinterp.progress import progress_bar
     from mazeinterp.steering import cheese_vector, mean_cheese_vector, top_right_vector
 
     if args.vector == "cheese" and args.mean:
         return mean_cheese_vector(model, states, args.layer)
     make = cheese_vector if args.vector == "cheese" else top_right_vector
     vectors = [make(model, s, args.layer)
-               for s in tqdm(states, desc=f"{args.vector} vectors", leave=False, disable=None)]  # terminal only
+               for s in progress_bar(states, desc=f"{args.vector} vectors", enabled=args.progress)]
     stacked = torch.stack(vectors)
     return stacked.mean(0) if args.mean else stacked
 
@@ -457,14 +479,14 @@ def cmd_vfield(args: argparse.Namespace) -> int:
     states = _start_states(args)
     per_maze: Callable[[int], Any] | None = None
     label = ""
-    base_fields = vector_fields(model, states)
+    base_fields = vector_fields(model, states, progress=args.progress)
     definition = args.decision_square
     p_base = decision_square_cheese_prob(model, states, definition=definition)
     treated_fields, p_treated = None, None
     if args.channels:  # one intervention for every maze: batched
         iv = _ablation(model, args)
         per_maze, label = (lambda i: iv), repr(iv)
-        treated_fields = vector_fields(model, states, [iv])
+        treated_fields = vector_fields(model, states, [iv], progress=args.progress)
         p_treated = decision_square_cheese_prob(model, states, [iv], definition=definition)
     elif args.vector:  # each maze its own vector
         _, per_maze = _steering(model, states, args)
@@ -604,9 +626,9 @@ def cmd_channels(args: argparse.Namespace) -> int:
     if args.method == "cheese":
         table = ch.cheese_tracking_channels(model, states, layer)
     elif args.method == "directional":
-        table = ch.directional_channels(model, states, layer, move=args.move)
+        table = ch.directional_channels(model, states, layer, move=args.move, progress=args.progress)
     elif args.method == "attribution":
-        table = ch.behaviour_attribution(model, states, layer, chosen, ablation=args.ablation)
+        table = ch.behaviour_attribution(model, states, layer, chosen, ablation=args.ablation, progress=args.progress)
     else:
         table = ch.cheese_probe(model, states, layer, seed=args.seed)
     seconds = time.perf_counter() - started
@@ -622,7 +644,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
 
         _, cache = run_states_with_cache(model, states[:1], [layer], stop_early=True)
         acts = cache[layer][0]
-        written.append(save_figure(plot_channel_grid(acts, title=f"{layer}, level {states[0].level_seed}"),
+        written.append(save_figure(plot_channel_grid(acts, title=f"{layer}, level {states[0].level_seed}",
+                                                     state=states[0]),
                                    paths["channels_first_maze.png"]))
         best = int(table.channel[0])
         fig, axes = new_figure(size=5)
@@ -671,6 +694,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if regression is not None:
         print(regression)
         summary["regression"] = regression.as_dict()
+        if regression.few_held_out_warning:
+            print(f"mazeinterp stats: warning: {regression.few_held_out_warning}", file=sys.stderr)
     written = [out.write_json("summary.json", summary), out.write_csv("episodes.csv", feature_table(result.episodes)),
                out.write_csv("coefficients.csv", regression.coefficient_rows() if regression else [])]
     if args.plots:
@@ -703,28 +728,71 @@ def cmd_render(args: argparse.Namespace) -> int:
     """Render mazes as the agent sees them, with paths and decision square, to PNG files."""
     from mazeinterp.maze import grid
     from mazeinterp.maze.env import MazeEnv
-    from mazeinterp.outputs import OutputDir
     from mazeinterp.plots import draw_maze, new_figure, save_figure
 
-    out = OutputDir(args.out, overwrite=args.overwrite)
-    names = [f"maze_seed{seed}.png" for seed in args.seeds]
-    paths = out.claim(*names)
+    pictures = [f"maze_seed{seed}.png" for seed in args.seeds]
+    out, paths = _claim(args, ["summary.json", "mazes.csv", *pictures])
     with MazeEnv.from_seeds(args.seeds) as env:
         states = env.get_states()
         obs = env.observe()[1]
-    for seed, state, frame, path in zip(args.seeds, states, obs, paths):
+    rows, written = [], []
+    for seed, state, frame, name in zip(args.seeds, states, obs, pictures):
         square = grid.decision_square(state.open_cells, state.cheese) if state.cheese else None
         fig, axes = new_figure()
         draw_maze(axes[0, 0], state, frame, title=f"seed {seed}: {state.maze_size}×{state.maze_size}, "
                                                   f"decision square {square}")
-        save_figure(fig, path)
+        written.append(save_figure(fig, paths[name]))
         print(f"seed {seed}: maze {state.maze_size}×{state.maze_size}, cheese {state.cheese}, "
-              f"decision square {square} -> {path}")
+              f"decision square {square} -> {paths[name]}")
+        rows.append({"level_seed": seed, "maze_size": state.maze_size, "mouse": state.mouse,
+                     "cheese": state.cheese, "decision_square": square, "picture": name})
+    summary = {**_header(args), "mazes": [{k: list(v) if isinstance(v, tuple) else v for k, v in row.items()}
+                                          for row in rows]}
+    _print_written([out.write_json("summary.json", summary), out.write_csv("mazes.csv", rows), *written])
     return 0
 
 
 # --------------------------------------------------------------------------------------
 # the parser
+
+
+EXAMPLES: dict[str, str] = {
+    "info": """
+mazeinterp info                                   # the default agent: scale, parameters, hook points
+mazeinterp info --checkpoint path/to/agent.pt     # any checkpoint, published format or ours
+""",
+    "rollout": """
+mazeinterp rollout --n-mazes 200 --plots          # P(cheese / top_right / neither), 95% intervals
+mazeinterp rollout --n-mazes 100 --cheese-region 5 --out runs/rollout-region5   # training distribution
+mazeinterp rollout --n-mazes 5 --threads 1 --no-progress   # quiet, one CPU thread
+""",
+    "vfield": """
+mazeinterp vfield --n-mazes 4 --plots             # move probabilities at every open cell
+mazeinterp vfield --channels 3 7 --layer embedder.relu3_out --plots   # ... with two channels zeroed
+mazeinterp vfield --vector cheese --coefficient -1 --plots           # ... with the cheese vector subtracted
+""",
+    "ablate": """
+mazeinterp ablate --layer embedder.relu3_out --channels 3 7          # zero two channels, same mazes
+mazeinterp ablate --channels 5 --ablation mean --reference-mazes 200 # mean-ablate one channel
+""",
+    "steer": """
+mazeinterp steer --vector cheese --coefficient -1                    # each maze's own cheese vector
+mazeinterp steer --vector top_right --coefficient 1 --mean           # one mean top-right vector
+""",
+    "channels": """
+mazeinterp channels --n-mazes 200                                    # cheese-tracking channels
+mazeinterp channels --method directional --move up --top 10          # channels that push 'up'
+mazeinterp channels --method attribution --only 3 7 42               # P(cheese-ward move) when ablated
+""",
+    "stats": """
+mazeinterp stats --n-mazes 500 --plots                               # outcomes and a regression on features
+mazeinterp stats --features cheese_top_right_path cheese_top_right_euclidean
+""",
+    "render": """
+mazeinterp render --seeds 0 1 2                                      # pictures, paths, decision square
+""",
+}
+"""Example command lines shown at the end of each subcommand's ``--help``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -747,6 +815,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also write rollout.gif: the first N episodes step by step, with the move probabilities")
     rollout.add_argument("--resume", action="store_true",
                          help="finish an interrupted run in --out (same arguments): only its unfinished mazes run")
+    _add_compute_options(rollout)
     rollout.set_defaults(func=cmd_rollout)
 
     vfield = sub.add_parser("vfield", help="vector fields of mazes, optionally ablated or steered")
@@ -759,6 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="steering coefficient (default: -1)")
     vfield.add_argument("--mean", action="store_true", help="use the mean vector over the mazes")
     _add_decision_square_option(vfield)
+    _add_compute_options(vfield)
     vfield.set_defaults(func=cmd_vfield)
 
     ablate = sub.add_parser("ablate", help="baseline vs channels ablated at a layer (same mazes)")
@@ -766,6 +836,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layer_option(ablate, STEERING_HOOK)
     _add_ablation_options(ablate, required=True)
     _add_rollout_options(ablate)
+    _add_compute_options(ablate)
     ablate.set_defaults(func=cmd_ablate)
 
     steer = sub.add_parser("steer", help="baseline vs a steering vector with a coefficient (same mazes)")
@@ -777,6 +848,7 @@ def build_parser() -> argparse.ArgumentParser:
     steer.add_argument("--mean", action="store_true",
                        help="one vector, the mean over the mazes, instead of each maze's own")
     _add_rollout_options(steer)
+    _add_compute_options(steer)
     steer.set_defaults(func=cmd_steer)
 
     channels = sub.add_parser("channels", help="channel discovery tables")
@@ -784,13 +856,15 @@ def build_parser() -> argparse.ArgumentParser:
     channels.add_argument("--method", choices=_CHANNEL_METHODS, default="cheese",
                           help="cheese tracking, move directions, behaviour attribution or probe (default: cheese)")
     channels.add_argument("--layer", default=None,
-                          help=f"hook point (default: {STEERING_HOOK}; embedder.relu3_out for directional)")
+                          help=f"hook point (default: {STEERING_HOOK}; embedder.relu3_out for directional); "
+                               "`mazeinterp info` lists every hook point and its shape")
     channels.add_argument("--move", choices=("left", "down", "up", "right"), default=None,
                           help="directional: rank by the push toward this move")
     channels.add_argument("--only", type=int, nargs="+", default=None, metavar="CHANNEL",
                           help="attribution: only these channels")
     channels.add_argument("--ablation", choices=("zero", "mean"), default="zero", help="attribution: ablation")
     channels.add_argument("--top", type=_positive_int, default=20, help="rows to print (default: 20)")
+    _add_compute_options(channels)
     channels.set_defaults(func=cmd_channels)
 
     stats = sub.add_parser("stats", help="outcomes and a logistic regression on maze features")
@@ -800,12 +874,17 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("--test-fraction", type=cli_args.open_unit_interval, default=0.25,
                        help="held-out fraction (default: 0.25)")
     stats.add_argument("--C", type=cli_args.positive_float, default=1.0, help="inverse L2 strength (default: 1)")
+    _add_compute_options(stats)
     stats.set_defaults(func=cmd_stats)
 
     render = sub.add_parser("render", help="draw mazes with their paths and decision square")
     render.add_argument("--seeds", type=int, nargs="+", default=[0], help="level seeds (default: 0)")
     _add_output_options(render, "runs/render")
     render.set_defaults(func=cmd_render)
+
+    for name, text in EXAMPLES.items():
+        sub.choices[name].epilog = "examples:\n" + "\n".join(f"  {line}" for line in text.strip().splitlines())
+        sub.choices[name].formatter_class = argparse.RawDescriptionHelpFormatter
 
     train = sub.add_parser("train", help="train an agent (PPO, or behaviour cloning from the BFS oracle)")
     trainers = train.add_subparsers(dest="trainer", required=True, metavar="TRAINER")

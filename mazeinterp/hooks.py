@@ -23,10 +23,10 @@ Quick tour::
 
     >>> from mazeinterp.hooks import run_with_cache, intervene
     >>> from mazeinterp.interventions import ZeroAblate
-    >>> (logits, value), cache = run_with_cache(model, x, ["embedder.relu3_out"])   # doctest: +SKIP
-    >>> cache["embedder.relu3_out"].shape                                          # doctest: +SKIP
-    torch.Size([8, 128, 8, 8])
-    >>> with intervene(model, [ZeroAblate("embedder.relu3_out", channels=[121])]): # doctest: +SKIP
+    >>> (logits, value), cache = run_with_cache(model, x, ["embedder.relu3_out"])
+    >>> cache["embedder.relu3_out"].shape              # x: 2 observations; the scale-1 agent
+    torch.Size([2, 32, 8, 8])
+    >>> with intervene(model, [ZeroAblate("embedder.relu3_out", channels=[21])]):
     ...     logits, value = model(x)
 """
 
@@ -65,8 +65,9 @@ class ActivationCache(Mapping[str, Tensor]):
     module docstring for every hook point's C, H, W or F). Activations are
     recorded *after* any intervention at that hook point.
 
-    >>> cache["embedder.block2.res1.resadd_out"].shape     # doctest: +SKIP
-    torch.Size([4, 128, 16, 16])
+    >>> _, cache = run_with_cache(model, x, ["embedder.block2.res1.resadd_out"], stop_early=True)
+    >>> cache["embedder.block2.res1.resadd_out"].shape
+    torch.Size([2, 32, 16, 16])
     """
 
     def __init__(self, activations: Mapping[str, Tensor]) -> None:
@@ -131,8 +132,12 @@ def intervene(model: ImpalaPolicy, interventions: Sequence[Intervention] | Inter
     earlier layer). Nested ``intervene`` blocks apply the outer block's edits
     first.
 
-    >>> with intervene(model, [AddVector(hook, vec, -1.0), Clamp(hook, 5.5, channels=[55])]):  # doctest: +SKIP
+    >>> from mazeinterp.interventions import AddVector, Clamp
+    >>> vec = torch.ones(model.hook_points()[hook])
+    >>> with intervene(model, [AddVector(hook, vec, -1.0), Clamp(hook, 5.5, channels=[15])]):
     ...     logits, _ = model(x)
+    >>> logits.shape
+    torch.Size([2, 15])
     """
     ivs = _as_list(interventions)
     for iv in ivs:
@@ -191,8 +196,8 @@ def run_with_cache(
     Raises:
         KeyError: an unknown hook point (the message lists close names).
 
-    >>> (logits, value), cache = run_with_cache(model, x, ["embedder.relu3_out"])        # doctest: +SKIP
-    >>> _, cache = run_with_cache(model, x, ["embedder.block2.res1.resadd_out"], stop_early=True)  # doctest: +SKIP
+    >>> (logits, value), cache = run_with_cache(model, x, ["embedder.relu3_out"])
+    >>> _, cache = run_with_cache(model, x, ["embedder.block2.res1.resadd_out"], stop_early=True)
     """
     order = list(model.hook_points())
     names = order if hook_points is None else list(dict.fromkeys(hook_points))
@@ -286,8 +291,8 @@ def forward_from(model: ImpalaPolicy, hook: str, act: Tensor) -> tuple[Tensor, T
     Raises:
         ValueError: ``hook`` is inside a residual branch (no resume point).
 
-    >>> _, cache = run_with_cache(model, x, ["embedder.relu3_out"], stop_early=True)   # doctest: +SKIP
-    >>> logits, value = forward_from(model, "embedder.relu3_out", cache["embedder.relu3_out"])  # doctest: +SKIP
+    >>> _, cache = run_with_cache(model, x, ["embedder.relu3_out"], stop_early=True)
+    >>> logits, value = forward_from(model, "embedder.relu3_out", cache["embedder.relu3_out"])
     """
     index = _resume_index(hook)
     if index is None:
@@ -327,9 +332,9 @@ def render_states(states: Sequence[MazeState], renderer: StateRenderer | None = 
 
 
 def _progress(iterable: Any, total: int, desc: str, progress: bool | None) -> Any:
-    from tqdm.auto import tqdm
+    from mazeinterp.progress import progress_bar
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, disable=(None if progress is None else not progress))
+    return progress_bar(iterable, total=total, desc=desc, enabled=progress)
 
 
 def run_states_with_cache(
@@ -349,7 +354,7 @@ def run_states_with_cache(
     tensors (N, ...). ``hook_points=()`` records nothing (just the outputs);
     None records every hook point.
 
-    >>> (logits, _), cache = run_states_with_cache(model, states, ["embedder.relu3_out"])  # doctest: +SKIP
+    >>> (logits, _), cache = run_states_with_cache(model, states, ["embedder.relu3_out"])
     """
     states = list(states)
     names = list(model.hook_points()) if hook_points is None else list(hook_points)

@@ -245,7 +245,7 @@ class MeanAblate(Intervention):
     Build the mean from observations you pass, or from random mazes:
 
     >>> ablate = MeanAblate.from_random_mazes(model, "embedder.relu3_out", 100, seed=0,
-    ...                                       channels=[12])          # doctest: +SKIP
+    ...                                       channels=[12])
     """
 
     mean: Tensor
@@ -437,8 +437,10 @@ class Patch(Intervention):
     ``source`` is (B, C, H, W) / (B, F) -- one source per batch element, so the
     batch sizes must match -- or (C, H, W) / (F,), used for every element.
 
-    >>> _, cache = run_with_cache(model, other_obs, ["embedder.relu3_out"])       # doctest: +SKIP
-    >>> patch = Patch("embedder.relu3_out", cache["embedder.relu3_out"], channels=[5])  # doctest: +SKIP
+    >>> from mazeinterp.hooks import render_states, run_with_cache
+    >>> other_obs = render_states([s.without_cheese() for s in states[:2]])
+    >>> _, cache = run_with_cache(model, other_obs, ["embedder.relu3_out"])
+    >>> patch = Patch("embedder.relu3_out", cache["embedder.relu3_out"], channels=[5])
     """
 
     source: Tensor
@@ -506,9 +508,10 @@ def validate(model: ImpalaPolicy, intervention: Intervention) -> None:
     every channel and pixel is in range, that pixels are only given for
     (C, H, W) maps, and that held tensors have the hook point's shape.
 
-    >>> validate(ImpalaPolicy(1), ZeroAblate("embedder.relu3_out", channels=[40]))  # doctest: +SKIP
-    ValueError: ZeroAblate(embedder.relu3_out, channels=[40]): channel 40 is out of range for hook
-    point 'embedder.relu3_out', which has 32 channels (0..31)
+    >>> from mazeinterp.model import ImpalaPolicy
+    >>> validate(ImpalaPolicy(1), ZeroAblate("embedder.relu3_out", channels=[40]))
+    Traceback (most recent call last):
+    ValueError: ZeroAblate(embedder.relu3_out, channels=[40]): channel 40 is out of range for hook point 'embedder.relu3_out', which has 32 channels (0..31)
     """
     if not isinstance(intervention, Intervention):
         raise TypeError(f"expected an Intervention, got {type(intervention).__name__}")

@@ -11,10 +11,15 @@ writes a figure and closes it.
 * :func:`draw_outcome_bars` -- P(cheese / top_right / neither) per condition with Wilson intervals,
   and P(top-right region first) and P(trapped) beside them (hatched: they overlap the outcomes).
 
->>> fig, axes = new_figure(ncols=2)                          # doctest: +SKIP
->>> draw_vector_field(axes[0, 0], vector_field(model, state))  # doctest: +SKIP
->>> draw_outcome_bars(axes[0, 1], {"baseline": a.summary(), "ablated": b.summary()})  # doctest: +SKIP
->>> save_figure(fig, "out.png")                              # doctest: +SKIP
+>>> from mazeinterp.rollout import NoopPolicy, RolloutConfig, ShortestPathPolicy, run_rollouts
+>>> from mazeinterp.vfield import vector_field
+>>> a = run_rollouts(ShortestPathPolicy("cheese"), states, config=RolloutConfig(progress=False))
+>>> b = run_rollouts(NoopPolicy(), states, config=RolloutConfig(max_steps=5, progress=False))
+>>> fig, axes = new_figure(ncols=2)
+>>> ax = draw_vector_field(axes[0, 0], vector_field(model, state))
+>>> ax = draw_outcome_bars(axes[0, 1], {"to the cheese": a.summary(), "standing still": b.summary()})
+>>> save_figure(fig, "out.png")
+PosixPath('out.png')
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import numpy as np
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.pixels import WORLD_SIZE
+from mazeinterp.maze.state import WALL
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -69,8 +75,21 @@ def cell_centre_xy(cells: Sequence[grid.Cell], maze_size: int, resolution: int =
     return np.stack([(rc[:, 1] + margin + 0.5) * scale - 0.5, (rc[:, 0] + margin + 0.5) * scale - 0.5], axis=1)
 
 
+def maze_view_limits(maze_size: int, resolution: int = 64) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``(xlim, ylim)`` of an ``imshow`` of a ``resolution`` map cropped to the inner maze and its wall ring.
+
+    ``ylim`` runs top to bottom (image orientation). A 25×25 maze keeps the whole picture.
+    """
+    margin = (WORLD_SIZE - maze_size) // 2
+    first, last = max(margin - 1, 0), min(margin + maze_size + 1, WORLD_SIZE)  # cells, end exclusive
+    scale = resolution / WORLD_SIZE
+    low, high = first * scale - 0.5, last * scale - 0.5
+    return (low, high), (high, low)
+
+
 def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, paths: bool = True,
-              trajectory: Sequence[grid.Cell] | None = None, title: str | None = None) -> Axes:
+              trajectory: Sequence[grid.Cell] | None = None, title: str | None = None,
+              legend: bool = True, crop: bool = True) -> Axes:
     """Draw a maze as the agent sees it, with its paths, decision square and an optional trajectory.
 
     Args:
@@ -82,6 +101,8 @@ def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, path
             to the top-right cell (cyan), and mark the decision square (red).
         trajectory: cells visited by the mouse, drawn as a white line.
         title: axes title.
+        legend: name the lines and marks in a legend under the maze.
+        crop: show only the inner maze and its ring of walls (small mazes fill the axes).
     """
     n = state.maze_size
     if obs is None:
@@ -103,6 +124,13 @@ def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, path
                            linewidths=2, label="decision square", zorder=3)
     if trajectory:
         ax.plot(*cell_centre_xy(trajectory, n).T, color="white", lw=1.2, label="trajectory")
+    if crop:
+        xlim, ylim = maze_view_limits(n)
+        ax.set_xlim(*xlim)
+        ax.set_ylim(*ylim)
+    if legend and ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=6, frameon=False,
+                  handlelength=1.5, columnspacing=1.0)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -169,7 +197,7 @@ def draw_field_difference(ax: Axes, difference: VectorField, obs: np.ndarray | N
 
 def plot_channel_grid(activations: np.ndarray | Tensor, *, title: str | None = None, ncols: int | None = None,
                       cmap: str = "RdBu_r", shared_scale: bool = True, channels: Sequence[int] | None = None,
-                      size: float = 1.1) -> Figure:
+                      size: float = 1.1, state: MazeState | None = None) -> Figure:
     """All channels of a layer as a grid of heatmaps; returns the figure.
 
     Args:
@@ -180,6 +208,10 @@ def plot_channel_grid(activations: np.ndarray | Tensor, *, title: str | None = N
         shared_scale: one symmetric colour scale for every channel (else each its own).
         channels: label of each map (default ``0 … C-1``).
         size: inches per map.
+        state: the maze shown; its walls are outlined on every map.
+
+    With ``shared_scale`` a colour bar shows the common scale; otherwise each
+    map's own range is in its title.
     """
     acts = _as_numpy(activations)
     if acts.ndim != 3:
@@ -199,15 +231,25 @@ def plot_channel_grid(activations: np.ndarray | Tensor, *, title: str | None = N
             ax.axis("off")
             continue
         amap = acts[i]
-        if shared_scale:
-            ax.imshow(amap, cmap=cmap, vmin=-bound, vmax=bound, interpolation="nearest")
-        else:
-            own = float(np.abs(amap).max()) or 1.0
-            ax.imshow(amap, cmap=cmap, vmin=-own, vmax=own, interpolation="nearest")
-        ax.set_title(str(labels[i]), fontsize=6, pad=1)
+        own = bound if shared_scale else (float(np.abs(amap).max()) or 1.0)
+        image = ax.imshow(amap, cmap=cmap, vmin=-own, vmax=own, interpolation="nearest")
+        if state is not None:
+            _outline_walls(ax, state, amap.shape)
+        ax.set_title(str(labels[i]) if shared_scale else f"{labels[i]} (±{own:.2g})", fontsize=6, pad=1)
+    if shared_scale and count:
+        fig.colorbar(image, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01, label="activation")
     if title:
-        fig.suptitle(title + (f" (colour scale ±{bound:.3g})" if shared_scale else ""), fontsize=9)
+        fig.suptitle(title, fontsize=9)
     return fig
+
+
+def _outline_walls(ax: Axes, state: MazeState, shape: tuple[int, ...]) -> None:
+    """Outline the maze's open cells (grey lines) over an ``(H, W)`` activation map."""
+    height, width = shape
+    open_world = (state.world_grid != WALL).astype(float)
+    centres = (np.arange(WORLD_SIZE) + 0.5) / WORLD_SIZE
+    ax.contour(centres * width - 0.5, centres * height - 0.5, open_world, levels=[0.5], colors="0.35",
+               linewidths=0.4)
 
 
 def draw_channel_heatmap(ax: Axes, state: MazeState, activation: np.ndarray | Tensor,

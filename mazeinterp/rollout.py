@@ -157,7 +157,11 @@ class RolloutConfig:
     record_action_probs: bool = False
     """Keep every episode's move probabilities at each step in :attr:`Episode.action_probs` (for animations)."""
     progress: bool = True
-    """Show a tqdm progress bar (on stderr, when it is a terminal) counting finished mazes."""
+    """Report progress (finished mazes, frames/s) at least every 2 s: a tqdm bar on a terminal or in
+    Jupyter, else a line on stderr (:func:`mazeinterp.progress.progress_bar`). False: silent."""
+    threads: int | None = None
+    """Torch CPU threads for the forward passes; None → :func:`mazeinterp.threads.default_threads` of the
+    batch (one thread for small batches, which stays fast on a busy machine). Restored afterwards."""
     channels_last: bool = True
     """Run the network in the channels-last memory format (faster convolutions on CPU)."""
     check_positions: bool = False
@@ -181,6 +185,12 @@ class RolloutConfig:
             or self.cheese_region < 1
         ):
             raise ValueError(f"RolloutConfig.cheese_region must be None or a positive int, got {self.cheese_region!r}")
+        from mazeinterp.threads import check_threads
+
+        try:
+            check_threads(self.threads)
+        except ValueError as exc:
+            raise ValueError(f"RolloutConfig.{exc}") from None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data view (for JSON)."""
@@ -706,7 +716,7 @@ class Comparison:
                 continue
             treat = self.treatment.summary(ds, cr)
             lines.append(f"{base.label}: n = {base.n}")
-            lines.append(f"  {'outcome':<10} {'baseline':>17} {'treatment':>17}   paired difference (95% CI)")
+            lines.append(f"  {'outcome':<10} {'baseline':>13} {'treatment':>13}   paired difference (95% CI)")
             for o in OUTCOMES:
                 d = self.difference(o, ds, cr)
                 lines.append(
@@ -973,7 +983,7 @@ class _Runner:
         self.starts: list[grid.Cell] = [(0, 0)] * B
         self.episodes: dict[int, Episode] = {}
         self.frames = 0
-        self.started = time.perf_counter()
+        self.started = self._last_report = time.perf_counter()
         self._move_deltas = MOVE_DELTAS.astype(np.int64)
         self._action_moves = ACTION_TO_MOVE.astype(np.int64)
 
@@ -1041,9 +1051,18 @@ class _Runner:
             region_step=None if region_step < 0 else region_step, trap=trap,
         )
         self.progress.update(1)
-        elapsed = time.perf_counter() - self.started
-        if elapsed > 0:
-            self.progress.set_postfix_str(f"{self.frames / elapsed:.1f} frames/s", refresh=False)
+        self._report(force=False)
+
+    def _report(self, force: bool) -> None:
+        """Show frames/s; redraw at least once a second even while no maze finishes."""
+        from mazeinterp import progress
+
+        now = time.perf_counter()
+        if now > self.started:
+            refresh = force or now - self._last_report >= progress.INTERVAL_S / 2
+            self.progress.set_postfix_str(f"{self.frames / (now - self.started):.1f} frames/s", refresh=refresh)
+            if refresh:
+                self._last_report = now
 
     # --- policy ---
 
@@ -1098,6 +1117,7 @@ class _Runner:
                 self._record_action_probs(logits, active)
             actions = self._actions(logits, active)
             self.frames += len(active)
+            self._report(force=False)
             full = np.full(self.B, NOOP_ACTION, dtype=np.int64)
             full[active] = actions
             reward, obs, first = self.env.step(full)
@@ -1237,15 +1257,16 @@ def run_rollouts(
     device = torch.device(config.device) if config.device else (_module_device(policy) or torch.device("cpu"))
     if isinstance(policy, torch.nn.Module) and _module_device(policy) not in (None, device):
         policy.to(device)
-    from tqdm.auto import tqdm
+    from mazeinterp.progress import progress_bar
+    from mazeinterp.threads import default_threads, torch_threads
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
         stack.callback(source.close)
-        progress = stack.enter_context(
-            tqdm(total=len(source), desc="rollouts", unit="maze", leave=False,
-                 disable=None if config.progress else True)  # None: shown on a terminal only
-        )
+        threads = config.threads or default_threads(min(config.batch_size, len(source)))
+        stack.enter_context(torch_threads(threads))
+        progress = stack.enter_context(progress_bar(total=len(source), desc="rollouts", unit="maze",
+                                                    enabled=config.progress))
         stack.enter_context(_channels_last(policy, config.channels_last))
         if interventions:
             from mazeinterp.hooks import intervene

@@ -297,6 +297,10 @@ def feature_table(episodes: Iterable[Episode]) -> list[dict[str, Any]]:
     return rows
 
 
+FEW_HELD_OUT = 30
+"""Below this many held-out mazes a regression's accuracy comes with a warning (its interval is too wide)."""
+
+
 @dataclass(frozen=True)
 class CheeseRegression:
     """Result of :func:`fit_cheese_regression`."""
@@ -336,8 +340,17 @@ class CheeseRegression:
             "baseline_accuracy": self.baseline_accuracy, "n_train": self.n_train,
             "n_test": self.n_test, "n_dropped": self.n_dropped, "cheese_rate": self.cheese_rate,
             "C": self.C, "seed": self.seed, "feature_means": dict(self.feature_means),
-            "feature_stds": dict(self.feature_stds),
+            "feature_stds": dict(self.feature_stds), "warning": self.few_held_out_warning,
         }
+
+    @property
+    def few_held_out_warning(self) -> str | None:
+        """A warning when the held-out accuracy rests on fewer than :data:`FEW_HELD_OUT` mazes, else None."""
+        if self.n_test >= FEW_HELD_OUT:
+            return None
+        low, high = wilson_interval(round(self.accuracy * self.n_test), self.n_test)
+        return (f"held-out accuracy rests on only {self.n_test} mazes (95% interval [{low:.2f}, {high:.2f}]); "
+                f"fit on more mazes for a usable estimate (at least {FEW_HELD_OUT} held out)")
 
     def coefficient_rows(self) -> list[dict[str, Any]]:
         """One row per feature, largest |coefficient| first."""
@@ -351,6 +364,7 @@ class CheeseRegression:
             f"  mazes: {self.n_train} train, {self.n_test} held out, {self.n_dropped} dropped (missing "
             f"features); cheese rate {self.cheese_rate:.3f}",
             f"  held-out accuracy {self.accuracy:.3f} vs majority baseline {self.baseline_accuracy:.3f}",
+            *([f"  warning: {self.few_held_out_warning}"] if self.few_held_out_warning else []),
             f"  {'feature':<38} {'coef/SD':>8}",
         ]
         for row in self.coefficient_rows():

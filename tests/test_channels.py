@@ -15,8 +15,9 @@ from mazeinterp.channels import (
     directional_channels,
 )
 from mazeinterp.hooks import run_states_with_cache
-from mazeinterp.model import MOVE_TO_ACTION, ImpalaPolicy, Move
-from mazeinterp.vfield import cheese_ward_move
+from mazeinterp.interventions import ZeroAblate
+from mazeinterp.model import MOVE_TO_ACTION, MOVES, ImpalaPolicy, Move
+from mazeinterp.vfield import cheese_ward_move, move_probs_for_states
 
 CHEESE_CHANNEL = 5  # planted at embedder.block2.res1.resadd_out
 UP_CHANNEL = 3  # planted at embedder.relu3_out
@@ -195,9 +196,19 @@ def test_directional_random_model_has_no_winner(states, seed):
 def test_directional_on_residual_inner_hook_uses_full_forward(states):
     """Hook points inside a residual branch fall back to full forward passes and agree with them."""
     model = random_model(0)
-    inner = directional_channels(model, states[:4], hook="embedder.block3.res2.relu2_out", gradient=True)
-    assert len(inner) == 32 and np.isfinite(inner.score).all()
-    assert np.isfinite(inner["grad_up"]).all()
+    hook = "embedder.block3.res2.relu2_out"
+    few = states[:4]
+    inner = directional_channels(model, few, hook=hook, gradient=True)
+    assert len(inner) == 32 and np.isfinite(inner["grad_up"]).all()
+    # push_m by hand: full forward passes with each channel zeroed through the intervention machinery
+    clean = np.log(move_probs_for_states(model, few).astype(np.float64))
+    for c in (0, 31):  # two channels with pushes of order 1e-4 on this random model
+        ablated = np.log(move_probs_for_states(model, few, [ZeroAblate(hook, channels=[c])]).astype(np.float64))
+        push = (clean - ablated).mean(0)
+        assert np.abs(push).max() > 1e-4
+        row = inner.row(c)
+        for m in Move:
+            assert row[f"push_{MOVES[m]}"] == pytest.approx(push[m], abs=1e-6)
 
 
 # --------------------------------------------------------------------------- behaviour attribution

@@ -161,3 +161,25 @@ def test_step_refuses_actions_that_are_not_whole_numbers() -> None:
             with pytest.raises(ValueError, match="actions"):
                 env.step(bad)
         env.step([3.0, 6])  # whole numbers in floats are fine
+def test_building_an_env_prints_no_gym_banner_but_keeps_other_warnings() -> None:
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from mazeinterp.maze.env import MazeEnv\n"
+            "MazeEnv.from_seeds([0]).close()\n"
+            "warnings.warn('a warning of our own')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "Gym has been unmaintained" not in proc.stderr and "gymnasium" not in proc.stderr.lower()
+    assert "a warning of our own" in proc.stderr
+
+
+def test_without_notice_removes_only_the_notice() -> None:
+    from mazeinterp.maze.env import without_notice
+
+    notice = "Gym is old.\nUse Gymnasium."
+    text = "before\nGym is old.\nUse Gymnasium.\nafter: a DeprecationWarning\n"
+    assert without_notice(text, notice) == "before\nafter: a DeprecationWarning\n"
+    assert without_notice("Gym is old.\nsomething else\n", notice) == "Gym is old.\nsomething else\n"
+    assert without_notice(text, None) == text

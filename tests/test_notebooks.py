@@ -41,3 +41,6 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError naming the failing cell
     printed = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
     assert printed, f"{path.name} produced no output at all"
+    streams = "".join(out.get("text", "") for out in printed if out.get("output_type") == "stream")
+    assert "TqdmWarning" not in streams and "IProgress not found" not in streams
+    assert "Gym has been unmaintained" not in streams

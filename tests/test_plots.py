@@ -137,6 +137,28 @@ def test_crop_to_maze_shows_the_inner_maze_and_its_border() -> None:
     # a 5×5 maze sits in world cells 10…14; one cell of border on each side: cells 9…15
     assert ax.get_xlim() == pytest.approx((9 * cell - 0.5, 16 * cell - 0.5))
     assert ax.get_ylim() == pytest.approx((16 * cell - 0.5, 9 * cell - 0.5))
+def test_small_mazes_are_cropped_and_the_lines_are_named(seeded_states: list[MazeState]) -> None:
+    small = next(s for s in seeded_states if s.maze_size == 3)
+    fig, axes = plots.new_figure()
+    ax = plots.draw_maze(axes[0, 0], small, trajectory=[small.mouse])
+    # a 3×3 maze plus its ring of walls is 5 of the 25 world cells: 5 · 64/25 = 12.8 pixels wide
+    assert ax.get_xlim()[1] - ax.get_xlim()[0] == pytest.approx(12.8)
+    assert ax.get_ylim()[0] > ax.get_ylim()[1], "image orientation: row 0 at the top"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"path to top-right", "path to cheese", "trajectory"} <= set(labels)
+    assert plots.maze_view_limits(25) == ((-0.5, 63.5), (63.5, -0.5))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_channel_grid_has_a_colour_bar_and_the_maze_outline(seeded_states: list[MazeState]) -> None:
+    state = seeded_states[0]
+    fig = plots.plot_channel_grid(np.random.default_rng(0).normal(size=(4, 16, 16)), state=state)
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 1
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == 4 and all(ax.collections for ax in maps), "each map carries the wall outline"
     import matplotlib.pyplot as plt
 
     plt.close(fig)

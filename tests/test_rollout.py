@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.hooks import intervene
+from mazeinterp.interventions import AddVector
+from mazeinterp.maze.env import MazeEnv
+from mazeinterp.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.rollout import (
     top_right_counts,
     EVENTS,
@@ -23,6 +28,7 @@ from mazeinterp.rollout import (
     compare,
     load_mazes,
     move_logits,
+    place_cheese,
     run_rollouts,
 )
 from mazeinterp.stats import paired_difference, wilson_interval
@@ -234,9 +240,13 @@ def test_same_seed_same_numbers_whatever_the_batch_size(seeded_states: list[Maze
     c = run_rollouts(uniform, states, config=_config(max_steps=30, batch_size=10, seed=5))
     key = lambda r: [(e.outcome, e.steps) for e in r]  # noqa: E731
     assert key(a) == key(b)
+    assert key(c) != key(a), "another seed draws other actions"
+    # recording trajectories changes nothing, and the same seed walks the same cells at any batch size
     traj = run_rollouts(uniform, states, config=_config(max_steps=30, seed=5, record_trajectories=True))
+    traj_b = run_rollouts(uniform, states, config=_config(max_steps=30, seed=5, batch_size=4,
+                                                           record_trajectories=True))
     assert key(traj) == key(c)
-    assert traj.episodes != a.episodes
+    assert [e.trajectory for e in traj] == [e.trajectory for e in traj_b]
 
 
 def test_greedy_takes_the_most_probable_action(five: MazeState) -> None:
@@ -278,11 +288,22 @@ def test_summaries_filters_and_rows(seeded_states: list[MazeState]) -> None:
 
 
 def test_compare_pairs_the_same_mazes(seeded_states: list[MazeState]) -> None:
-    uniform = lambda x: torch.zeros(len(x), 15)  # noqa: E731
-    comp = compare(uniform, seeded_states[:8], config=_config(max_steps=20))
-    assert [(e.outcome, e.steps) for e in comp.baseline] == [(e.outcome, e.steps) for e in comp.treatment]
-    d = comp.difference()
-    assert d.estimate == 0.0 and d.low <= 0 <= d.high
+    torch.manual_seed(0)
+    model = ImpalaPolicy(scale=1)
+    mazes = seeded_states[:8]
+    cfg = _config(max_steps=20)
+    up = torch.zeros(15)
+    up[int(MOVE_TO_ACTION[Move.UP])] = 1e4
+    always_up = AddVector("fc_policy_out", up)  # the treatment turns the network into "always go up"
+    comp = compare(model, mazes, [], [always_up], config=cfg)
+    key = lambda r: [(e.outcome, e.steps) for e in r]  # noqa: E731
+    alone = run_rollouts(model, mazes, config=cfg)
+    scripted_up = run_rollouts(lambda x: torch.tensor(move_logits([Move.UP] * len(x))), mazes, config=cfg)
+    assert key(comp.baseline) == key(alone)
+    assert key(comp.treatment) == key(scripted_up) != key(alone)
+    assert comp.treatment.interventions == (repr(always_up),) and comp.baseline.interventions == ()
+    for outcome in OUTCOMES:
+        assert comp.difference(outcome) == paired_difference(alone.reached(outcome), scripted_up.reached(outcome))
     # a comparison of two different policies, paired by hand
     cheese = run_rollouts(ShortestPathPolicy("cheese"), seeded_states[:16], config=_config(max_steps=120))
     corner = run_rollouts(ShortestPathPolicy("top_right"), seeded_states[:16], config=_config(max_steps=120))
@@ -324,29 +345,60 @@ def test_bad_input_is_refused() -> None:
 
 
 def test_episode_vectors_steer_each_maze_separately() -> None:
-    pytest.importorskip("mazeinterp.hooks")
     torch.manual_seed(0)
     model = ImpalaPolicy(scale=1)
     hook = "embedder.block2.res1.resadd_out"
-    mazes = [0, 1, 2, 3]
-    cfg = _config(max_steps=4, record_trajectories=True)
-    base = run_rollouts(model, mazes, config=cfg)
-    zero = run_rollouts(model, mazes, [EpisodeVectors(hook, torch.zeros(4, 32, 16, 16))], config=cfg)
-    assert [e.trajectory for e in zero] == [e.trajectory for e in base]
-    # rows see their own maze's vector: a vector that is huge only for maze 2 changes only maze 2's logits
-    seen: list[np.ndarray] = []
+    mazes = load_mazes([0, 1, 2, 3])
     vectors = torch.zeros(4, 32, 16, 16)
-    vectors[2] = 1e3
+    vectors[2] = 0.5  # only maze 2 has a non-zero vector
+    rows_seen: list[list[int]] = []
 
     class Spy(EpisodeVectors):
         def set_episode_indices(self, indices):  # type: ignore[override]
-            seen.append(np.asarray(indices).copy())
+            rows_seen.append([int(i) for i in indices])
             super().set_episode_indices(indices)
 
-    steered = run_rollouts(model, mazes, [Spy(hook, vectors)], config=_config(max_steps=4, batch_size=2))
-    assert seen and all(len(s) <= 2 for s in seen)
-    assert sorted({int(i) for s in seen for i in s}) == [0, 1, 2, 3]
-    assert len(steered) == 4
+    def start_logits(interventions) -> torch.Tensor:
+        """Logits of each maze's first (and, with max_steps=1, only) forward pass, in maze order."""
+        outputs: list[torch.Tensor] = []
+        handle = model.register_forward_hook(lambda _m, _i, out: outputs.append(out[0].float().clone()))
+        try:
+            run_rollouts(model, mazes, interventions, config=_config(max_steps=1, batch_size=2))
+        finally:
+            handle.remove()
+        return torch.cat(outputs)[-len(mazes):]  # the last passes: checking the intervention runs one first
+
+    base = start_logits([])
+    steered = start_logits([Spy(hook, vectors, coefficient=-1.0)])
+    assert rows_seen == [[0, 1], [2, 3]], "batch rows are told their maze"
+    torch.testing.assert_close(steered[[0, 1, 3]], base[[0, 1, 3]], rtol=0, atol=0)
+    assert (steered[2] - base[2]).abs().max() > 1e-3
+    # maze 2's logits are those of its own vector added outside a rollout
+    with MazeEnv.from_states([mazes[2]]) as env, intervene(model, [AddVector(hook, vectors[2], -1.0)]):
+        expected = model(obs_to_tensor(env.observe()[1]))[0]
+    torch.testing.assert_close(steered[2], expected[0], rtol=1e-4, atol=1e-4)
+
+
+def test_place_cheese_matches_the_rollouts_cheese_region(seeded_states: list[MazeState]) -> None:
+    states = seeded_states[:12]
+    placed = place_cheese(states, 5, seed=3)
+    assert [s.cheese for s in placed] != [s.cheese for s in place_cheese(states, 5, seed=4)]
+    uniform = lambda x: torch.zeros(len(x), 15)  # noqa: E731
+    in_rollout = run_rollouts(uniform, states, config=_config(max_steps=25, cheese_region=5, seed=3))
+    beforehand = run_rollouts(uniform, placed, config=_config(max_steps=25, seed=3))
+    assert [e.cheese for e in in_rollout] == [s.cheese for s in placed]
+    assert [(e.outcome, e.steps) for e in in_rollout] == [(e.outcome, e.steps) for e in beforehand]
+    assert all(grid.in_top_right_region(s.cheese, s.maze_size, 5) for s in placed)
+
+
+def test_comparison_table_headers_sit_over_their_columns(seeded_states: list[MazeState]) -> None:
+    cheese = run_rollouts(ShortestPathPolicy("cheese"), seeded_states[:4], config=_config(max_steps=60))
+    corner = run_rollouts(ShortestPathPolicy("top_right"), seeded_states[:4], config=_config(max_steps=60))
+    lines = str(Comparison(cheese, corner)).splitlines()
+    header = next(line for line in lines if "baseline" in line)
+    row = lines[lines.index(header) + 1]  # "  cheese         4 (1.000)     2 (0.500)   ..."
+    for name, value in zip(("baseline", "treatment"), re.finditer(r"\(\d\.\d{3}\)", row)):
+        assert header.index(name) + len(name) == value.end(), (header, row)
 
 
 def test_comparison_refuses_unpaired_results_naming_the_first_mismatch(seeded_states: list[MazeState]) -> None:

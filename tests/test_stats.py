@@ -157,12 +157,18 @@ def test_cheese_regression_finds_the_planted_feature() -> None:
     assert "held-out accuracy" in str(reg)
 
 
-def test_cheese_regression_majority_baseline_by_hand() -> None:
-    episodes = _synthetic(40)
+@pytest.mark.parametrize("reached, missed", [(30, 10), (10, 30)])
+def test_cheese_regression_majority_baseline_by_hand(reached: int, missed: int) -> None:
+    # features carry no signal; the stratified split holds out 15+5 (or 5+15) of the 40 mazes, and the
+    # training majority (3/4 of the mazes) predicts 15 of the 20 held-out ones
+    rng = np.random.default_rng(0)
+    outcomes = [True] * reached + [False] * missed
+    episodes = [_episode(i, {"cheese_top_right_euclidean": float(rng.uniform(0, 10))}, cheese)
+                for i, cheese in enumerate(outcomes)]
     reg = fit_cheese_regression(episodes, ["cheese_top_right_euclidean"], test_fraction=0.5, seed=3)
     assert reg.n_test == 20 and list(reg.coefficients) == ["cheese_top_right_euclidean"]
-    assert 0.0 <= reg.baseline_accuracy <= 1.0
-    assert reg.baseline_accuracy * 20 == pytest.approx(round(reg.baseline_accuracy * 20))
+    assert reg.baseline_accuracy == 15 / 20
+    assert reg.cheese_rate == reached / 40
 
 
 def test_cheese_regression_drops_missing_features_and_refuses_one_class() -> None:
@@ -238,3 +244,10 @@ def test_json_is_strict_and_missing_values_are_null(tmp_path) -> None:
     assert data["summary"]["proportions"] == {"cheese": None, "top_right": None, "neither": None}
     assert data["summary"]["mean_steps"] is None and data["x"] is None
     assert (data["ok"], data["n"], data["nested"]) == (0.25, 3, [[1.0, None]])
+def test_few_held_out_mazes_bring_a_warning() -> None:
+    small = fit_cheese_regression(_synthetic(40), test_fraction=0.25, seed=0)  # 10 held out
+    assert small.n_test == 10
+    assert "only 10 mazes" in small.few_held_out_warning and "warning: held-out accuracy" in str(small)
+    assert small.as_dict()["warning"] == small.few_held_out_warning
+    large = fit_cheese_regression(_synthetic(200), seed=0)  # 50 held out
+    assert large.few_held_out_warning is None and "warning" not in str(large)

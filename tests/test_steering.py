@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.hooks import run_states_with_cache
+from mazeinterp.hooks import render_states, run_states_with_cache, run_with_cache
 from mazeinterp.interventions import AddVector, Clamp
+from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.grid import shortest_path, start_cell
 from mazeinterp.maze.pixels import cell_to_pixel
 from mazeinterp.maze.state import EMPTY
-from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move
+from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.steering import (
     DEFAULT_STEERING_HOOK,
     cheese_vector,
@@ -40,18 +41,32 @@ def acts(model, states, hook=HOOK, interventions=()):
     return cache[hook]
 
 
+def independent_acts(model, states, hook):
+    """Activations at ``hook`` from the env's own observations and a plain torch forward hook: (N, *shape)."""
+    seen = []
+    handle = model.module_for_hook(hook).register_forward_hook(lambda _m, _i, out: seen.append(out.detach()))
+    try:
+        with MazeEnv.from_states(states) as env, torch.no_grad():
+            logits, _ = model(obs_to_tensor(env.observe()[1]))
+    finally:
+        handle.remove()
+    return seen[0], logits
+
+
 @pytest.mark.parametrize("hook", [HOOK, "embedder.relu3_out"])
-def test_cheese_vector_removes_exactly_what_differs(model, state, hook):
-    cv = cheese_vector(model, state, hook)
-    assert cv.shape == model.hook_points()[hook]
+def test_cheese_vector_is_with_minus_without_cheese(model, state, hook):
+    at_start = state.with_mouse(start_cell(state.maze_size))
+    moved = state.with_mouse(next(tuple(int(v) for v in cell) for cell in np.argwhere(state.open_cells)
+                                  if tuple(cell) not in (state.cheese, at_start.mouse)))
+    cv = cheese_vector(model, moved, hook)  # the mouse is put back at the start
+    both, logits = independent_acts(model, [at_start, at_start.without_cheese()], hook)
+    torch.testing.assert_close(cv, both[0] - both[1], rtol=1e-5, atol=1e-6)
     assert cv.abs().sum() > 0
-    steered = acts(model, [state], hook, [AddVector(hook, cv, -1.0)])[0]
-    no_cheese = acts(model, [state.without_cheese()], hook)[0]
-    atol = 1e-6 * float(no_cheese.abs().max())  # a - (a - b) == b up to float32 rounding
-    torch.testing.assert_close(steered, no_cheese, rtol=1e-5, atol=atol)
-    # and adding it to the no-cheese maze puts the cheese's activations back
-    restored = acts(model, [state.without_cheese()], hook, [AddVector(hook, cv, 1.0)])[0]
-    torch.testing.assert_close(restored, acts(model, [state], hook)[0], rtol=1e-5, atol=atol)
+    # subtracting it at every forward pass makes the cheese maze look cheese-free to every later layer
+    (steered, _), _ = run_with_cache(model, obs_to_tensor(render_states([at_start])), [],
+                                     interventions=[AddVector(hook, cv, -1.0)])
+    torch.testing.assert_close(steered[0], logits[1], rtol=0, atol=1e-6)
+    assert (logits[0] - logits[1]).abs().max() > 1e-4, "the cheese changes the logits in the first place"
 
 
 def test_cheese_vector_is_local_to_the_cheese(model, state):
@@ -140,10 +155,11 @@ def test_top_right_vector(model, state, seeded_states):
     tr = top_right_vector(model, state)
     assert tr.shape == (32, 16, 16) and tr.abs().sum() > 0
     opened = open_top_right_path(state)
-    expected = acts(model, [opened])[0] - acts(model, [state])[0]
-    torch.testing.assert_close(tr, expected)
-    steered = acts(model, [state], HOOK, [AddVector(HOOK, tr, 1.0)])[0]
-    torch.testing.assert_close(steered, acts(model, [opened])[0], rtol=1e-5, atol=1e-5)
+    acts_both, logits = independent_acts(model, [opened, state], HOOK)
+    torch.testing.assert_close(tr, acts_both[0] - acts_both[1], rtol=1e-5, atol=1e-6)
+    (steered, _), _ = run_with_cache(model, obs_to_tensor(render_states([state])), [],
+                                     interventions=[AddVector(HOOK, tr, 1.0)])
+    torch.testing.assert_close(steered[0], logits[0], rtol=0, atol=1e-6)
     full = next(s for s in seeded_states if s.maze_size == 25)
     # no padding: the default opens the direct route; the padding route has nothing to open
     assert torch.count_nonzero(top_right_vector(model, full)) > 0

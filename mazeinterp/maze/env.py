@@ -15,6 +15,9 @@ network's input. procgen is imported only when an env is built.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,8 +33,40 @@ _MAX_STATE_BYTES = 2**20
 NOOP_ACTION = 4
 
 
+def without_notice(text: str, notice: str | None) -> str:
+    """``text`` with every line of ``notice`` (a block of lines) removed once, the rest kept in order."""
+    if not notice:
+        return text
+    lines = text.splitlines(keepends=True)
+    drop = [line.rstrip("\n") for line in notice.strip("\n").splitlines()]
+    for i in range(len(lines) - len(drop) + 1):
+        if [line.rstrip("\n") for line in lines[i : i + len(drop)]] == drop:
+            return "".join(lines[:i] + lines[i + len(drop):])
+    return text
+
+
+def _import_gym_quietly() -> None:
+    """Import gym without the deprecation banner it prints to stderr; any other output passes through.
+
+    gym 0.26 prints a notice from the ``gym_notices`` package on import (procgen needs gym < 1).
+    """
+    if "gym" in sys.modules:
+        return
+    captured = io.StringIO()
+    with contextlib.redirect_stderr(captured):
+        import gym
+    try:
+        from gym_notices.notices import notices
+
+        notice = notices.get(gym.__version__)
+    except Exception:  # no notices package, or another layout: keep everything
+        notice = None
+    sys.stderr.write(without_notice(captured.getvalue(), notice))
+
+
 def _make_procgen(num: int, distribution_mode: str, rand_seed: int, num_threads: int,
                   start_level: int = 0, num_levels: int = 0, render_mode: str | None = None) -> Any:
+    _import_gym_quietly()
     from procgen import ProcgenGym3Env  # heavy: imported only when an env is built
 
     return ProcgenGym3Env(
@@ -258,7 +293,7 @@ class StateRenderer:
     Use it wherever many edited states must be shown to the network (vector
     fields, imitation data, steering contrasts).
 
-    >>> renderer = StateRenderer(batch_size=64)            # doctest: +SKIP
+    >>> renderer = StateRenderer(batch_size=64)
     >>> frames = renderer(states)     # (len(states), 64, 64, 3) uint8
     """
 

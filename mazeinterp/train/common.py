@@ -131,8 +131,8 @@ class CsvLog:
     precision; NaN as ``nan``. Each row is flushed to disk at once, so the log
     can be followed while a run goes on (``tail -f``, pandas).
 
-    >>> log = CsvLog("runs/x/log.csv")                     # doctest: +SKIP
-    >>> log.append({"update": 1, "loss": 0.25})            # doctest: +SKIP
+    >>> log = CsvLog("runs/x/log.csv")
+    >>> log.append({"update": 1, "loss": 0.25})
     """
 
     def __init__(self, path: str | os.PathLike) -> None:

@@ -1,0 +1,68 @@
+"""How many CPU threads torch uses for the network's forward passes.
+
+torch's own default (one thread per core) collapses on a busy machine: when
+other processes hold the cores, every intra-op thread hand-off waits for a
+time slice, and a batch-2 forward pass of the IMPALA CNN can take tens of
+times longer than on one thread. Small batches gain nothing from more threads
+anyway, so :func:`default_threads` uses one thread for them and a few for
+large batches; ``scripts/bench_threads.py`` measures each setting on a loaded
+machine.
+
+>>> default_threads(batch_size=5)
+1
+>>> with torch_threads(1):
+...     torch.get_num_threads()
+1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+__all__ = ["SMALL_BATCH", "available_cpus", "default_threads", "torch_threads"]
+
+SMALL_BATCH = 16
+"""Batches of at most this many observations run on one thread by default."""
+MAX_DEFAULT_THREADS = 4
+"""Most threads :func:`default_threads` picks for large batches (more rarely pay off on a conv net this small)."""
+
+
+def available_cpus() -> int:
+    """Number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(batch_size: int) -> int:
+    """Threads for forward passes of ``batch_size`` observations: 1 for small batches, else up to 4.
+
+    Never more than :func:`available_cpus`.
+    """
+    if batch_size <= SMALL_BATCH:
+        return 1
+    return max(1, min(MAX_DEFAULT_THREADS, available_cpus()))
+
+
+def check_threads(threads: int | None) -> int | None:
+    """``threads`` if it is None or a positive int; ValueError otherwise."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"threads must be None (automatic) or a positive int, got {threads!r}")
+    return threads
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``; restore the previous count afterwards."""
+    check_threads(threads)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

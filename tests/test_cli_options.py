@@ -1,0 +1,98 @@
+"""CLI: the render command's files, --threads, --no-progress and the subcommands' help."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+import torch
+
+from mazeinterp import cli
+from mazeinterp.checkpoint import save_policy
+from mazeinterp.maze import grid
+from mazeinterp.maze.env import MazeEnv
+from mazeinterp.model import ImpalaPolicy
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_policy(ImpalaPolicy(scale=1), path)
+    return path
+
+
+def _main(argv: list[str]) -> tuple[int, str, str]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = cli.main(argv)
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_render_writes_a_picture_and_the_geometry_of_each_maze(tmp_path: Path) -> None:
+    seeds = [5, 0]
+    code, out, err = _main(["render", "--seeds", *map(str, seeds), "--out", str(tmp_path)])
+    assert code == 0, err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["command"] == "render"
+    with MazeEnv.from_seeds(seeds) as env:
+        states = env.get_states()
+    for seed, state, maze in zip(seeds, states, summary["mazes"]):
+        assert maze["level_seed"] == seed and maze["maze_size"] == state.maze_size
+        assert tuple(maze["cheese"]) == state.cheese
+        assert tuple(maze["decision_square"]) == grid.decision_square(state.open_cells, state.cheese)
+        picture = matplotlib.image.imread(tmp_path / maze["picture"])
+        assert picture.ndim == 3 and min(picture.shape[:2]) >= 200
+        assert f"seed {seed}: maze {state.maze_size}×{state.maze_size}" in out
+    assert (tmp_path / "mazes.csv").read_text().splitlines()[0].startswith("level_seed,maze_size")
+    # a second run into the same folder refuses to overwrite
+    assert _main(["render", "--seeds", "5", "--out", str(tmp_path)])[0] == cli.EXIT_BAD_INPUT
+
+
+def test_threads_and_no_progress(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
+    import mazeinterp.progress
+
+    monkeypatch.setattr(mazeinterp.progress, "INTERVAL_S", 0.0)  # report at every chance
+    before = torch.get_num_threads()
+    argv = ["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "2", "--max-steps", "4"]
+    try:
+        code, _, err = _main([*argv, "--threads", "2", "--out", str(tmp_path / "a")])
+        assert code == 0, err
+        assert torch.get_num_threads() == 2  # the command's process-wide setting
+        summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+        assert summary["config"]["threads"] == 2 and summary["config"]["progress"] is True
+        assert "rollouts: 2/2 mazes" in err and "frames/s" in err
+        code, _, err = _main([*argv, "--no-progress", "--out", str(tmp_path / "b")])
+        assert code == 0 and "rollouts:" not in err
+        assert json.loads((tmp_path / "b" / "summary.json").read_text())["config"]["threads"] is None
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["rollout", "--threads", "0"])
+
+
+@pytest.mark.parametrize("command", ["rollout", "vfield", "ablate", "steer", "channels", "stats", "render", "info"])
+def test_subcommand_help_shows_examples(command: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args([command, "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    assert "examples:" in text and f"mazeinterp {command} " in text
+    if command in ("vfield", "ablate", "steer", "channels"):
+        assert "--layer" in text and "mazeinterp info" in text
+    if command not in ("render", "info"):
+        assert "--threads" in text and "--no-progress" in text
+
+
+@pytest.mark.parametrize("command", list(cli.EXAMPLES))
+def test_help_examples_parse(command: str) -> None:
+    import shlex
+
+    for line in cli.EXAMPLES[command].strip().splitlines():
+        tokens = shlex.split(line, comments=True)
+        assert tokens[:2] == ["mazeinterp", command]
+        cli.build_parser().parse_args(tokens[1:])
