@@ -667,10 +667,11 @@ def plot_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     panels = list(dict.fromkeys((r["hook"], r["kind"]) for r in rows))
     channels = sorted({r["channel"] for r in rows})
     coefs = sorted({r["coefficient"] for r in rows})
-    limit = max(1e-9, max(abs(r["effect"]) for r in rows))
+    limit = max(0.05, max(abs(r["effect"]) for r in rows))  # a sweep of null effects stays pale
     width = min(24.0, max(6.0, 0.18 * len(channels)))
     fig, axes = new_figure(nrows=len(panels), size=1.0)
-    fig.set_size_inches(width, (1.2 + 0.35 * len(coefs)) * len(panels) + 0.6)
+    fig.set_size_inches(width, (1.6 + 0.35 * len(coefs)) * len(panels) + 0.4)
+    fig.set_layout_engine("constrained")
     for ax, (hook, kind) in zip(axes[:, 0], panels):
         grid = np.full((len(coefs), len(channels)), np.nan)
         for r in rows:
@@ -683,7 +684,7 @@ def plot_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
         ax.set_xlabel("channel")
         ax.set_ylabel("coefficient")
         ax.set_title(f"{kind} at {hook}: change in P(cheese)", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="effect")
     return save_figure(fig, path)
 
 
