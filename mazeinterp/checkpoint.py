@@ -180,11 +180,14 @@ def _check_shipped_hash(name: str, path: Path) -> None:
 
 
 def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
-    """Turn a file path or a :data:`SHIPPED` name into the checkpoint's path.
+    """Turn a file path, a :data:`SHIPPED` name or ``published:NAME`` into the checkpoint's path.
 
     An existing path wins over a registry name of the same spelling. A
     shipped name resolves only to a file whose sha256 is the one in
     :data:`SHIPPED_SHA256`; a file given by its path is not checked.
+    ``published:NAME`` fetches the published checkpoint ``NAME`` into the
+    user's cache first if needed (:func:`mazeinterp.fetch.fetch`, which raises
+    :class:`mazeinterp.fetch.FetchError`).
 
     Raises:
         CheckpointNotFoundError: neither an existing file nor a shipped name
@@ -193,6 +196,12 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
             (the message names both).
         NotACheckpointError: the path is a directory.
     """
+    from mazeinterp.published import PUBLISHED_PREFIX
+
+    if isinstance(path_or_name, str) and path_or_name.startswith(PUBLISHED_PREFIX):
+        from mazeinterp.fetch import fetch
+
+        return fetch(path_or_name[len(PUBLISHED_PREFIX):])
     path = Path(path_or_name).expanduser()
     if path.exists():
         if not path.is_file():
@@ -387,7 +396,10 @@ def _check_shapes(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], p
 
 
 def load_policy(path_or_name: str | os.PathLike, device: str | torch.device = "cpu") -> ImpalaPolicy:
-    """Load a policy from a checkpoint file or a :data:`SHIPPED` name, in eval mode on ``device``.
+    """Load a policy from a checkpoint file, a :data:`SHIPPED` name or ``published:NAME``, in eval mode on ``device``.
+
+    ``published:NAME`` (e.g. ``"published:maze-rand-region-5"``, see
+    :mod:`mazeinterp.published`) downloads the file into the user's cache on first use.
 
     The returned model has ``model.metadata`` (the checkpoint's metadata dict;
     empty for published checkpoints and bare state dicts) and ``model.source``

@@ -14,6 +14,8 @@ Subcommands::
     mazeinterp channels  channel discovery tables (cheese tracking, directions, attribution, probe)
     mazeinterp stats     outcomes and a logistic regression of P(cheese) on maze features
     mazeinterp render    pictures of mazes with their paths and decision square
+    mazeinterp sweep     a grid of channel edits × mazes × seeds from a TOML file, in processes or on Ray
+    mazeinterp fetch     download a published checkpoint by name into the user cache
 
 Common options: ``--checkpoint`` (file or shipped name; default the shipped
 default agent), ``--n-mazes``, ``--start-level`` (mazes are the level seeds
@@ -753,6 +755,56 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------
+# sweep
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run (or resume) a sweep from a TOML config; print the conditions with the largest effect."""
+    from mazeinterp.sweep import load_sweep_config, run_sweep
+
+    config = load_sweep_config(args.config)
+    result = run_sweep(config, args.out, workers=args.workers, ray_address=args.ray_address)
+    skipped = config.n_shards - len(result.ran)
+    print(f"{len(result.rows)} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s): "
+          f"{len(result.ran)} shard(s) run, {skipped} found finished, {result.episodes} episodes "
+          f"in {result.seconds:.1f} s")
+    print(f"{'hook':<34} {'channel':>7} {'kind':>8} {'coef':>6} {'P(cheese)':>9} {'base':>6} "
+          f"{'effect':>7}  95% CI")
+    for row in result.top(args.top):
+        print(f"{row['hook']:<34} {row['channel']:>7} {row['kind']:>8} {row['coefficient']:>6g} "
+              f"{row['p_cheese']:>9.3f} {row['p_cheese_baseline']:>6.3f} {row['effect']:>+7.3f}  "
+              f"[{row['effect_low']:+.3f}, {row['effect_high']:+.3f}]")
+    _print_written(list(result.paths.values()))
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# fetch
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download a published checkpoint by name (or list the names); print its path and sha256."""
+    from mazeinterp.fetch import cache_dir, fetch, recorded_hashes
+    from mazeinterp.published import PUBLISHED
+
+    if args.list or not args.name:
+        recorded = recorded_hashes()
+        for name, entry in sorted(PUBLISHED.items()):
+            sha = entry.sha256 or recorded.get(name, {}).get("sha256")
+            origin = "table" if entry.sha256 else "recorded" if sha else "not known yet"
+            print(f"{name}\n  {entry.description}\n  url     {entry.url}\n  source  {entry.source}\n"
+                  f"  sha256  {sha or '-'} ({origin})")
+        print(f"cache: {cache_dir()}")
+        return 0
+    path = fetch(args.name, sha256=args.sha256)
+    import pooch
+
+    print(f"{args.name}: {path}\nsha256 {pooch.file_hash(str(path))}")
+    print(f"load it with mazeinterp.load_policy('published:{args.name}') or --checkpoint published:{args.name}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
 # the parser
 
 
@@ -783,6 +835,15 @@ mazeinterp steer --vector top_right --coefficient 1 --mean           # one mean 
 mazeinterp channels --n-mazes 200                                    # cheese-tracking channels
 mazeinterp channels --method directional --move up --top 10          # channels that push 'up'
 mazeinterp channels --method attribution --only 3 7 42               # P(cheese-ward move) when ablated
+""",
+    "sweep": """
+mazeinterp sweep sweep.toml --out runs/sweep                         # local worker processes; rerun to resume
+mazeinterp sweep sweep.toml --workers 0                              # in this process
+mazeinterp sweep sweep.toml --ray-address auto                       # on a running Ray cluster
+""",
+    "fetch": """
+mazeinterp fetch --list                                              # published names, URLs and hashes
+mazeinterp fetch maze-rand-region-5                                  # download (resumes) and verify
 """,
     "stats": """
 mazeinterp stats --n-mazes 500 --plots                               # outcomes and a regression on features
@@ -881,6 +942,24 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--seeds", type=int, nargs="+", default=[0], help="level seeds (default: 0)")
     _add_output_options(render, "runs/render")
     render.set_defaults(func=cmd_render)
+
+    sweep = sub.add_parser("sweep", help="a grid of channel edits × mazes × seeds (TOML config), resumable")
+    sweep.add_argument("config", help="TOML file whose keys are the fields of mazeinterp.sweep.SweepConfig")
+    sweep.add_argument("--out", default="runs/sweep", type=cli_args.output_dir,
+                       help="output folder; a folder holding the same sweep is resumed (default: runs/sweep)")
+    sweep.add_argument("--workers", type=_non_negative_int, default=None,
+                       help="local worker processes (default: the CPU count; 0 = this process)")
+    sweep.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help='run on a Ray cluster ("auto", "ray://HOST:10001"; needs mazeinterp[ray])')
+    sweep.add_argument("--top", type=_positive_int, default=10, help="rows to print (default: 10)")
+    sweep.set_defaults(func=cmd_sweep)
+
+    fetch = sub.add_parser("fetch", help="download a published checkpoint by name into the user cache")
+    fetch.add_argument("name", nargs="?", default=None, help="published checkpoint name (see --list)")
+    fetch.add_argument("--sha256", default=None, metavar="HEX",
+                       help="expected sha256; a match is recorded (pinned) in the cache")
+    fetch.add_argument("--list", action="store_true", help="list the published names, URLs and hashes")
+    fetch.set_defaults(func=cmd_fetch)
 
     for name, text in EXAMPLES.items():
         sub.choices[name].epilog = "examples:\n" + "\n".join(f"  {line}" for line in text.strip().splitlines())

@@ -48,7 +48,8 @@ How it runs
   is exactly ``max_steps``.
 * Randomness is per maze: episode ``i`` draws its action-sampling uniforms (and
   its cheese placement, with ``cheese_region``) from a generator seeded by
-  ``(config.seed, i)``. The same command gives the same numbers whatever the
+  ``(config.seed, i)`` (or ``(config.seed, streams[i])`` when ``run_rollouts`` is
+  given ``streams``). The same command gives the same numbers whatever the
   batch size, and :func:`compare` runs both conditions on the same mazes with
   the same random numbers (common random numbers), which tightens the paired
   difference. Actions are sampled by inverting the CDF of the policy's
@@ -905,9 +906,10 @@ def top_right_counts(state: MazeState) -> bool:
     return outcomes.top_right_ends_episode(state.open_cells, state.mouse, state.cheese)
 
 
-def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
+def _prepare(index: int, state: MazeState, config: RolloutConfig, stream: int | None = None) -> _Maze:
+    stream = index if stream is None else stream
     if config.cheese_region is not None:
-        state = _place_cheese(index, state, config.cheese_region, config.seed)
+        state = _place_cheese(stream, state, config.cheese_region, config.seed)
     timeout = int(state.game_field("timeout"))
     state = state.with_game_fields(cur_time=0, timeout=max(timeout, config.max_steps + 1))
     cheese = state.cheese
@@ -922,7 +924,7 @@ def _prepare(index: int, state: MazeState, config: RolloutConfig) -> _Maze:
     counts = top_right_counts(state)
     uniforms = None
     if not config.greedy:
-        uniforms = np.random.default_rng([config.seed, index]).random(config.max_steps)
+        uniforms = np.random.default_rng([config.seed, stream]).random(config.max_steps)
     return _Maze(index, state, cheese, features, open_world, counts, state.margin + 1, uniforms)
 
 
@@ -950,7 +952,8 @@ class _Runner:
     """Steps ``B`` envs; tracks mouse cells and outcomes in arrays; refills finished slots."""
 
     def __init__(self, policy: Any, source: _MazeSource, interventions: tuple[Any, ...],
-                 config: RolloutConfig, device: torch.device, progress: Any) -> None:
+                 config: RolloutConfig, device: torch.device, progress: Any,
+                 streams: Sequence[int] | None = None) -> None:
         from mazeinterp.maze.env import MazeEnv
 
         self.policy = policy
@@ -958,6 +961,7 @@ class _Runner:
         self.config = config
         self.device = device
         self.progress = progress
+        self.streams = streams
         self.scripted = isinstance(policy, ScriptedPolicy)
         self.episode_aware = [iv for iv in interventions if hasattr(iv, "set_episode_indices")]
         self.B = min(config.batch_size, len(source))
@@ -998,7 +1002,8 @@ class _Runner:
             self.slot_index[slot] = -1
             self.mazes[slot] = None
             return False
-        maze = _prepare(item[0], item[1], self.config)
+        maze = _prepare(item[0], item[1], self.config,
+                        None if self.streams is None else int(self.streams[item[0]]))
         state = maze.state
         if state.world.shape[0] + 2 != self.open_world.shape[1]:
             raise ValueError(f"maze {maze.index}: world of size {state.world.shape} is not 25×25")
@@ -1221,6 +1226,8 @@ def run_rollouts(
     interventions: Sequence[Any] = (),
     config: RolloutConfig | None = None,
     indices: Sequence[int] | None = None,
+    *,
+    streams: Sequence[int] | None = None,
 ) -> RolloutResult:
     """Run one episode per maze and classify its outcome.
 
@@ -1235,6 +1242,11 @@ def run_rollouts(
         indices: run only these positions of ``mazes`` (each episode keeps its
             position as :attr:`Episode.index`, and so its random numbers: the
             episodes are those of the full run). Used to finish an interrupted run.
+        streams: random-stream key of each maze (default: its position ``i``):
+            maze ``i`` draws its action uniforms and cheese placement from
+            ``(config.seed, streams[i])``. Lets a caller that splits mazes
+            into pieces, or runs one maze under several conditions in one
+            call, give each maze the random numbers of a single whole run.
 
     Returns:
         :class:`RolloutResult` with one :class:`Episode` per maze, in order.
@@ -1254,6 +1266,11 @@ def run_rollouts(
     interventions = tuple(interventions)
     _validate_interventions(policy, interventions)
     source = _MazeSource(mazes, config.batch_size, indices)
+    if streams is not None:
+        streams = [int(s) for s in streams]
+        if len(streams) != len(source.items) or any(s < 0 for s in streams):
+            raise ValueError(f"streams must be {len(source.items)} non-negative ints (one per maze), "
+                             f"got {len(streams)}")
     device = torch.device(config.device) if config.device else (_module_device(policy) or torch.device("cpu"))
     if isinstance(policy, torch.nn.Module) and _module_device(policy) not in (None, device):
         policy.to(device)
@@ -1273,7 +1290,7 @@ def run_rollouts(
 
             stack.enter_context(intervene(policy, interventions))
         stack.enter_context(torch.inference_mode())
-        runner = _Runner(policy, source, interventions, config, device, progress)
+        runner = _Runner(policy, source, interventions, config, device, progress, streams)
         stack.callback(runner.close)
         try:
             runner.run()
