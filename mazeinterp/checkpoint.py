@@ -62,11 +62,12 @@ __all__ = [
 FORMAT_VERSION = 1
 """Version of the format written by :func:`save_policy`."""
 
-SHIPPED: dict[str, str] = {"maze-s1-r5-v5": "maze-s1-r5-v5.pt"}
+SHIPPED: dict[str, str] = {"maze-s1-r5-v5": "maze-s1-r5-v5.pt", "maze-s1-r1": "maze-s1-r1.pt"}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
 
 SHIPPED_SHA256: dict[str, str] = {
     "maze-s1-r5-v5": "5b8dfa8afac6d7cd435cbf7e65e111422e33808fc0235c0bb8cee3109727bf0a",
+    "maze-s1-r1": "f206e40f8654a005eac02f7f4d66e707aeff56b4649fc5373273f9147fe24f09",
 }
 """Short agent names → sha256 (hex) of the shipped file; a shipped name loads only a file with this hash."""
 
