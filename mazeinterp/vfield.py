@@ -420,8 +420,8 @@ def outcome_probabilities(
         ``region_size=None``); the first three columns of a row sum to 1.
 
     >>> p = outcome_probabilities(model, states[:2])
-    >>> p.shape, bool(np.allclose(p.sum(1), 1))
-    ((2, 3), True)
+    >>> p.shape, bool(np.allclose(p[:, :3].sum(1), 1)), bool((p[:, 3] >= p[:, 1] - 1e-9).all())
+    ((2, 4), True, True)
     """
     states = list(states)
     drawings = [False, True] if mirror else [False]
