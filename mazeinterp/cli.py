@@ -760,10 +760,13 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep from a TOML config; print the conditions with the largest effect."""
-    from mazeinterp.sweep import load_sweep_config, run_sweep
+    from mazeinterp.sweep import SweepConfigError, load_sweep_config, run_sweep
 
-    config = load_sweep_config(args.config)
-    result = run_sweep(config, args.out, workers=args.workers, ray_address=args.ray_address)
+    try:  # a bad config, hook point, channel or output folder is the user's error
+        config = load_sweep_config(args.config)
+        result = run_sweep(config, args.out, workers=args.workers, ray_address=args.ray_address)
+    except SweepConfigError as exc:
+        raise CliError(str(exc)) from None
     skipped = config.n_shards - len(result.ran)
     print(f"{len(result.rows)} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s): "
           f"{len(result.ran)} shard(s) run, {skipped} found finished, {result.episodes} episodes "

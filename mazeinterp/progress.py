@@ -90,8 +90,10 @@ class LineProgress:
 
 
 def _in_notebook_with_widgets() -> bool:
-    shell = sys.modules.get("IPython")
-    if shell is None or "ipykernel" not in sys.modules:
+    """Whether this process is a Jupyter kernel (not merely a process that imported IPython) with ipywidgets."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is None or type(shell).__name__ != "ZMQInteractiveShell":
         return False
     try:
         import ipywidgets  # noqa: F401  (tqdm's notebook bar needs it; without it tqdm warns)
