@@ -402,6 +402,8 @@ def run_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: Sequen
     """
     from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 
+    import torch
+
     started = time.perf_counter()
     levels = config.shard_levels(shard)
     n = len(levels)
@@ -417,7 +419,8 @@ def run_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: Sequen
     treated: list[list[list[int]]] = [[] for _ in grid]
     for seed in config.seeds:
         rollout = RolloutConfig(greedy=config.greedy, max_steps=config.max_steps, batch_size=config.batch_size,
-                                seed=seed, cheese_region=config.cheese_region, progress=False)
+                                seed=seed, cheese_region=config.cheese_region, progress=False,
+                                threads=torch.get_num_threads())  # a worker keeps its one thread
         result = run_rollouts(model, states * len(blocks), edits, rollout, streams=streams)
         codes = np.array([_OUTCOME_CODES[ep.outcome] for ep in result.episodes]).reshape(len(blocks), n)
         baseline.append(codes[0].tolist())
