@@ -80,22 +80,21 @@ def output_dir(text: str) -> str:
 def check_device(name: str) -> str:
     """A torch device this machine can run the policy on (``cpu``, ``cuda``, ``cuda:N``, ``mps`` where present).
 
+    Names and CUDA devices are checked by :func:`mazeinterp.train.common.choose_device`
+    (one rule for the trainers and the CLI); this adds ``mps`` and refuses ``auto``
+    and devices that cannot hold data (``meta``).
+
     Raises:
-        ValueError: an unknown name, or a device that is absent or cannot hold data (``meta``).
+        ValueError: an unknown name, or a device that is absent or cannot hold data.
     """
     import torch
 
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"unknown device {name!r}; use cpu, cuda or cuda:N") from None
-    if device.type == "cpu":
-        return name
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} is not available: torch sees no CUDA device")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} is not available: torch sees {torch.cuda.device_count()} CUDA device(s)")
+    from mazeinterp.train.common import choose_device
+
+    if name.lower() == "auto":
+        raise ValueError("unknown device 'auto' here; use cpu, cuda or cuda:N")
+    device = choose_device(name)
+    if device.type in ("cpu", "cuda"):
         return name
     if device.type == "mps":
         if not torch.backends.mps.is_available():
