@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,12 +11,37 @@ import torch
 import mazeinterp.progress
 from mazeinterp.progress import LineProgress, progress_bar
 from mazeinterp.rollout import NoopPolicy, RolloutConfig, run_rollouts
-from mazeinterp.threads import available_cpus, default_threads, torch_threads
+from mazeinterp.threads import available_cpus, busy_cpus, default_threads, torch_threads
 
 
 def test_default_threads_is_one_for_small_batches_and_a_few_for_large_ones() -> None:
     assert default_threads(1) == default_threads(16) == 1
-    assert default_threads(256) == min(4, available_cpus())
+    assert default_threads(256, busy=0) == min(4, available_cpus())
+
+
+def test_default_threads_leaves_out_the_cores_other_processes_hold() -> None:
+    cpus = available_cpus()
+    assert default_threads(256, busy=cpus) == 1
+    assert default_threads(256, busy=cpus + 5) == 1
+    assert default_threads(256, busy=1) == max(1, min(4, cpus - 1))
+    assert default_threads(8, busy=0) == 1
+
+
+def test_busy_cpus_counts_a_process_that_holds_a_core() -> None:
+    import multiprocessing as mp
+
+    if not Path("/proc/loadavg").exists():
+        pytest.skip("no /proc/loadavg on this platform")
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    spinner = ctx.Process(target=_spin_until_killed, args=(ready,), daemon=True)
+    spinner.start()
+    try:
+        assert ready.wait(30)
+        assert busy_cpus(samples=5, interval_s=0.01) >= 1
+    finally:
+        spinner.terminate()
+        spinner.join()
 
 
 def test_torch_threads_restores_the_count_even_on_error() -> None:
@@ -66,3 +92,9 @@ def test_rollout_progress_off_a_terminal_is_stderr_lines(seeded_states, capsys, 
     run_rollouts(NoopPolicy(), seeded_states[:2], config=RolloutConfig(max_steps=3, progress=False))
     assert capsys.readouterr().err == ""
     assert progress_bar(total=1, enabled=False).disable
+
+
+def _spin_until_killed(ready) -> None:
+    ready.set()
+    while True:
+        pass
