@@ -127,12 +127,11 @@ import io
 
 import tokenize
 
-NOT_YET_CHECKED = {
-    # its shown numbers are those of the interim agent maze-s1-r5, which is being retired; they are
-    # to be measured again with the default agent, and the guide then joins the others here
-    "getting-started.md",
-}
-GUIDES = [md for md in [ROOT / "README.md", *sorted(DOCS.glob("*.md"))] if md.name not in NOT_YET_CHECKED]
+GUIDES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+# Guides whose Python reads files that one of their commands wrote. There, each ```bash block of
+# ``mazeinterp ...`` lines with a ```text block right after it runs too, in order with the Python
+# blocks, and must print what the text block shows (other guides' commands are only parsed).
+RUNS_ITS_COMMANDS = {"getting-started.md"}
 _FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _CHECKER = doctest.OutputChecker()
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -140,17 +139,22 @@ _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 def _python_blocks(md: Path) -> list[tuple[int, str, str | None]]:
     """(line in the file, code, the ```text block right after it or None) for each ```python block."""
+    return [(line, code, shown) for line, _, code, shown in _blocks(md, ("python",))]
+
+
+def _blocks(md: Path, languages: tuple[str, ...]) -> list[tuple[int, str, str, str | None]]:
+    """(line in the file, language, code, the ```text block right after it or None) per block."""
     text = md.read_text()
     fences = list(_FENCE.finditer(text))
     out = []
     for i, fence in enumerate(fences):
-        if fence.group(1) != "python":
+        if fence.group(1) not in languages:
             continue
         shown = None
         if i + 1 < len(fences) and fences[i + 1].group(1) == "text" \
                 and not text[fence.end():fences[i + 1].start()].strip():
             shown = fences[i + 1].group(2)
-        out.append((text.count("\n", 0, fence.start()) + 2, fence.group(2), shown))
+        out.append((text.count("\n", 0, fence.start()) + 2, fence.group(1), fence.group(2), shown))
     return out
 
 
@@ -203,6 +207,22 @@ def _run_block(code: str, namespace: dict, name: str) -> tuple[str, dict[int, li
     return everything.getvalue(), by_line
 
 
+def _run_commands(code: str, where: str) -> str:
+    """Run each ``mazeinterp ...`` line of a shell block in-process; return what they printed."""
+    from mazeinterp.cli import main
+
+    printed = io.StringIO()
+    for command in code.splitlines():
+        tokens = shlex.split(command, comments=True)
+        if not tokens:
+            continue
+        assert tokens[0] == "mazeinterp", f"{where}: only mazeinterp commands can run here: {command!r}"
+        with contextlib.redirect_stdout(printed):
+            status = main(tokens[1:])
+        assert status in (0, None), f"{where}: {command!r} exited with {status}"
+    return printed.getvalue()
+
+
 def _excerpt_source(code: str) -> Path | None:
     first = code.lstrip().splitlines()[0] if code.strip() else ""
     match = re.fullmatch(r"#\s*excerpt of (\S+)", first.strip())
@@ -224,11 +244,18 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("md", GUIDES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_guide_python_blocks_run_and_print_what_they_show(md: Path, scratch: Path) -> None:
-    blocks = _python_blocks(md)
+    runs_commands = md.name in RUNS_ITS_COMMANDS
+    blocks = _blocks(md, ("python", "bash") if runs_commands else ("python",))
     namespace: dict = {"__name__": "__guide__"}
     wrong: list[str] = []
-    for line, code, shown in blocks:
+    for line, language, code, shown in blocks:
         where = f"{md.name}:{line}"
+        if language == "bash":
+            if shown is not None:
+                printed = _run_commands(code, where)
+                if not _CHECKER.check_output(shown.strip() + "\n", printed.strip() + "\n", _FLAGS):
+                    wrong.append(f"{where}: printed\n{printed}\nbut the guide shows\n{shown}")
+            continue
         source = _excerpt_source(code)
         if source is not None:
             assert _quotes(code.strip().splitlines()[1:], source.read_text().splitlines()), \
