@@ -36,20 +36,21 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mazeinterp.defaults import DEFAULT_STEERING_HOOK, DIRECTIONAL_HOOK, FORWARD_BATCH_SIZE
 from mazeinterp.hooks import (
-    _progress,
-    _to_input,
+    activations,
     can_forward_from,
     forward_from,
     intervene,
     render_states,
-    run_with_cache,
+    run_batched_with_cache,
+    to_model_input,
 )
 from mazeinterp.interventions import MeanAblate, ZeroAblate
 from mazeinterp.maze.grid import decision_square
 from mazeinterp.maze.pixels import cell_to_pixel_region
 from mazeinterp.model import MOVES, ImpalaPolicy, Move, move_probs
-from mazeinterp.steering import DEFAULT_STEERING_HOOK
+from mazeinterp.progress import progress_bar
 from mazeinterp.vfield import cheese_ward_move
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ __all__ = [
     "directional_channels",
 ]
 
-DIRECTIONAL_HOOK = "embedder.relu3_out"
 _REAL_MOVES = (Move.LEFT, Move.DOWN, Move.UP, Move.RIGHT)
 
 
@@ -215,16 +215,10 @@ def _cheese_states(states: Sequence[MazeState], what: str) -> list[MazeState]:
     return states
 
 
-def _activations(model: ImpalaPolicy, obs: np.ndarray, hook: str, batch_size: int,
-                 with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Activations (N, ...) at ``hook`` on CPU, and the clean logits (N, 15) if asked."""
-    acts, logits = [], []
-    for start in range(0, len(obs), batch_size):
-        out, cache = run_with_cache(model, obs[start : start + batch_size], [hook], stop_early=not with_logits)
-        acts.append(cache[hook].cpu())
-        if with_logits:
-            logits.append(out[0].cpu())
-    return torch.cat(acts), (torch.cat(logits) if with_logits else None)
+def _activations_and_logits(model: ImpalaPolicy, obs: np.ndarray, hook: str, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Activations (N, ...) at ``hook`` and the clean logits (N, 15), on CPU."""
+    (logits, _), cache = run_batched_with_cache(model, obs, [hook], batch_size=batch_size, progress=False)
+    return cache[hook], logits
 
 
 def _cheese_masks(states: Sequence[MazeState], res: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +249,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
     out = torch.empty(len(channels), n, len(Move), dtype=torch.float64)
     resumable = can_forward_from(hook)
     with torch.inference_mode():
-        for j, c in enumerate(_progress(channels, len(channels), desc, progress)):
+        for j, c in enumerate(progress_bar(channels, total=len(channels), desc=desc, enabled=progress)):
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 if resumable:
@@ -266,7 +260,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
                     iv = (ZeroAblate(hook, channels=[c]) if fill is None
                           else MeanAblate(hook, fill, channels=[c]))
                     with intervene(model, [iv]):
-                        logits, _ = model(_to_input(model, obs[start:stop]))
+                        logits, _ = model(to_model_input(model, obs[start:stop]))
                 out[j, start:stop] = move_probs(logits.double()).cpu()
     return out
 
@@ -294,7 +288,7 @@ def _grad_times_act(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.ndarra
 
                 handle = model.module_for_hook(hook).register_forward_hook(make_leaf)
                 try:
-                    logits, _ = model(_to_input(model, obs[start:stop]))
+                    logits, _ = model(to_model_input(model, obs[start:stop]))
                 finally:
                     handle.remove()
                 leaf = holder["leaf"]
@@ -317,7 +311,7 @@ def cheese_tracking_channels(
     radius: int = 1,
     sign: Literal["positive", "negative", "both"] = "positive",
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
 ) -> ChannelTable:
     """Rank the channels of ``hook`` by how well their activation maps locate the cheese.
 
@@ -347,7 +341,7 @@ def cheese_tracking_channels(
     c_, res, _ = _hook_shape(model, hook)
     pairs = [s for st in states for s in (st, st.without_cheese())]
     obs = render_states(pairs, renderer)
-    acts_all, _ = _activations(model, obs, hook, batch_size)
+    acts_all = activations(model, hook, obs, batch_size=batch_size, progress=False)
     acts, acts0 = acts_all[0::2].double(), acts_all[1::2].double()
     n = len(states)
     region, near = _cheese_masks(states, res, radius)
@@ -408,7 +402,7 @@ def directional_channels(
     move: Move | int | str | None = None,
     gradient: bool = True,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     progress: bool | None = None,
 ) -> ChannelTable:
     """Rank channels of ``hook`` by how strongly they push the policy toward a move.
@@ -439,7 +433,7 @@ def directional_channels(
     if move is not None:
         move = Move[move.upper()] if isinstance(move, str) else Move(move)
     obs = render_states(states, renderer)
-    acts, logits = _activations(model, obs, hook, batch_size, with_logits=True)
+    acts, logits = _activations_and_logits(model, obs, hook, batch_size)
     clean = _log_move_probs(logits)  # (N, 5)
     channels = list(range(shape[0]))
     ablated = torch.log(_ablated_move_probs(model, hook, acts, obs, channels, None, batch_size, progress,
@@ -478,7 +472,7 @@ def behaviour_attribution(
     *,
     ablation: Literal["zero", "mean"] = "zero",
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     progress: bool | None = None,
     definition: str = "mazeinterp",
 ) -> ChannelTable:
@@ -514,7 +508,7 @@ def behaviour_attribution(
     if not moved:
         raise ValueError("behaviour_attribution: none of the mazes has a decision square")
     obs = render_states(moved, renderer)
-    acts, logits = _activations(model, obs, hook, batch_size, with_logits=True)
+    acts, logits = _activations_and_logits(model, obs, hook, batch_size)
     idx = torch.arange(len(moved))
     target = torch.tensor(moves)
     clean = move_probs(logits.double())[idx, target]  # (n,)
@@ -551,7 +545,7 @@ def cheese_probe(
     seed: int = 0,
     C: float = 1.0,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
 ) -> ChannelTable:
     """A linear probe locating the cheese from ``hook``'s activations; held-out accuracy; channels ranked.
 
@@ -589,7 +583,7 @@ def cheese_probe(
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     c_, res, _ = _hook_shape(model, hook)
     obs = render_states(states, renderer)
-    acts, _ = _activations(model, obs, hook, batch_size)
+    acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
     acts = acts.double().numpy()  # (N, C, H, W)
     region, near = _cheese_masks(states, res, 1)
     perm = np.random.default_rng(seed).permutation(n)

@@ -35,12 +35,18 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import numpy as np
 import torch
 
-from mazeinterp.hooks import can_forward_from, forward_from, run_states_with_cache
+from mazeinterp.defaults import (
+    CHEESE_VECTOR_COEFFICIENT,
+    DEFAULT_STEERING_HOOK,
+    FORWARD_BATCH_SIZE,
+    RETARGET_VALUE,
+)
+from mazeinterp.hooks import activations, can_forward_from, forward_from, run_states_with_cache
 from mazeinterp.interventions import AddVector, Intervention, ZeroAblate, validate
 from mazeinterp.maze.grid import Cell
 from mazeinterp.model import MOVES, ImpalaPolicy, move_probs
-from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
-from mazeinterp.vfield import VectorField, _field_cells, field_difference, vector_fields
+from mazeinterp.steering import cheese_vector, retarget, top_right_vector
+from mazeinterp.vfield import VectorField, field_cells, field_difference, vector_fields
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -67,13 +73,13 @@ class InterventionSettings:
     """Channels set to zero (:class:`~mazeinterp.interventions.ZeroAblate`); empty = none."""
     vector: Literal["cheese", "top_right"] | None = None
     """Add this maze's cheese vector or top-right vector (:mod:`mazeinterp.steering`); None = none."""
-    coefficient: float = -1.0
+    coefficient: float = CHEESE_VECTOR_COEFFICIENT
     """Coefficient of the added vector (−1 removes what the cheese adds)."""
     clamp_channel: int | None = None
     """Channel clamped at :attr:`clamp_cell` (:func:`mazeinterp.steering.retarget`); None = no clamp."""
     clamp_cell: Cell | None = None
     """Maze cell whose activation pixel is clamped; None = no clamp."""
-    clamp_value: float = 5.5
+    clamp_value: float = RETARGET_VALUE
     """Value the clamped channel is set to."""
 
     def __post_init__(self) -> None:
@@ -183,7 +189,8 @@ class Explorer:
     """
 
     def __init__(self, policy: ImpalaPolicy, state: MazeState, *, hook: str = DEFAULT_STEERING_HOOK,
-                 channel: int = 0, settings: InterventionSettings | None = None, batch_size: int = 256) -> None:
+                 channel: int = 0, settings: InterventionSettings | None = None,
+                 batch_size: int = FORWARD_BATCH_SIZE) -> None:
         self.policy = policy
         self.batch_size = batch_size
         self._fields = _Memo(2)  # maze → plain field
@@ -318,7 +325,7 @@ class Explorer:
             if prefix_hook is None:
                 return vector_fields(self.policy, [state], batch_size=self.batch_size, progress=False)[0]
             # one pass gives the plain field and what every edited field at prefix_hook starts from
-            cells = _field_cells(state)
+            cells = field_cells(state)
             moved = [state.with_mouse(cell) for cell in cells]
             outputs, cache = run_states_with_cache(self.policy, moved, [prefix_hook], batch_size=self.batch_size,
                                                    progress=False)
@@ -356,10 +363,8 @@ class Explorer:
         """Activations at ``hook`` of every field state of the maze (the mouse on each field cell): (k, C, H, W)."""
 
         def compute() -> torch.Tensor:
-            moved = [state.with_mouse(cell) for cell in _field_cells(state)]
-            _, cache = run_states_with_cache(self.policy, moved, [hook], stop_early=True, batch_size=self.batch_size,
-                                             progress=False)
-            return cache[hook]
+            moved = [state.with_mouse(cell) for cell in field_cells(state)]
+            return activations(self.policy, hook, moved, batch_size=self.batch_size, progress=False)
 
         return self._prefixes.get((_maze_key(state), hook), compute)
 
