@@ -3,7 +3,10 @@
 Hook points are the ``<module path>_out`` names of
 :meth:`mazeinterp.model.ImpalaPolicy.hook_points`. Hooks exist only inside
 :func:`intervene` / :func:`run_with_cache` and are always removed on exit,
-also when the body raises.
+also when the body raises. :func:`run_batched_with_cache` (and
+:func:`activations`, for one hook point) runs many maze states or observations
+in batches: every part of the package that needs activations of many inputs
+goes through it.
 
 Per-example activation shapes at scale s (batch dimension B first in a cache)::
 
