@@ -16,6 +16,7 @@ __all__ = [
     "FORWARD_BATCH_SIZE",
     "REFERENCE_MAZES",
     "RETARGET_VALUE",
+    "ROLLOUT_BATCH_SIZE",
 ]
 
 DEFAULT_STEERING_HOOK = "embedder.block2.res1.resadd_out"
@@ -34,6 +35,9 @@ RETARGET_VALUE = 5.5
 
 FORWARD_BATCH_SIZE = 256
 """Observations per forward pass when running the policy on many mazes or cells (does not change numbers)."""
+
+ROLLOUT_BATCH_SIZE = 64
+"""Envs stepped together in a rollout (does not change numbers)."""
 
 REFERENCE_MAZES = 100
 """Random mazes whose start observations give mean-ablation means and resampling sources."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mazeinterp.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES
+from mazeinterp.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
 
 __all__ = ["KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions", "load_sweep_config"]
 
@@ -69,7 +69,7 @@ class SweepConfig:
     """Take the most probable action instead of sampling."""
     cheese_region: int | None = None
     """If k, move each cheese to a random open cell of the top-right k×k corner first."""
-    batch_size: int = 64
+    batch_size: int = ROLLOUT_BATCH_SIZE
     """Envs stepped together inside a shard (does not change the numbers)."""
 
     def __post_init__(self) -> None:
