@@ -40,6 +40,8 @@ _EXPORTS: dict[str, str] = {
     "ActivationCache": "mazeinterp.hooks",
     "run_with_cache": "mazeinterp.hooks",
     "run_states_with_cache": "mazeinterp.hooks",
+    "run_batched_with_cache": "mazeinterp.hooks",
+    "activations": "mazeinterp.hooks",
     "intervene": "mazeinterp.hooks",
     "forward_from": "mazeinterp.hooks",
     "render_states": "mazeinterp.hooks",

@@ -28,28 +28,29 @@ rank  channel   score  peak_hit    corr  cheese_effect
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from mazeinterp.channel_table import ChannelTable
+from mazeinterp.defaults import DEFAULT_STEERING_HOOK, DIRECTIONAL_HOOK, FORWARD_BATCH_SIZE
 from mazeinterp.hooks import (
-    _progress,
-    _to_input,
+    activations,
     can_forward_from,
     forward_from,
     intervene,
     render_states,
-    run_with_cache,
+    run_batched_with_cache,
+    to_model_input,
 )
 from mazeinterp.interventions import MeanAblate, ZeroAblate
 from mazeinterp.maze.grid import decision_square
 from mazeinterp.maze.pixels import cell_to_pixel_region
 from mazeinterp.model import MOVES, ImpalaPolicy, Move, move_probs
-from mazeinterp.steering import DEFAULT_STEERING_HOOK
+from mazeinterp.progress import progress_bar
 from mazeinterp.vfield import cheese_ward_move
 
 if TYPE_CHECKING:
@@ -64,134 +65,7 @@ __all__ = [
     "directional_channels",
 ]
 
-DIRECTIONAL_HOOK = "embedder.relu3_out"
 _REAL_MOVES = (Move.LEFT, Move.DOWN, Move.UP, Move.RIGHT)
-
-
-# --------------------------------------------------------------------------- the table
-
-
-@dataclass(frozen=True, eq=False)
-class ChannelTable:
-    """A ranked table of channels: columns ``channel``, ``score`` and method-specific ones.
-
-    Rows are sorted by ``score``, highest first (NaN last, ties by channel).
-
-    Attributes:
-        method: the function that made the table.
-        hook: the hook point whose channels are ranked.
-        data: column name → (rows,) numpy array; ``channel`` and ``score`` first.
-        description: how the score and the columns are computed.
-        summary: layer-level numbers (number of mazes, probe accuracy, chance level…).
-
-    >>> table = ChannelTable("example", "embedder.relu3_out",
-    ...                      {"channel": np.arange(3), "score": np.array([0.2, 0.9, 0.5])})
-    >>> table.top(2).channel
-    array([1, 2])
-    >>> table.to_rows()[0]
-    {'channel': 1, 'score': 0.9}
-    """
-
-    method: str
-    hook: str
-    data: Mapping[str, np.ndarray]
-    description: str = ""
-    summary: Mapping[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        data = {k: np.asarray(v) for k, v in self.data.items()}
-        if "channel" not in data or "score" not in data:
-            raise ValueError("a ChannelTable needs 'channel' and 'score' columns")
-        rows = len(data["channel"])
-        for k, v in data.items():
-            if v.shape != (rows,):
-                raise ValueError(f"column {k!r} has shape {v.shape}, expected ({rows},)")
-        score = data["score"].astype(np.float64)
-        order = np.lexsort((data["channel"], np.isnan(score), -np.nan_to_num(score, nan=0.0)))
-        ordered = {"channel": data["channel"][order].astype(np.int64), "score": score[order]}
-        for k, v in data.items():
-            if k not in ordered:
-                ordered[k] = v[order]
-        for v in ordered.values():
-            v.setflags(write=False)
-        object.__setattr__(self, "data", ordered)
-        object.__setattr__(self, "summary", dict(self.summary))
-
-    @property
-    def columns(self) -> tuple[str, ...]:
-        """Column names, ``channel`` and ``score`` first."""
-        return tuple(self.data)
-
-    @property
-    def channel(self) -> np.ndarray:
-        """Channel indices, best first."""
-        return self.data["channel"]
-
-    @property
-    def score(self) -> np.ndarray:
-        """Scores, best first."""
-        return self.data["score"]
-
-    def __len__(self) -> int:
-        return len(self.channel)
-
-    def __getitem__(self, column: str) -> np.ndarray:
-        """One column, in rank order."""
-        try:
-            return self.data[column]
-        except KeyError:
-            raise KeyError(f"no column {column!r}; columns are {list(self.columns)}") from None
-
-    def top(self, k: int = 10) -> ChannelTable:
-        """The first ``k`` rows as a table."""
-        return ChannelTable(self.method, self.hook, {c: v[:k] for c, v in self.data.items()},
-                            self.description, self.summary)
-
-    def rank(self, channel: int) -> int:
-        """0-based rank of ``channel`` (0 = best)."""
-        where = np.flatnonzero(self.channel == channel)
-        if not len(where):
-            raise KeyError(f"channel {channel} is not in this table")
-        return int(where[0])
-
-    def row(self, channel: int) -> dict[str, Any]:
-        """The row of ``channel`` as a dict."""
-        i = self.rank(channel)
-        return {c: _plain(v[i]) for c, v in self.data.items()}
-
-    def to_rows(self) -> list[dict[str, Any]]:
-        """Rows as plain-python dicts, in rank order (ready for csv/json)."""
-        return [{c: _plain(v[i]) for c, v in self.data.items()} for i in range(len(self))]
-
-    def __str__(self) -> str:
-        limit = 20
-        head = f"{self.method} @ {self.hook}"
-        if self.summary:
-            head += " (" + ", ".join(f"{k}={_fmt(v)}" for k, v in self.summary.items()) + ")"
-        lines = [head]
-        if self.description:
-            lines.append(self.description)
-        cols = ["rank", *self.columns]
-        cells = [[str(i + 1)] + [_fmt(self.data[c][i]) for c in self.columns] for i in range(min(limit, len(self)))]
-        widths = [max(len(c), *(len(r[j]) for r in cells)) if cells else len(c) for j, c in enumerate(cols)]
-        lines.append("  ".join(c.rjust(w) for c, w in zip(cols, widths)))
-        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
-        if len(self) > limit:
-            lines.append(f"… {len(self) - limit} more rows (table.top(k), table.to_rows())")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return f"ChannelTable({self.method}, {self.hook}, {len(self)} rows, columns={list(self.columns)})"
-
-
-def _plain(v: Any) -> Any:
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, (float, np.floating)):
-        return "nan" if np.isnan(v) else f"{v:.4g}"
-    return str(v)
 
 
 # --------------------------------------------------------------------------- shared helpers
@@ -215,16 +89,10 @@ def _cheese_states(states: Sequence[MazeState], what: str) -> list[MazeState]:
     return states
 
 
-def _activations(model: ImpalaPolicy, obs: np.ndarray, hook: str, batch_size: int,
-                 with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
-    """Activations (N, ...) at ``hook`` on CPU, and the clean logits (N, 15) if asked."""
-    acts, logits = [], []
-    for start in range(0, len(obs), batch_size):
-        out, cache = run_with_cache(model, obs[start : start + batch_size], [hook], stop_early=not with_logits)
-        acts.append(cache[hook].cpu())
-        if with_logits:
-            logits.append(out[0].cpu())
-    return torch.cat(acts), (torch.cat(logits) if with_logits else None)
+def _activations_and_logits(model: ImpalaPolicy, obs: np.ndarray, hook: str, batch_size: int) -> tuple[Tensor, Tensor]:
+    """Activations (N, ...) at ``hook`` and the clean logits (N, 15), on CPU."""
+    (logits, _), cache = run_batched_with_cache(model, obs, [hook], batch_size=batch_size, progress=False)
+    return cache[hook], logits
 
 
 def _cheese_masks(states: Sequence[MazeState], res: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -255,7 +123,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
     out = torch.empty(len(channels), n, len(Move), dtype=torch.float64)
     resumable = can_forward_from(hook)
     with torch.inference_mode():
-        for j, c in enumerate(_progress(channels, len(channels), desc, progress)):
+        for j, c in enumerate(progress_bar(channels, total=len(channels), desc=desc, enabled=progress)):
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 if resumable:
@@ -266,7 +134,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
                     iv = (ZeroAblate(hook, channels=[c]) if fill is None
                           else MeanAblate(hook, fill, channels=[c]))
                     with intervene(model, [iv]):
-                        logits, _ = model(_to_input(model, obs[start:stop]))
+                        logits, _ = model(to_model_input(model, obs[start:stop]))
                 out[j, start:stop] = move_probs(logits.double()).cpu()
     return out
 
@@ -294,7 +162,7 @@ def _grad_times_act(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.ndarra
 
                 handle = model.module_for_hook(hook).register_forward_hook(make_leaf)
                 try:
-                    logits, _ = model(_to_input(model, obs[start:stop]))
+                    logits, _ = model(to_model_input(model, obs[start:stop]))
                 finally:
                     handle.remove()
                 leaf = holder["leaf"]
@@ -317,7 +185,7 @@ def cheese_tracking_channels(
     radius: int = 1,
     sign: Literal["positive", "negative", "both"] = "positive",
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
 ) -> ChannelTable:
     """Rank the channels of ``hook`` by how well their activation maps locate the cheese.
 
@@ -347,7 +215,7 @@ def cheese_tracking_channels(
     c_, res, _ = _hook_shape(model, hook)
     pairs = [s for st in states for s in (st, st.without_cheese())]
     obs = render_states(pairs, renderer)
-    acts_all, _ = _activations(model, obs, hook, batch_size)
+    acts_all = activations(model, hook, obs, batch_size=batch_size, progress=False)
     acts, acts0 = acts_all[0::2].double(), acts_all[1::2].double()
     n = len(states)
     region, near = _cheese_masks(states, res, radius)
@@ -408,7 +276,7 @@ def directional_channels(
     move: Move | int | str | None = None,
     gradient: bool = True,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     progress: bool | None = None,
 ) -> ChannelTable:
     """Rank channels of ``hook`` by how strongly they push the policy toward a move.
@@ -439,7 +307,7 @@ def directional_channels(
     if move is not None:
         move = Move[move.upper()] if isinstance(move, str) else Move(move)
     obs = render_states(states, renderer)
-    acts, logits = _activations(model, obs, hook, batch_size, with_logits=True)
+    acts, logits = _activations_and_logits(model, obs, hook, batch_size)
     clean = _log_move_probs(logits)  # (N, 5)
     channels = list(range(shape[0]))
     ablated = torch.log(_ablated_move_probs(model, hook, acts, obs, channels, None, batch_size, progress,
@@ -478,7 +346,7 @@ def behaviour_attribution(
     *,
     ablation: Literal["zero", "mean"] = "zero",
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     progress: bool | None = None,
     definition: str = "mazeinterp",
 ) -> ChannelTable:
@@ -514,7 +382,7 @@ def behaviour_attribution(
     if not moved:
         raise ValueError("behaviour_attribution: none of the mazes has a decision square")
     obs = render_states(moved, renderer)
-    acts, logits = _activations(model, obs, hook, batch_size, with_logits=True)
+    acts, logits = _activations_and_logits(model, obs, hook, batch_size)
     idx = torch.arange(len(moved))
     target = torch.tensor(moves)
     clean = move_probs(logits.double())[idx, target]  # (n,)
@@ -551,7 +419,7 @@ def cheese_probe(
     seed: int = 0,
     C: float = 1.0,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
 ) -> ChannelTable:
     """A linear probe locating the cheese from ``hook``'s activations; held-out accuracy; channels ranked.
 
@@ -589,7 +457,7 @@ def cheese_probe(
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     c_, res, _ = _hook_shape(model, hook)
     obs = render_states(states, renderer)
-    acts, _ = _activations(model, obs, hook, batch_size)
+    acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
     acts = acts.double().numpy()  # (N, C, H, W)
     region, near = _cheese_masks(states, res, 1)
     perm = np.random.default_rng(seed).permutation(n)

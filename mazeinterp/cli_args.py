@@ -80,7 +80,7 @@ def output_dir(text: str) -> str:
 def check_device(name: str) -> str:
     """A torch device this machine can run the policy on (``cpu``, ``cuda``, ``cuda:N``, ``mps`` where present).
 
-    Names and CUDA devices are checked by :func:`mazeinterp.train.common.choose_device`
+    Names and CUDA devices are checked by :func:`mazeinterp.devices.choose_device`
     (one rule for the trainers and the CLI); this adds ``mps`` and refuses ``auto``
     and devices that cannot hold data (``meta``).
 
@@ -89,7 +89,7 @@ def check_device(name: str) -> str:
     """
     import torch
 
-    from mazeinterp.train.common import choose_device
+    from mazeinterp.devices import choose_device
 
     if name.lower() == "auto":
         raise ValueError("unknown device 'auto' here; use cpu, cuda or cuda:N")

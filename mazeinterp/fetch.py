@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mazeinterp.checkpoint import CheckpointError
+from mazeinterp.checkpoint_file import CheckpointError, read_policy
 from mazeinterp.published import PUBLISHED, PublishedCheckpoint
 
 __all__ = ["FetchError", "cache_dir", "fetch", "recorded_hashes"]
@@ -164,14 +164,12 @@ def _verify_published(entry: PublishedCheckpoint, path: Path) -> None:
     """Raise FetchError unless ``path`` is a published-format checkpoint that loads."""
     import torch
 
-    from mazeinterp.checkpoint import load_policy
-
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(obj, dict) or "model_state_dict" not in obj:
             raise CheckpointError(f"{path} holds no 'model_state_dict'", path=path)
         del obj
-        load_policy(path)
+        read_policy(path)
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise FetchError(f"{entry.name}: the file downloaded from {entry.url} is not a valid published-format "

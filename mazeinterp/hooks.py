@@ -3,7 +3,10 @@
 Hook points are the ``<module path>_out`` names of
 :meth:`mazeinterp.model.ImpalaPolicy.hook_points`. Hooks exist only inside
 :func:`intervene` / :func:`run_with_cache` and are always removed on exit,
-also when the body raises.
+also when the body raises. :func:`run_batched_with_cache` (and
+:func:`activations`, for one hook point) runs many maze states or observations
+in batches: every part of the package that needs activations of many inputs
+goes through it.
 
 Per-example activation shapes at scale s (batch dimension B first in a cache)::
 
@@ -40,7 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from mazeinterp.interventions import Intervention, _as_list, validate
+from mazeinterp.defaults import FORWARD_BATCH_SIZE
+from mazeinterp.intervention_base import Intervention, as_intervention_list, validate
 from mazeinterp.model import HOOK_SUFFIX, ImpalaPolicy, obs_to_tensor
 
 if TYPE_CHECKING:
@@ -49,12 +53,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ActivationCache",
+    "activations",
     "can_forward_from",
     "forward_from",
     "intervene",
     "render_states",
+    "run_batched_with_cache",
     "run_states_with_cache",
     "run_with_cache",
+    "to_model_input",
 ]
 
 
@@ -108,8 +115,16 @@ def _device_of(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def _to_input(model: nn.Module, x: Any) -> Tensor:
-    """Network input: float NCHW as is; uint8 NHWC observations via obs_to_tensor; on the model's device."""
+def to_model_input(model: nn.Module, x: Any) -> Tensor:
+    """The network input for ``x``, on the model's device.
+
+    ``x``: uint8 observations (B, 64, 64, 3) (numpy or torch), converted by
+    :func:`mazeinterp.model.obs_to_tensor`; or a float tensor (B, 3, 64, 64),
+    taken as it is. Returns float (B, 3, 64, 64).
+
+    Raises:
+        TypeError: ``x`` is neither a tensor nor a numpy array.
+    """
     device = _device_of(model)
     if isinstance(x, np.ndarray) or (isinstance(x, Tensor) and x.dtype == torch.uint8):
         return obs_to_tensor(x, device=device)
@@ -139,7 +154,7 @@ def intervene(model: ImpalaPolicy, interventions: Sequence[Intervention] | Inter
     >>> logits.shape
     torch.Size([2, 15])
     """
-    ivs = _as_list(interventions)
+    ivs = as_intervention_list(interventions)
     for iv in ivs:
         validate(model, iv)
     by_hook: dict[str, list[Intervention]] = {}
@@ -203,7 +218,7 @@ def run_with_cache(
     names = order if hook_points is None else list(dict.fromkeys(hook_points))
     modules = {name: model.module_for_hook(name) for name in names}  # KeyError for unknown names
     last = max(names, key=order.index) if (stop_early and names) else None
-    x = _to_input(model, x)
+    x = to_model_input(model, x)
     acts: dict[str, Tensor] = {}
 
     def recorder(name: str):
@@ -331,39 +346,52 @@ def render_states(states: Sequence[MazeState], renderer: StateRenderer | None = 
     return (renderer or _shared_renderer())(states)
 
 
-def _progress(iterable: Any, total: int, desc: str, progress: bool | None) -> Any:
-    from mazeinterp.progress import progress_bar
-
-    return progress_bar(iterable, total=total, desc=desc, enabled=progress)
-
-
-def run_states_with_cache(
+def run_batched_with_cache(
     model: ImpalaPolicy,
-    states: Sequence[MazeState],
+    inputs: Sequence[MazeState] | np.ndarray | Tensor,
     hook_points: Sequence[str] | None = (),
     *,
     stop_early: bool = False,
     interventions: Sequence[Intervention] = (),
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     progress: bool | None = None,
 ) -> tuple[tuple[Tensor, Tensor] | None, ActivationCache]:
-    """:func:`run_with_cache` over maze states, rendered and run in batches; results on CPU.
+    """:func:`run_with_cache` over many inputs, ``batch_size`` at a time; results on CPU.
 
-    Returns ``((logits (N, 15), value (N,)) or None, cache)`` with cache
-    tensors (N, ...). ``hook_points=()`` records nothing (just the outputs);
-    None records every hook point.
+    The one batched forward pass of the package: every function that needs
+    activations or outputs of many mazes calls this (or :func:`activations`).
 
-    >>> (logits, _), cache = run_states_with_cache(model, states, ["embedder.relu3_out"])
+    Args:
+        model: the policy.
+        inputs: maze states (rendered one batch at a time, see :func:`render_states`),
+            or observations: uint8 (N, 64, 64, 3) or float (N, 3, 64, 64).
+        hook_points: names to record; ``()`` records nothing (just the outputs); None records all.
+        stop_early, interventions: as in :func:`run_with_cache`.
+        renderer: the renderer of states (default: a shared one).
+        batch_size: inputs per forward pass (does not change the numbers).
+        progress: a bar counting batches (see :func:`mazeinterp.progress.progress_bar`).
+
+    Returns:
+        ``((logits (N, 15), value (N,)) or None, cache)`` with cache tensors (N, ...).
+
+    >>> (logits, _), cache = run_batched_with_cache(model, states, ["embedder.relu3_out"], batch_size=4)
+    >>> logits.shape, cache["embedder.relu3_out"].shape
+    (torch.Size([8, 15]), torch.Size([8, 32, 8, 8]))
     """
-    states = list(states)
+    from mazeinterp.progress import progress_bar
+
+    observations = isinstance(inputs, (np.ndarray, Tensor))
+    if not observations:
+        inputs = list(inputs)
     names = list(model.hook_points()) if hook_points is None else list(hook_points)
     chunks: dict[str, list[Tensor]] = {name: [] for name in names}
     logits, values = [], []
-    starts = range(0, len(states), batch_size)
-    for start in _progress(starts, len(starts), "forward", progress):
-        obs = render_states(states[start : start + batch_size], renderer)
-        outputs, cache = run_with_cache(model, obs, names, stop_early=stop_early, interventions=interventions)
+    starts = range(0, len(inputs), batch_size)
+    for start in progress_bar(starts, total=len(starts), desc="forward", enabled=progress):
+        batch = inputs[start : start + batch_size]
+        x = batch if observations else render_states(batch, renderer)
+        outputs, cache = run_with_cache(model, x, names, stop_early=stop_early, interventions=interventions)
         for name in names:
             chunks[name].append(cache[name].cpu())
         if outputs is not None:
@@ -372,3 +400,30 @@ def run_states_with_cache(
     cache = ActivationCache({name: torch.cat(parts) if parts else torch.zeros(0) for name, parts in chunks.items()})
     outputs = (torch.cat(logits), torch.cat(values)) if logits else None
     return outputs, cache
+
+
+def activations(
+    model: ImpalaPolicy,
+    hook: str,
+    inputs: Sequence[MazeState] | np.ndarray | Tensor,
+    *,
+    interventions: Sequence[Intervention] = (),
+    renderer: StateRenderer | None = None,
+    batch_size: int = FORWARD_BATCH_SIZE,
+    progress: bool | None = None,
+) -> Tensor:
+    """Activations (N, ...) at hook point ``hook`` of N maze states or observations, on CPU.
+
+    :func:`run_batched_with_cache` for one hook point, the forward pass stopped
+    there; ``inputs`` and the options as there.
+
+    >>> activations(model, "embedder.relu3_out", states).shape
+    torch.Size([8, 32, 8, 8])
+    """
+    _, cache = run_batched_with_cache(model, inputs, [hook], stop_early=True, interventions=interventions,
+                                      renderer=renderer, batch_size=batch_size, progress=progress)
+    return cache[hook]
+
+
+run_states_with_cache = run_batched_with_cache
+"""The same function under its earlier name, from when it took maze states only."""

@@ -31,13 +31,15 @@ first one listed is applied first and the next sees its output.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+from mazeinterp.hooks import activations, render_states, run_with_cache
+from mazeinterp.intervention_base import Intervention, as_intervention_list, validate
 
 if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
@@ -53,6 +55,8 @@ __all__ = [
     "Scale",
     "SetValue",
     "ZeroAblate",
+    "as_intervention_list",
+    "as_tensor_copy",
     "validate",
 ]
 
@@ -60,44 +64,18 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def _norm_channels(channels: Any) -> tuple[int, ...] | None:
-    if channels is None:
-        return None
-    if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
-        channels = (channels,)
-    if isinstance(channels, Tensor):
-        channels = channels.tolist()
-    try:
-        out = tuple(operator.index(c) for c in channels)
-    except TypeError:
-        raise TypeError(f"channels must be None, an int or a sequence of ints, got {channels!r}") from None
-    if not out:
-        raise ValueError("channels must not be empty (use None for all channels)")
-    if any(c < 0 for c in out):
-        raise ValueError(f"channels must be non-negative, got {list(out)}")
-    return out
+def as_tensor_copy(value: Any, name: str) -> Tensor:
+    """A private copy of ``value`` as a tensor: a torch tensor detached and cloned, a numpy array as float32.
 
+    ``name`` is the argument's name for the error message. Interventions hold such copies, so that
+    changing the caller's array later does not change the edit.
 
-def _norm_pixels(pixels: Any) -> tuple[tuple[int, int], ...] | None:
-    if pixels is None:
-        return None
-    if isinstance(pixels, np.ndarray) or isinstance(pixels, Tensor):
-        pixels = pixels.tolist()
-    pixels = list(pixels)
-    if len(pixels) == 2 and all(isinstance(v, (int, np.integer)) for v in pixels):
-        pixels = [tuple(pixels)]  # a single (row, col) pair
-    try:
-        out = tuple((operator.index(p[0]), operator.index(p[1])) for p in pixels if len(p) == 2)
-    except TypeError:
-        out = ()
-    if len(out) != len(pixels) or not out:
-        raise ValueError(f"pixels must be None or a non-empty sequence of (row, col) int pairs, got {pixels!r}")
-    if any(r < 0 or c < 0 for r, c in out):
-        raise ValueError(f"pixels must be non-negative, got {list(out)}")
-    return out
+    Raises:
+        TypeError: ``value`` is neither a tensor nor a numpy array.
 
-
-def _as_tensor(value: Any, name: str) -> Tensor:
+    >>> as_tensor_copy(np.array([1, 2]), "vector")
+    tensor([1., 2.])
+    """
     if isinstance(value, Tensor):
         return value.detach().clone()
     if isinstance(value, np.ndarray):
@@ -105,10 +83,7 @@ def _as_tensor(value: Any, name: str) -> Tensor:
     raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(value).__name__}")
 
 
-def _fmt_list(values: Sequence[Any], limit: int = 8) -> str:
-    values = list(values)
-    shown = ", ".join(str(v) for v in values[:limit])
-    return f"[{shown}, … ({len(values)} in all)]" if len(values) > limit else f"[{shown}]"
+_as_tensor = as_tensor_copy  # the former private name, still imported by mazeinterp.rollout
 
 
 def _fmt_shape(t: Tensor) -> str:
@@ -119,83 +94,6 @@ def _like(t: Tensor, act: Tensor) -> Tensor:
     if t.device != act.device or t.dtype != act.dtype:
         t = t.to(device=act.device, dtype=act.dtype)
     return t
-
-
-# --------------------------------------------------------------------------- base class
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class Intervention:
-    """Base class: an edit of hook point ``hook``, on ``channels`` × ``pixels``.
-
-    Subclasses implement :meth:`edit`, which returns the fully edited activation
-    (same shape); :meth:`__call__` keeps that edit only on the selected channels
-    and pixels. Instances are immutable; tensors they hold are private copies.
-
-    Attributes:
-        hook: hook point name, e.g. ``"embedder.relu3_out"``.
-        channels: channel (or feature) indices to edit; None = all.
-        pixels: ``(row, col)`` activation pixels to edit; None = every position.
-            Only for (C, H, W) hook points.
-    """
-
-    hook: str
-    channels: tuple[int, ...] | None = field(default=None, kw_only=True)
-    pixels: tuple[tuple[int, int], ...] | None = field(default=None, kw_only=True)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.hook, str) or not self.hook:
-            raise TypeError(f"hook must be a hook-point name (str), got {self.hook!r}")
-        object.__setattr__(self, "channels", _norm_channels(self.channels))
-        object.__setattr__(self, "pixels", _norm_pixels(self.pixels))
-
-    # -- to implement
-    def edit(self, act: Tensor) -> Tensor:
-        """The edited activation everywhere (B, ...) → (B, ...); never modifies ``act``."""
-        raise NotImplementedError
-
-    def _params(self) -> list[str]:
-        """Extra ``name=value`` strings for the repr."""
-        return []
-
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
-        """Raise ValueError if held tensors do not fit a hook point of per-example ``shape``."""
-
-    # -- shared machinery
-    def mask(self, act: Tensor) -> Tensor | None:
-        """Boolean mask of the edited entries, per example ((C, H, W) or (F,)); None = everything."""
-        if self.channels is None and self.pixels is None:
-            return None
-        shape = act.shape[1:]
-        mask = torch.ones(shape, dtype=torch.bool, device=act.device)
-        if self.channels is not None:
-            chan = torch.zeros(shape[0], dtype=torch.bool, device=act.device)
-            chan[list(self.channels)] = True
-            mask &= chan.view(-1, *([1] * (len(shape) - 1)))
-        if self.pixels is not None:
-            if len(shape) != 3:
-                raise ValueError(f"{self}: pixels only apply to (C, H, W) activations, got shape {tuple(act.shape)}")
-            pix = torch.zeros(shape[1:], dtype=torch.bool, device=act.device)
-            rows, cols = zip(*self.pixels)
-            pix[list(rows), list(cols)] = True
-            mask &= pix.unsqueeze(0)
-        return mask
-
-    def __call__(self, act: Tensor) -> Tensor:
-        """Return the edited activation (a new tensor); unselected entries are unchanged."""
-        edited = self.edit(act)
-        mask = self.mask(act)
-        return edited if mask is None else torch.where(mask, edited, act)
-
-    def __repr__(self) -> str:
-        parts = [self.hook, *self._params()]
-        if self.channels is not None:
-            parts.append(f"channels={_fmt_list(self.channels)}")
-        if self.pixels is not None:
-            parts.append(f"pixels={_fmt_list(self.pixels, limit=4)}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
-    __str__ = __repr__
 
 
 # --------------------------------------------------------------------------- interventions
@@ -227,17 +125,6 @@ def _random_maze_states(n_mazes: int, seed: int) -> list[MazeState]:
     return states
 
 
-def _layer_activations(model: ImpalaPolicy, hook: str, obs: Any, batch_size: int = 256) -> Tensor:
-    """Activations (N, ...) at ``hook`` for observations (uint8 NHWC or float NCHW), on CPU."""
-    from mazeinterp.hooks import run_with_cache
-
-    chunks = []
-    for start in range(0, len(obs), batch_size):
-        _, cache = run_with_cache(model, obs[start : start + batch_size], [hook], stop_early=True)
-        chunks.append(cache[hook].cpu())
-    return torch.cat(chunks)
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class MeanAblate(Intervention):
     """Replace the selected entries with a mean activation ``mean`` ((C, H, W) or (F,)).
@@ -252,14 +139,14 @@ class MeanAblate(Intervention):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "mean", _as_tensor(self.mean, "mean"))
+        object.__setattr__(self, "mean", as_tensor_copy(self.mean, "mean"))
 
     @classmethod
     def from_observations(cls, model: ImpalaPolicy, hook: str, obs: Any, *, channels: Any = None,
                           pixels: Any = None, batch_size: int = 256) -> MeanAblate:
         """Mean of ``hook``'s activation over observations ``obs`` (uint8 (N, 64, 64, 3) or float (N, 3, 64, 64))."""
         model.module_for_hook(hook)
-        acts = _layer_activations(model, hook, obs, batch_size)
+        acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
         return cls(hook, acts.mean(0), channels=channels, pixels=pixels)
 
     @classmethod
@@ -270,8 +157,6 @@ class MeanAblate(Intervention):
         Level seeds are ``numpy.random.default_rng(seed).integers(0, 2**31 - 1, n_mazes)``;
         the mouse is at its start cell and the cheese where procgen put it.
         """
-        from mazeinterp.hooks import render_states
-
         model.module_for_hook(hook)
         obs = render_states(_random_maze_states(n_mazes, seed))
         return cls.from_observations(model, hook, obs, channels=channels, pixels=pixels, batch_size=batch_size)
@@ -308,7 +193,7 @@ class ResampleAblate(Intervention):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        sources = _as_tensor(self.sources, "sources")
+        sources = as_tensor_copy(self.sources, "sources")
         if sources.ndim < 2 or sources.shape[0] < 1:
             raise ValueError(f"sources must be (K, C, H, W) or (K, F) with K >= 1, got shape {tuple(sources.shape)}")
         object.__setattr__(self, "sources", sources)
@@ -319,15 +204,13 @@ class ResampleAblate(Intervention):
                           channels: Any = None, pixels: Any = None, batch_size: int = 256) -> ResampleAblate:
         """Sources = ``hook``'s activations on observations ``obs`` (uint8 NHWC or float NCHW)."""
         model.module_for_hook(hook)
-        acts = _layer_activations(model, hook, obs, batch_size)
+        acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
         return cls(hook, acts, seed, channels=channels, pixels=pixels)
 
     @classmethod
     def from_random_mazes(cls, model: ImpalaPolicy, hook: str, n_mazes: int, seed: int = 0, *,
                           channels: Any = None, pixels: Any = None, batch_size: int = 256) -> ResampleAblate:
         """Sources from the start observations of ``n_mazes`` mazes drawn from ``seed`` (also the pairing seed)."""
-        from mazeinterp.hooks import render_states
-
         model.module_for_hook(hook)
         obs = render_states(_random_maze_states(n_mazes, seed))
         return cls.from_observations(model, hook, obs, seed, channels=channels, pixels=pixels,
@@ -369,7 +252,7 @@ class AddVector(Intervention):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "vector", _as_tensor(self.vector, "vector"))
+        object.__setattr__(self, "vector", as_tensor_copy(self.vector, "vector"))
         object.__setattr__(self, "coefficient", float(self.coefficient))
 
     def edit(self, act: Tensor) -> Tensor:
@@ -392,6 +275,8 @@ class AddVector(Intervention):
 class Clamp(Intervention):
     """Set the selected entries to ``value`` (a float, or a tensor broadcastable to one example).
 
+    Also known as :data:`SetValue` (the same class under its other common name).
+
     Retargeting clamps a cheese-tracking channel at the pixel of a target cell
     (see :func:`mazeinterp.steering.retarget`):
 
@@ -404,7 +289,7 @@ class Clamp(Intervention):
     def __post_init__(self) -> None:
         super().__post_init__()
         value = self.value
-        value = _as_tensor(value, "value") if isinstance(value, (Tensor, np.ndarray)) else float(value)
+        value = as_tensor_copy(value, "value") if isinstance(value, (Tensor, np.ndarray)) else float(value)
         object.__setattr__(self, "value", value)
 
     def edit(self, act: Tensor) -> Tensor:
@@ -425,9 +310,8 @@ class Clamp(Intervention):
                                  f"to hook point {self.hook!r} of shape {shape}") from None
 
 
-@dataclass(frozen=True, eq=False, repr=False)
-class SetValue(Clamp):
-    """Same as :class:`Clamp` (set the selected entries to ``value``), under its other common name."""
+SetValue = Clamp
+"""The other common name of :class:`Clamp`: the same class, so ``SetValue(...)`` makes a ``Clamp``."""
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -447,14 +331,12 @@ class Patch(Intervention):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "source", _as_tensor(self.source, "source"))
+        object.__setattr__(self, "source", as_tensor_copy(self.source, "source"))
 
     @classmethod
     def from_input(cls, model: ImpalaPolicy, hook: str, x: Any, *, channels: Any = None,
                    pixels: Any = None) -> Patch:
         """Patch with ``hook``'s activations on input ``x`` (float NCHW or uint8 NHWC observations)."""
-        from mazeinterp.hooks import run_with_cache
-
         _, cache = run_with_cache(model, x, [hook], stop_early=True)
         return cls(hook, cache[hook], channels=channels, pixels=pixels)
 
@@ -498,56 +380,3 @@ class Scale(Intervention):
         return [f"factor={self.factor}"]
 
 
-# --------------------------------------------------------------------------- validation
-
-
-def validate(model: ImpalaPolicy, intervention: Intervention) -> None:
-    """Check ``intervention`` against ``model.hook_points()``; raise a clear ValueError if it does not fit.
-
-    Checks that the hook point exists (the message lists close names), that
-    every channel and pixel is in range, that pixels are only given for
-    (C, H, W) maps, and that held tensors have the hook point's shape.
-
-    >>> from mazeinterp.model import ImpalaPolicy
-    >>> validate(ImpalaPolicy(1), ZeroAblate("embedder.relu3_out", channels=[40]))
-    Traceback (most recent call last):
-    ValueError: ZeroAblate(embedder.relu3_out, channels=[40]): channel 40 is out of range for hook point 'embedder.relu3_out', which has 32 channels (0..31)
-    """
-    if not isinstance(intervention, Intervention):
-        raise TypeError(f"expected an Intervention, got {type(intervention).__name__}")
-    shapes = model.hook_points()
-    hook = intervention.hook
-    if hook not in shapes:
-        try:
-            model.module_for_hook(hook)
-        except KeyError as exc:
-            raise ValueError(f"{intervention}: {exc.args[0]}") from None
-        raise ValueError(f"{intervention}: {hook!r} is not a hook point")  # pragma: no cover
-    shape = shapes[hook]
-    what = "channels" if len(shape) == 3 else "features"
-    for c in intervention.channels or ():
-        if c >= shape[0]:
-            raise ValueError(f"{intervention}: channel {c} is out of range for hook point {hook!r}, "
-                             f"which has {shape[0]} {what} (0..{shape[0] - 1})")
-    if intervention.pixels is not None:
-        if len(shape) != 3:
-            raise ValueError(f"{intervention}: hook point {hook!r} is a vector of {shape[0]} features; "
-                             "pixels only apply to (C, H, W) maps")
-        h, w = shape[1:]
-        for r, c in intervention.pixels:
-            if r >= h or c >= w:
-                raise ValueError(f"{intervention}: pixel {(r, c)} is out of range for hook point {hook!r}, "
-                                 f"whose maps are {h}×{w}")
-    intervention._check_shape(tuple(shape))
-
-
-def _as_list(interventions: Intervention | Iterable[Intervention] | None) -> list[Intervention]:
-    if interventions is None:
-        return []
-    if isinstance(interventions, Intervention):
-        return [interventions]
-    out = list(interventions)
-    for iv in out:
-        if not isinstance(iv, Intervention):
-            raise TypeError(f"expected Intervention objects, got {type(iv).__name__}")
-    return out

@@ -34,7 +34,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mazeinterp.hooks import run_states_with_cache
+from mazeinterp.defaults import DEFAULT_STEERING_HOOK, FORWARD_BATCH_SIZE, RETARGET_VALUE
+from mazeinterp.hooks import activations
 from mazeinterp.interventions import Clamp, Intervention
 from mazeinterp.maze.grid import Cell, shortest_path, start_cell
 from mazeinterp.maze.pixels import cell_to_pixel, cell_to_pixel_region
@@ -56,8 +57,6 @@ __all__ = [
     "top_right_vector",
 ]
 
-DEFAULT_STEERING_HOOK = "embedder.block2.res1.resadd_out"
-"""The layer of the published cheese vector and retargeting (128 × 16 × 16 at scale 4)."""
 
 
 def hook_resolution(hook: str) -> int | None:
@@ -98,9 +97,7 @@ def _pair_activations(model: ImpalaPolicy, states: Sequence[MazeState], hook: st
                       renderer: StateRenderer | None, batch_size: int,
                       progress: bool | None = None) -> tuple[Tensor, Tensor]:
     pairs = _contrast_pairs(states)
-    _, cache = run_states_with_cache(model, pairs, [hook], stop_early=True, renderer=renderer,
-                                     batch_size=batch_size, progress=progress)
-    acts = cache[hook]
+    acts = activations(model, hook, pairs, renderer=renderer, batch_size=batch_size, progress=progress)
     return acts[0::2], acts[1::2]
 
 
@@ -121,7 +118,7 @@ def cheese_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_STE
 
 
 def mean_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: str = DEFAULT_STEERING_HOOK, *,
-                       renderer: StateRenderer | None = None, batch_size: int = 256) -> Tensor:
+                       renderer: StateRenderer | None = None, batch_size: int = FORWARD_BATCH_SIZE) -> Tensor:
     """Mean over ``states`` of their cheese vectors (mean difference of contrast pairs): (C, H, W).
 
     >>> general = mean_cheese_vector(model, states[:8])
@@ -134,7 +131,8 @@ def mean_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: s
 
 
 def probe_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: str = DEFAULT_STEERING_HOOK, *,
-                        renderer: StateRenderer | None = None, batch_size: int = 256, C: float = 1.0,
+                        renderer: StateRenderer | None = None, batch_size: int = FORWARD_BATCH_SIZE,
+                        C: float = 1.0,
                         scale: Literal["norm", "projection", "unit"] = "norm", seed: int = 0) -> Tensor:
     """Cheese direction from a linear probe, for comparison with :func:`mean_cheese_vector`: (C, H, W).
 
@@ -258,16 +256,14 @@ def top_right_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_
     """
     base = _with_mouse_at_start(state)
     opened = open_top_right_path(base, route)
-    _, cache = run_states_with_cache(model, [opened, base], [hook], stop_early=True, renderer=renderer,
-                                     progress=False)  # one batch: no progress bar
-    acts = cache[hook]
+    acts = activations(model, hook, [opened, base], renderer=renderer, progress=False)  # one batch: no progress bar
     return acts[0] - acts[1]
 
 
 # --------------------------------------------------------------------------- retargeting
 
 
-def retarget(channels: int | Sequence[int], target_cell: Cell, maze_size: int, value: float = 5.5,
+def retarget(channels: int | Sequence[int], target_cell: Cell, maze_size: int, value: float = RETARGET_VALUE,
              hook: str = DEFAULT_STEERING_HOOK, *, region: bool = False) -> Clamp:
     """Clamp ``channels`` at the activation pixel of ``target_cell`` to ``value`` (retargeting).
 

@@ -43,6 +43,12 @@ context, one torch thread each), this process with ``workers=0``, or the tasks
 of a Ray cluster with ``ray_address`` (``pip install "mazeinterp[ray]"``; the
 nodes need mazeinterp installed). The model and the reference activations are
 sent to each worker once.
+
+The pieces: :mod:`mazeinterp.sweep_config` (the config and its grid),
+:mod:`mazeinterp.sweep_shard` (the interventions and one shard's rollouts),
+:mod:`mazeinterp.sweep_output` (merged table and heatmap); this module runs
+the shards on workers and keeps the output folder. Their public names are
+importable from here.
 """
 
 from __future__ import annotations
@@ -50,385 +56,32 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import time
-import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from mazeinterp.interventions import Intervention
+from mazeinterp.sweep_config import KINDS, Condition, SweepConfig, SweepConfigError, conditions, load_sweep_config
+from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
+from mazeinterp.sweep_shard import (
+    OUTCOME_CODES,
+    EditsByEpisode,
+    PartialAblation,
+    intervention,
+    reference_activations,
+    run_shard,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
 
     from mazeinterp.model import ImpalaPolicy
 
-__all__ = ["KINDS", "Condition", "SweepConfig", "SweepConfigError", "SweepResult", "load_sweep_config",
-           "run_sweep"]
-
-KINDS: tuple[str, ...] = ("zero", "mean", "resample", "scale", "clamp", "add")
-"""The kinds of edit a sweep knows (see the module docstring for the coefficient of each)."""
-
-_ABLATIONS = ("zero", "mean", "resample")
-_OUTCOME_CODES = {"cheese": 0, "top_right": 1, "neither": 2}
-_SHARD_FORMAT = 1
-
-
-class SweepConfigError(ValueError):
-    """A sweep config that cannot run: names the file (if any), the key and what is wrong."""
-
-
-# --------------------------------------------------------------------------------------
-# configuration
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """A sweep: which edits, on which mazes, with which rollout settings. Every field has a default."""
-
-    checkpoint: str | None = None
-    """Checkpoint file, shipped agent name or ``published:NAME``; None → the shipped default agent."""
-    hooks: tuple[str, ...] = ("embedder.block2.res1.resadd_out",)
-    """Hook points whose channels are edited (each a (C, H, W) map)."""
-    channels: tuple[int, ...] | None = None
-    """Channels edited at every hook point, one at a time; None → all channels of each hook point."""
-    kinds: tuple[str, ...] = ("mean",)
-    """Kinds of edit, from :data:`KINDS`."""
-    coefficients: tuple[float, ...] = (1.0,)
-    """Coefficients of every kind (ablation strength, scale factor, clamp value or added amount)."""
-    n_mazes: int = 200
-    """Number of mazes: the level seeds ``start_level … start_level + n_mazes − 1``."""
-    start_level: int = 0
-    """First level seed."""
-    seeds: tuple[int, ...] = (0,)
-    """Sweep seeds: every condition runs once per seed (action sampling, cheese placement)."""
-    shard_size: int = 10
-    """Mazes per shard (the unit of work, of progress and of resumption; part of the sweep's definition)."""
-    reference_mazes: int = 100
-    """Random mazes whose start observations give the mean (``"mean"``) and the sources (``"resample"``)."""
-    reference_seed: int = 0
-    """Seed of the reference mazes and of the resampling pairing."""
-    max_steps: int = 500
-    """Step cap per episode."""
-    greedy: bool = False
-    """Take the most probable action instead of sampling."""
-    cheese_region: int | None = None
-    """If k, move each cheese to a random open cell of the top-right k×k corner first."""
-    batch_size: int = 64
-    """Envs stepped together inside a shard (does not change the numbers)."""
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "hooks", _str_tuple(self.hooks, "hooks"))
-        object.__setattr__(self, "kinds", _str_tuple(self.kinds, "kinds"))
-        if self.channels is not None:
-            object.__setattr__(self, "channels", _int_tuple(self.channels, "channels", minimum=0))
-        object.__setattr__(self, "seeds", _int_tuple(self.seeds, "seeds", minimum=0))
-        object.__setattr__(self, "coefficients", _float_tuple(self.coefficients, "coefficients"))
-        unknown = [k for k in self.kinds if k not in KINDS]
-        if unknown:
-            raise SweepConfigError(f"kinds: unknown kind {unknown[0]!r}; choose from {', '.join(KINDS)}")
-        for name in ("n_mazes", "shard_size", "reference_mazes", "max_steps", "batch_size"):
-            _check_int(getattr(self, name), name, minimum=1)
-        for name in ("start_level", "reference_seed"):
-            _check_int(getattr(self, name), name, minimum=0)
-        if self.cheese_region is not None:
-            _check_int(self.cheese_region, "cheese_region", minimum=1)
-        if not isinstance(self.greedy, bool):
-            raise SweepConfigError(f"greedy: expected true or false, got {self.greedy!r}")
-        if self.checkpoint is not None and not isinstance(self.checkpoint, str):
-            raise SweepConfigError(f"checkpoint: expected a string, got {self.checkpoint!r}")
-        if self.start_level + self.n_mazes > 2**31 - 1:
-            raise SweepConfigError("start_level + n_mazes must stay below 2**31 - 1 (procgen's level seeds)")
-
-    @property
-    def level_seeds(self) -> list[int]:
-        """The sweep's mazes, in order."""
-        return list(range(self.start_level, self.start_level + self.n_mazes))
-
-    @property
-    def n_shards(self) -> int:
-        """Number of shards."""
-        return math.ceil(self.n_mazes / self.shard_size)
-
-    def shard_levels(self, shard: int) -> list[int]:
-        """Level seeds of shard ``shard``."""
-        return self.level_seeds[shard * self.shard_size : (shard + 1) * self.shard_size]
-
-    def as_dict(self) -> dict[str, Any]:
-        """Plain data (JSON / TOML keys)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-
-def _check_int(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise SweepConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
-
-
-def _int_tuple(values: Any, name: str, minimum: int) -> tuple[int, ...]:
-    values = (values,) if isinstance(values, (int, np.integer)) else values
-    if isinstance(values, str) or not isinstance(values, Iterable):
-        raise SweepConfigError(f"{name}: expected a list of integers, got {values!r}")
-    out = tuple(values)
-    if not out:
-        raise SweepConfigError(f"{name}: must not be empty")
-    for v in out:
-        _check_int(v, name, minimum)
-    return tuple(int(v) for v in dict.fromkeys(out))
-
-
-def _float_tuple(values: Any, name: str) -> tuple[float, ...]:
-    values = (values,) if isinstance(values, (int, float)) and not isinstance(values, bool) else values
-    if isinstance(values, str) or not isinstance(values, Iterable):
-        raise SweepConfigError(f"{name}: expected a list of numbers, got {values!r}")
-    out = tuple(values)
-    if not out or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in out):
-        raise SweepConfigError(f"{name}: expected a non-empty list of finite numbers, got {list(out)!r}")
-    return tuple(float(v) for v in dict.fromkeys(out))
-
-
-def _str_tuple(values: Any, name: str) -> tuple[str, ...]:
-    values = (values,) if isinstance(values, str) else values
-    if not isinstance(values, Iterable) or not all(isinstance(v, str) and v for v in values):
-        raise SweepConfigError(f"{name}: expected a list of names, got {values!r}")
-    out = tuple(dict.fromkeys(values))
-    if not out:
-        raise SweepConfigError(f"{name}: must not be empty")
-    return out
-
-
-def load_sweep_config(path: str | os.PathLike) -> SweepConfig:
-    """Read a :class:`SweepConfig` from a TOML file whose top-level keys are its fields.
-
-    ``channels = "all"`` means every channel. Raises :class:`SweepConfigError`
-    naming the file and the key for unknown keys and bad values, and
-    ``FileNotFoundError`` for a missing file.
-    """
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no sweep config file {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepConfigError(f"{path}: not valid TOML ({exc})") from None
-    known = {f.name for f in fields(SweepConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise SweepConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
-    if data.get("channels") == "all":
-        data["channels"] = None
-    try:
-        return SweepConfig(**data)
-    except SweepConfigError as exc:
-        raise SweepConfigError(f"{path}: {exc}") from None
-
-
-# --------------------------------------------------------------------------------------
-# conditions and their interventions
-
-
-@dataclass(frozen=True)
-class Condition:
-    """One cell of the intervention grid: edit ``channel`` of ``hook`` by ``kind`` with ``coefficient``."""
-
-    hook: str
-    channel: int
-    kind: str
-    coefficient: float
-
-
-def conditions(config: SweepConfig, shapes: Mapping[str, tuple[int, ...]]) -> list[Condition]:
-    """The grid in its fixed order (hook, kind, coefficient, channel); ``shapes`` maps hook → (C, H, W).
-
-    Raises :class:`SweepConfigError` for an unknown hook point, a vector hook
-    point or a channel out of range (naming them).
-    """
-    out = []
-    for hook in config.hooks:
-        if hook not in shapes:
-            raise SweepConfigError(f"hooks: {hook!r} is not a hook point of this model (see `mazeinterp info`)")
-        shape = shapes[hook]
-        if len(shape) != 3:
-            raise SweepConfigError(f"hooks: {hook!r} has shape {shape}; a sweep edits channels of (C, H, W) maps")
-        channels = config.channels if config.channels is not None else tuple(range(shape[0]))
-        bad = [c for c in channels if c >= shape[0]]
-        if bad:
-            raise SweepConfigError(f"channels: channel {bad[0]} is out of range for hook point {hook!r}, "
-                                   f"which has {shape[0]} channels (0..{shape[0] - 1})")
-        out += [Condition(hook, c, kind, coef) for kind in config.kinds for coef in config.coefficients
-                for c in channels]
-    return out
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class PartialAblation(Intervention):
-    """``act + strength · (ablation.edit(act) − act)`` on the ablation's channels and pixels.
-
-    ``strength = 1`` equals ``ablation`` itself, ``0`` leaves the activation alone.
-    """
-
-    ablation: Intervention | None = None
-    strength: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not isinstance(self.ablation, Intervention):
-            raise TypeError(f"ablation must be an Intervention, got {self.ablation!r}")
-
-    def edit(self, act: Tensor) -> Tensor:
-        return act + self.strength * (self.ablation.edit(act) - act)  # type: ignore[union-attr]
-
-    def _params(self) -> list[str]:
-        return [f"{self.ablation}", f"strength={self.strength}"]
-
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
-        self.ablation._check_shape(shape)  # type: ignore[union-attr]
-
-
-def _references(model: ImpalaPolicy, config: SweepConfig) -> dict[str, Tensor]:
-    """Reference activations needed by the config's kinds: ``"<hook>|mean"`` (C, H, W), ``"<hook>|sources"`` (K, C, H, W)."""
-    from mazeinterp.interventions import MeanAblate, ResampleAblate
-
-    refs: dict[str, Tensor] = {}
-    for hook in config.hooks:
-        if "mean" in config.kinds:
-            refs[f"{hook}|mean"] = MeanAblate.from_random_mazes(model, hook, config.reference_mazes,
-                                                                seed=config.reference_seed).mean
-        if "resample" in config.kinds:
-            refs[f"{hook}|sources"] = ResampleAblate.from_random_mazes(model, hook, config.reference_mazes,
-                                                                       seed=config.reference_seed).sources
-    return refs
-
-
-def intervention(condition: Condition, references: Mapping[str, Tensor], shape: tuple[int, ...],
-                 reference_seed: int = 0) -> Intervention:
-    """The intervention of ``condition``; ``references`` from the sweep, ``shape`` the hook's (C, H, W)."""
-    import torch
-
-    from mazeinterp.interventions import AddVector, Clamp, MeanAblate, ResampleAblate, Scale, ZeroAblate
-
-    hook, channels, kind, c = condition.hook, (condition.channel,), condition.kind, condition.coefficient
-    if kind == "scale":
-        return Scale(hook, c, channels=channels)
-    if kind == "clamp":
-        return Clamp(hook, c, channels=channels)
-    if kind == "add":
-        return AddVector(hook, torch.ones(shape[0]), c, channels=channels)
-    if kind == "zero":
-        ablation: Intervention = ZeroAblate(hook, channels=channels)
-    elif kind == "mean":
-        ablation = MeanAblate(hook, references[f"{hook}|mean"], channels=channels)
-    elif kind == "resample":
-        ablation = ResampleAblate(hook, references[f"{hook}|sources"], reference_seed, channels=channels)
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    return ablation if c == 1.0 else PartialAblation(hook, ablation=ablation, strength=c, channels=channels)
-
-
-# --------------------------------------------------------------------------------------
-# one shard (runs in a worker)
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class EditsByEpisode(Intervention):
-    """At one hook point, give each rollout episode the edit of its block: one rollout runs many conditions.
-
-    Episode ``i`` of the rollout (see :func:`mazeinterp.rollout.run_rollouts`, which calls
-    :meth:`set_episode_indices` before every forward pass) gets ``edits[i // block]``; ``None``
-    leaves its activation alone. Rows without an edit are returned unchanged, bit for bit.
-    """
-
-    edits: tuple[Intervention | None, ...] = ()
-    block: int = 1
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.block < 1:
-            raise ValueError(f"block must be positive, got {self.block}")
-        if any(iv is not None and iv.hook != self.hook for iv in self.edits):
-            raise ValueError(f"every edit must be at hook point {self.hook!r}")
-        object.__setattr__(self, "_groups", None)
-
-    def set_episode_indices(self, indices: Sequence[int] | np.ndarray) -> None:
-        """Select the episode of every row of the next forward pass."""
-        groups = np.asarray(indices, dtype=np.int64) // self.block
-        if len(groups) and int(groups.max()) >= len(self.edits):
-            raise IndexError(f"episode index beyond the {len(self.edits)} blocks of {self.block}")
-        object.__setattr__(self, "_groups", groups)
-
-    def edit(self, act: Tensor) -> Tensor:
-        """``act`` with each row edited by its block's intervention; ``act`` (B, C, H, W) is not modified."""
-        import torch
-
-        groups = self._groups  # type: ignore[attr-defined]
-        if groups is None or len(groups) != act.shape[0]:
-            raise RuntimeError("EditsByEpisode needs set_episode_indices() for this batch before a forward pass")
-        out = None
-        for k in np.unique(groups).tolist():
-            iv = self.edits[k]
-            if iv is None:
-                continue
-            rows = torch.as_tensor(np.flatnonzero(groups == k), device=act.device)
-            out = act.clone() if out is None else out
-            out[rows] = iv(act[rows])
-        return act if out is None else out
-
-    def _params(self) -> list[str]:
-        return [f"{sum(iv is not None for iv in self.edits)} edits", f"block={self.block}"]
-
-    def _check_shape(self, shape: tuple[int, ...]) -> None:
-        for iv in self.edits:
-            if iv is not None:
-                iv._check_shape(shape)
-
-
-def run_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: Sequence[Condition],
-              references: Mapping[str, Tensor]) -> dict[str, Any]:
-    """Run the baseline and every condition on the mazes of ``shard``, for every seed.
-
-    All conditions of a seed run in one :func:`~mazeinterp.rollout.run_rollouts`
-    call (full batches; :class:`EditsByEpisode` routes each episode's edit), and
-    every copy of a maze draws the random numbers of the maze's position in the
-    whole sweep (``streams``), so baseline and edits share them (common random
-    numbers) and they do not depend on the shard size.
-
-    Returns plain data: ``shard``, ``level_seeds``, ``baseline`` (seeds × mazes
-    outcome codes: 0 cheese, 1 top-right, 2 neither), ``treated`` (conditions ×
-    seeds × mazes), ``episodes`` and ``seconds``.
-    """
-    from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
-
-    import torch
-
-    started = time.perf_counter()
-    levels = config.shard_levels(shard)
-    n = len(levels)
-    states = load_mazes(levels, batch_size=config.batch_size)
-    shapes = model.hook_points()
-    blocks: list[Intervention | None] = [None]  # block 0: the baseline
-    blocks += [intervention(c, references, shapes[c.hook], config.reference_seed) for c in grid]
-    edits = [EditsByEpisode(hook, edits=tuple(iv if iv is not None and iv.hook == hook else None for iv in blocks),
-                            block=n) for hook in dict.fromkeys(c.hook for c in grid)]
-    first = shard * config.shard_size
-    streams = list(range(first, first + n)) * len(blocks)
-    baseline: list[list[int]] = []
-    treated: list[list[list[int]]] = [[] for _ in grid]
-    for seed in config.seeds:
-        rollout = RolloutConfig(greedy=config.greedy, max_steps=config.max_steps, batch_size=config.batch_size,
-                                seed=seed, cheese_region=config.cheese_region, progress=False,
-                                threads=torch.get_num_threads())  # a worker keeps its one thread
-        result = run_rollouts(model, states * len(blocks), edits, rollout, streams=streams)
-        codes = np.array([_OUTCOME_CODES[ep.outcome] for ep in result.episodes]).reshape(len(blocks), n)
-        baseline.append(codes[0].tolist())
-        for row, block in zip(treated, codes[1:]):
-            row.append(block.tolist())
-    return {"format": _SHARD_FORMAT, "shard": shard, "level_seeds": levels, "baseline": baseline,
-            "treated": treated, "episodes": n * len(config.seeds) * len(blocks),
-            "seconds": time.perf_counter() - started}
+__all__ = ["KINDS", "OUTCOME_CODES", "Condition", "EditsByEpisode", "PartialAblation", "SweepConfig",
+           "SweepConfigError", "SweepResult", "conditions", "intervention", "load_sweep_config", "merge",
+           "plot_heatmap", "reference_activations", "run_shard", "run_sweep"]
 
 
 # --------------------------------------------------------------------------------------
@@ -592,106 +245,6 @@ def _finished(out: Path, config: SweepConfig, n_conditions: int) -> dict[int, di
 
 
 # --------------------------------------------------------------------------------------
-# merged result
-
-
-@dataclass(frozen=True)
-class SweepResult:
-    """The merged sweep: one row per condition (see :meth:`rows`), plus how it ran."""
-
-    config: SweepConfig
-    """The sweep."""
-    rows: tuple[dict[str, Any], ...]
-    """Per condition, in grid order: hook, channel, kind, coefficient, n, P(cheese) baseline and edited, the
-    paired difference (``effect``, ``effect_low``, ``effect_high``), the same for P(top-right)."""
-    paths: dict[str, Path] = field(default_factory=dict)
-    """Written files: ``csv``, ``parquet``, ``heatmap``, ``summary``."""
-    ran: tuple[int, ...] = ()
-    """Shards run by this call (the others were found finished in the output folder)."""
-    seconds: float = 0.0
-    """Wall time of this call."""
-    episodes: int = 0
-    """Episodes run by this call."""
-
-    def top(self, k: int = 10) -> list[dict[str, Any]]:
-        """The ``k`` rows with the largest |effect| on P(cheese) (ties: grid order)."""
-        return sorted(self.rows, key=lambda r: -abs(r["effect"]))[:k]
-
-
-def merge(config: SweepConfig, grid: Sequence[Condition], shards: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per condition from every shard's outcome codes (pooled over mazes and seeds)."""
-    from mazeinterp.stats import paired_difference
-
-    order = [shards[k] for k in range(config.n_shards)]
-    base = np.concatenate([np.asarray(s["baseline"], dtype=np.int8).ravel() for s in order])
-    rows = []
-    for i, cond in enumerate(grid):
-        treated = np.concatenate([np.asarray(s["treated"][i], dtype=np.int8).ravel() for s in order])
-        row: dict[str, Any] = {**asdict(cond), "n": int(len(base))}
-        for name, code in (("cheese", 0), ("top_right", 1)):
-            b, t = base == code, treated == code
-            d = paired_difference(b, t)
-            prefix = "" if name == "cheese" else "top_right_"
-            row[f"p_{name}_baseline"] = float(b.mean())
-            row[f"p_{name}"] = float(t.mean())
-            row[f"{prefix}effect"] = d.estimate
-            row[f"{prefix}effect_low"] = d.low
-            row[f"{prefix}effect_high"] = d.high
-        rows.append(row)
-    return rows
-
-
-def _write_table(out: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Path]:
-    import csv
-
-    paths = {"csv": out / "results.csv", "parquet": out / "results.parquet"}
-    tmp = out / ".results.csv.tmp"
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, paths["csv"])
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        paths.pop("parquet")  # CSV only; the parquet table needs the [ray] extra's pyarrow
-    else:
-        table = pa.Table.from_pylist([dict(r) for r in rows])
-        pq.write_table(table, out / ".results.parquet.tmp")
-        os.replace(out / ".results.parquet.tmp", paths["parquet"])
-    return paths
-
-
-def plot_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Heatmap of the effect on P(cheese) by channel (x) and coefficient (y), one panel per hook and kind."""
-    from mazeinterp.plots import new_figure, save_figure
-
-    panels = list(dict.fromkeys((r["hook"], r["kind"]) for r in rows))
-    channels = sorted({r["channel"] for r in rows})
-    coefs = sorted({r["coefficient"] for r in rows})
-    limit = max(0.05, max(abs(r["effect"]) for r in rows))  # a sweep of null effects stays pale
-    width = min(24.0, max(6.0, 0.18 * len(channels)))
-    fig, axes = new_figure(nrows=len(panels), size=1.0)
-    fig.set_size_inches(width, (1.6 + 0.35 * len(coefs)) * len(panels) + 0.4)
-    fig.set_layout_engine("constrained")
-    for ax, (hook, kind) in zip(axes[:, 0], panels):
-        grid = np.full((len(coefs), len(channels)), np.nan)
-        for r in rows:
-            if (r["hook"], r["kind"]) == (hook, kind):
-                grid[coefs.index(r["coefficient"]), channels.index(r["channel"])] = r["effect"]
-        image = ax.imshow(grid, aspect="auto", cmap="RdBu", vmin=-limit, vmax=limit, interpolation="nearest")
-        ax.set_yticks(range(len(coefs)), [f"{c:g}" for c in coefs])
-        step = max(1, len(channels) // 32)
-        ax.set_xticks(range(0, len(channels), step), [str(c) for c in channels[::step]], fontsize=7)
-        ax.set_xlabel("channel")
-        ax.set_ylabel("coefficient")
-        ax.set_title(f"{kind} at {hook}: change in P(cheese)", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="effect")
-    return save_figure(fig, path)
-
-
-# --------------------------------------------------------------------------------------
 # the driver
 
 
@@ -741,7 +294,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
         raise ValueError(f"workers must be >= 0, got {workers}")
     ran, episodes = [], 0
     if todo:
-        payload = _pack(model, _references(model, config))
+        payload = _pack(model, reference_activations(model, config))
         results = (_run_ray(payload, config, todo, grid, ray_address) if ray_address
                    else _run_local(payload, config, todo, grid, min(workers, len(todo))))
         bar = tqdm(total=config.n_shards, initial=len(done), desc="sweep shards", unit="shard",
@@ -757,7 +310,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
                 if on_shard is not None:
                     on_shard(shard)
     rows = merge(config, grid, done)
-    paths = _write_table(out, rows)
+    paths = write_table(out, rows)
     paths["heatmap"] = plot_heatmap(rows, out / "heatmap.png")
     seconds = time.perf_counter() - started
     backend = f"ray ({ray_address})" if ray_address else f"{workers} local process(es)" if workers else "in process"

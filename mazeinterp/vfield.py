@@ -32,10 +32,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mazeinterp.hooks import _progress, _to_input, intervene, render_states
-from mazeinterp.interventions import Intervention, _as_list, validate
+from mazeinterp.defaults import FORWARD_BATCH_SIZE
+from mazeinterp.hooks import intervene, render_states, to_model_input
+from mazeinterp.intervention_base import Intervention, as_intervention_list, validate
 from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
 from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
+from mazeinterp.progress import progress_bar
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE, OUTCOMES, region_goals, top_right_ends_episode
 
 if TYPE_CHECKING:
@@ -54,6 +56,7 @@ __all__ = [
     "outcome_probabilities",
     "move_probs_for_states",
     "vector_field",
+    "field_cells",
     "vector_fields",
 ]
 
@@ -133,7 +136,12 @@ class VectorField:
         return f"VectorField(maze {self.maze_size}×{self.maze_size}, {len(self.cells)} cells, moves={list(MOVES)})"
 
 
-def _field_cells(state: MazeState) -> list[Cell]:
+def field_cells(state: MazeState) -> list[Cell]:
+    """The cells of ``state``'s vector field: every open cell except the cheese's, row-major.
+
+    >>> field_cells(state)[:3]
+    [(0, 0), (0, 1), (0, 2)]
+    """
     cheese = state.cheese
     return [(int(r), int(c)) for r, c in np.argwhere(state.open_cells) if (r, c) != cheese]
 
@@ -144,7 +152,7 @@ def move_probs_for_states(
     interventions: Sequence[Intervention] = (),
     *,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     device: str | torch.device | None = None,
     progress: bool | None = None,
 ) -> np.ndarray:
@@ -157,16 +165,16 @@ def move_probs_for_states(
     >>> MOVES[int(probs[0].argmax())]
     'right'
     """
-    ivs = _as_list(interventions)
+    ivs = as_intervention_list(interventions)
     for iv in ivs:
         validate(model, iv)
     states = list(states)
     out = np.empty((len(states), len(Move)), dtype=np.float64)
     starts = range(0, len(states), batch_size)
     with intervene(model, ivs), torch.inference_mode():
-        for start in _progress(starts, len(starts), "move probs", progress):
+        for start in progress_bar(starts, total=len(starts), desc="move probs", enabled=progress):
             obs = render_states(states[start : start + batch_size], renderer)
-            x = _to_input(model, obs)
+            x = to_model_input(model, obs)
             if device is not None:
                 x = x.to(device)
             logits, _ = model(x)
@@ -180,7 +188,7 @@ def vector_fields(
     interventions: Sequence[Intervention] = (),
     *,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     device: str | torch.device | None = None,
     progress: bool | None = None,
 ) -> list[VectorField]:
@@ -192,7 +200,7 @@ def vector_fields(
     8
     """
     states = list(states)
-    cells = [_field_cells(s) for s in states]
+    cells = [field_cells(s) for s in states]
     moved = [s.with_mouse(c) for s, cs in zip(states, cells) for c in cs]
     probs = move_probs_for_states(model, moved, interventions, renderer=renderer, batch_size=batch_size,
                                   device=device, progress=progress)
@@ -209,7 +217,7 @@ def vector_field(
     interventions: Sequence[Intervention] = (),
     *,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     device: str | torch.device | None = None,
 ) -> VectorField:
     """Vector field of one maze: move probabilities with the mouse on every open non-cheese cell.
@@ -236,7 +244,7 @@ def mirror_fields(
     interventions: Sequence[Intervention] = (),
     *,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     device: str | torch.device | None = None,
 ) -> tuple[VectorField, VectorField]:
     """The maze's vector fields with the mouse drawn plain and mirrored, in one batch.
@@ -385,7 +393,7 @@ def outcome_probabilities(
     mirror: bool = True,
     region_size: int | None = DEFAULT_REGION_SIZE,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     device: str | torch.device | None = None,
     progress: bool | None = None,
 ) -> np.ndarray:
@@ -428,9 +436,10 @@ def outcome_probabilities(
     drawn = [s.with_mouse_reflected(flag) for s in states for flag in drawings]  # maze-major
     if callable(interventions):
         per_maze = interventions
+        bar = progress_bar(drawn, total=len(drawn), desc="outcome probabilities", enabled=progress)
         fields = [vector_field(model, s, per_maze(i // len(drawings)), renderer=renderer, batch_size=batch_size,
                                device=device)
-                  for i, s in enumerate(_progress(drawn, len(drawn), "outcome probabilities", progress))]
+                  for i, s in enumerate(bar)]
     else:
         fields = vector_fields(model, drawn, interventions, renderer=renderer, batch_size=batch_size,
                                device=device, progress=progress)
@@ -495,7 +504,7 @@ def decision_square_cheese_prob(
     interventions: Sequence[Intervention] = (),
     *,
     renderer: StateRenderer | None = None,
-    batch_size: int = 256,
+    batch_size: int = FORWARD_BATCH_SIZE,
     device: str | torch.device | None = None,
     definition: str = "mazeinterp",
 ) -> np.ndarray:

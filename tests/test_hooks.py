@@ -7,12 +7,15 @@ import torch
 
 from mazeinterp.hooks import (
     ActivationCache,
+    activations,
     can_forward_from,
     forward_from,
     intervene,
     render_states,
+    run_batched_with_cache,
     run_states_with_cache,
     run_with_cache,
+    to_model_input,
 )
 from mazeinterp.interventions import AddVector, Clamp, Intervention, Scale, ZeroAblate
 from mazeinterp.model import ImpalaPolicy
@@ -222,3 +225,33 @@ def test_run_states_with_cache(model, seeded_states):
     torch.testing.assert_close(cache[HOOK], ref[HOOK])
     outputs, cache = run_states_with_cache(model, states, [HOOK], stop_early=True)
     assert outputs is None and cache[HOOK].shape == (5, 32, 16, 16)
+
+
+def test_batched_forward_takes_states_or_observations(model, seeded_states):
+    states = seeded_states[:5]
+    obs = render_states(states)  # uint8 (5, 64, 64, 3)
+    x = to_model_input(model, obs)  # float (5, 3, 64, 64)
+    _, whole = run_with_cache(model, obs, [HOOK, LATE])  # one batch of five
+    scale = Scale(LATE, 2.0)
+    _, edited = run_with_cache(model, obs, [LATE], interventions=[scale])
+    for inputs in (states, obs, x):
+        # batches of 2, 2 and 1 give each input the activations of the single pass, in order
+        (logits, value), cache = run_batched_with_cache(model, inputs, [HOOK, LATE], batch_size=2, progress=False)
+        assert logits.shape == (5, 15) and value.shape == (5,)
+        for hook in (HOOK, LATE):
+            torch.testing.assert_close(cache[hook], whole[hook])
+        one = activations(model, LATE, inputs, batch_size=2, interventions=[scale], progress=False)
+        torch.testing.assert_close(one, edited[LATE])
+    assert run_states_with_cache is run_batched_with_cache
+    empty = activations(model, HOOK, [], progress=False)
+    assert empty.shape == (0,)
+
+
+def test_to_model_input_converts_observations_once(model, seeded_states):
+    obs = render_states(seeded_states[:2])
+    x = to_model_input(model, obs)
+    assert x.dtype == torch.float32 and x.shape == (2, 3, 64, 64)
+    torch.testing.assert_close(x, torch.from_numpy(obs).permute(0, 3, 1, 2).float() / 255)
+    assert to_model_input(model, x) is x  # float input on the model's device is used as it is
+    with pytest.raises(TypeError, match="list"):
+        to_model_input(model, [obs])

@@ -18,6 +18,8 @@ from mazeinterp.interventions import (
     Scale,
     SetValue,
     ZeroAblate,
+    as_intervention_list,
+    as_tensor_copy,
     validate,
 )
 from mazeinterp.model import ImpalaPolicy
@@ -129,6 +131,7 @@ def test_clamp_retarget_pixel(model, x, clean):
     expected[:, 10, 4, 12] = 5.5
     check_in_model(model, x, Clamp(HOOK, 5.5, channels=[10], pixels=[(4, 12)]), expected)
     check_in_model(model, x, SetValue(HOOK, 5.5, channels=[10], pixels=[(4, 12)]), expected)
+    assert SetValue is Clamp and repr(SetValue(HOOK, 1.0)) == f"Clamp({HOOK}, value=1.0)"
 
 
 def test_patch_batched_and_single(model, x, clean):
@@ -257,3 +260,17 @@ def test_ablations_from_random_mazes(model):
     validate(model, mean)
     validate(model, resample)
 
+
+
+def test_list_and_tensor_helpers_refuse_what_they_cannot_use():
+    zero = ZeroAblate(HOOK)
+    assert as_intervention_list(None) == [] and as_intervention_list(zero) == [zero]
+    assert as_intervention_list((zero, zero)) == [zero, zero]
+    with pytest.raises(TypeError, match="expected Intervention objects, got str"):
+        as_intervention_list([zero, "embedder.relu3_out"])
+    source = np.ones(3)
+    copy = as_tensor_copy(source, "vector")
+    source[0] = 5.0  # the copy does not follow the caller's array
+    assert copy.dtype == torch.float32 and copy.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(TypeError, match="vector must be a torch tensor or numpy array, got list"):
+        as_tensor_copy([1.0], "vector")

@@ -94,6 +94,17 @@ _BASIC_FIELDS: tuple[tuple[str, str], ...] = (
 
 _MAZE_FIELDS: tuple[tuple[str, str], ...] = (("maze_dim", "i"), ("world_dim", "i"), ("end_marker", "i"))
 
+# The blob's layout, public for tools that walk it (mazeinterp.maze.state_fuzz): each a tuple of
+# (field name, kind) in file order, kind "i" int32, "f" float32, "s" length-prefixed string.
+GAME_FIELDS = _GAME_FIELDS
+"""Fields of the blob's game header, in order."""
+ENTITY_FIELDS = _ENTITY_FIELDS
+"""Fields of each entity record (the mouse is one), in order."""
+BASIC_FIELDS = _BASIC_FIELDS
+"""Fields of the basic-game block after the entities, in order."""
+MAZE_FIELDS = _MAZE_FIELDS
+"""Fields of the maze block after the grid, in order."""
+
 _INT = struct.Struct("<i")
 _FLOAT = struct.Struct("<f")
 

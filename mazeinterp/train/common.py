@@ -4,7 +4,7 @@
 * :func:`rng_states` / :func:`restore_rng_states` -- capture and restore those
   generators as plain data (tensors, ints, lists), so that a checkpoint can
   hold them and a resumed run continues with the same random numbers;
-* :func:`choose_device` -- ``"auto"`` → CUDA when available, else CPU;
+* :func:`choose_device` -- ``"auto"`` → CUDA when available, else CPU (from :mod:`mazeinterp.devices`);
 * :class:`CsvLog` -- append dict rows to a CSV file, header written once;
 * :class:`RunningMeanStd` -- running mean and variance (parallel algorithm),
   with a plain-data ``state_dict`` for checkpoints;
@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from mazeinterp.devices import choose_device
 
 __all__ = [
     "CsvLog",
@@ -94,32 +96,6 @@ def restore_rng_states(states: Mapping[str, Any]) -> None:
         count = min(len(cuda), torch.cuda.device_count())
         for index in range(count):
             torch.cuda.set_rng_state(cuda[index].cpu(), index)
-
-
-def choose_device(name: str | torch.device = "auto") -> torch.device:
-    """Turn a device name into a :class:`torch.device`.
-
-    ``"auto"`` picks ``cuda`` when a CUDA device is usable, else ``cpu``; any
-    other name (``"cpu"``, ``"cuda"``, ``"cuda:1"``) is taken as given.
-
-    Raises:
-        ValueError: the name is not a torch device, or names CUDA where none is available.
-    """
-    if isinstance(name, torch.device):
-        device = name
-    elif str(name).lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(str(name))
-        except (RuntimeError, ValueError) as err:
-            raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from err
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device (use 'auto' or 'cpu')")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
-    return device
 
 
 class CsvLog:

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv, StateRenderer
+from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
 from mazeinterp.train.common import (
@@ -56,7 +57,7 @@ class ImitationConfig:
 
     scale: int = 1
     """IMPALA channel scale of the trained network (1: 16/32/32 channels; 4: the published width)."""
-    cheese_region: int = 5
+    cheese_region: int = TOP_RIGHT_REGION_SIZE
     """The cheese is placed uniformly on an open cell of the top-right n×n corner."""
     total_samples: int = 8_000_000
     """Labelled frames to train on (one frame = one mouse position in one maze)."""

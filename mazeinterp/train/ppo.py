@@ -59,6 +59,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mazeinterp.checkpoint import load_policy, save_policy
+from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.model import ImpalaPolicy, obs_to_tensor
 from mazeinterp.train.common import (
     CsvLog,
@@ -132,7 +133,7 @@ class PPOConfig:
     """Number of distinct procgen levels (0 = unlimited)."""
     start_level: int = 0
     """First procgen level seed."""
-    cheese_region: int | None = 5
+    cheese_region: int | None = TOP_RIGHT_REGION_SIZE
     """Cheese drawn on an open cell of the top-right n×n corner at every episode start (None = stock procgen)."""
     env_threads: int = 4
     """procgen worker threads stepping the envs."""

@@ -1,0 +1,214 @@
+"""A sweep's definition: :class:`SweepConfig` (in Python or a TOML file) and its grid of :class:`Condition`.
+
+Every value is checked when the config is made; a bad one raises
+:class:`SweepConfigError` naming the file (if any), the key and what is wrong.
+Running a sweep is :mod:`mazeinterp.sweep`.
+
+>>> config = SweepConfig(channels=(1, 7), kinds=("zero", "scale"), coefficients=(0.5,), n_mazes=25)
+>>> config.n_shards, config.shard_levels(2)
+(3, [20, 21, 22, 23, 24])
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mazeinterp.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
+
+__all__ = ["KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions", "load_sweep_config"]
+
+KINDS: tuple[str, ...] = ("zero", "mean", "resample", "scale", "clamp", "add")
+"""The kinds of edit a sweep knows (see :mod:`mazeinterp.sweep` for the coefficient of each)."""
+
+
+class SweepConfigError(ValueError):
+    """A sweep config that cannot run: names the file (if any), the key and what is wrong."""
+
+
+# --------------------------------------------------------------------------------------
+# configuration
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A sweep: which edits, on which mazes, with which rollout settings. Every field has a default."""
+
+    checkpoint: str | None = None
+    """Checkpoint file, shipped agent name or ``published:NAME``; None → the shipped default agent."""
+    hooks: tuple[str, ...] = (DEFAULT_STEERING_HOOK,)
+    """Hook points whose channels are edited (each a (C, H, W) map)."""
+    channels: tuple[int, ...] | None = None
+    """Channels edited at every hook point, one at a time; None → all channels of each hook point."""
+    kinds: tuple[str, ...] = ("mean",)
+    """Kinds of edit, from :data:`KINDS`."""
+    coefficients: tuple[float, ...] = (1.0,)
+    """Coefficients of every kind (ablation strength, scale factor, clamp value or added amount)."""
+    n_mazes: int = 200
+    """Number of mazes: the level seeds ``start_level … start_level + n_mazes − 1``."""
+    start_level: int = 0
+    """First level seed."""
+    seeds: tuple[int, ...] = (0,)
+    """Sweep seeds: every condition runs once per seed (action sampling, cheese placement)."""
+    shard_size: int = 10
+    """Mazes per shard (the unit of work, of progress and of resumption; part of the sweep's definition)."""
+    reference_mazes: int = REFERENCE_MAZES
+    """Random mazes whose start observations give the mean (``"mean"``) and the sources (``"resample"``)."""
+    reference_seed: int = 0
+    """Seed of the reference mazes and of the resampling pairing."""
+    max_steps: int = 500
+    """Step cap per episode."""
+    greedy: bool = False
+    """Take the most probable action instead of sampling."""
+    cheese_region: int | None = None
+    """If k, move each cheese to a random open cell of the top-right k×k corner first."""
+    batch_size: int = ROLLOUT_BATCH_SIZE
+    """Envs stepped together inside a shard (does not change the numbers)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hooks", _str_tuple(self.hooks, "hooks"))
+        object.__setattr__(self, "kinds", _str_tuple(self.kinds, "kinds"))
+        if self.channels is not None:
+            object.__setattr__(self, "channels", _int_tuple(self.channels, "channels", minimum=0))
+        object.__setattr__(self, "seeds", _int_tuple(self.seeds, "seeds", minimum=0))
+        object.__setattr__(self, "coefficients", _float_tuple(self.coefficients, "coefficients"))
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown:
+            raise SweepConfigError(f"kinds: unknown kind {unknown[0]!r}; choose from {', '.join(KINDS)}")
+        for name in ("n_mazes", "shard_size", "reference_mazes", "max_steps", "batch_size"):
+            _check_int(getattr(self, name), name, minimum=1)
+        for name in ("start_level", "reference_seed"):
+            _check_int(getattr(self, name), name, minimum=0)
+        if self.cheese_region is not None:
+            _check_int(self.cheese_region, "cheese_region", minimum=1)
+        if not isinstance(self.greedy, bool):
+            raise SweepConfigError(f"greedy: expected true or false, got {self.greedy!r}")
+        if self.checkpoint is not None and not isinstance(self.checkpoint, str):
+            raise SweepConfigError(f"checkpoint: expected a string, got {self.checkpoint!r}")
+        if self.start_level + self.n_mazes > 2**31 - 1:
+            raise SweepConfigError("start_level + n_mazes must stay below 2**31 - 1 (procgen's level seeds)")
+
+    @property
+    def level_seeds(self) -> list[int]:
+        """The sweep's mazes, in order."""
+        return list(range(self.start_level, self.start_level + self.n_mazes))
+
+    @property
+    def n_shards(self) -> int:
+        """Number of shards."""
+        return math.ceil(self.n_mazes / self.shard_size)
+
+    def shard_levels(self, shard: int) -> list[int]:
+        """Level seeds of shard ``shard``."""
+        return self.level_seeds[shard * self.shard_size : (shard + 1) * self.shard_size]
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data (JSON / TOML keys)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def _check_int(value: Any, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise SweepConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+def _int_tuple(values: Any, name: str, minimum: int) -> tuple[int, ...]:
+    values = (values,) if isinstance(values, (int, np.integer)) else values
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise SweepConfigError(f"{name}: expected a list of integers, got {values!r}")
+    out = tuple(values)
+    if not out:
+        raise SweepConfigError(f"{name}: must not be empty")
+    for v in out:
+        _check_int(v, name, minimum)
+    return tuple(int(v) for v in dict.fromkeys(out))
+
+
+def _float_tuple(values: Any, name: str) -> tuple[float, ...]:
+    values = (values,) if isinstance(values, (int, float)) and not isinstance(values, bool) else values
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        raise SweepConfigError(f"{name}: expected a list of numbers, got {values!r}")
+    out = tuple(values)
+    if not out or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in out):
+        raise SweepConfigError(f"{name}: expected a non-empty list of finite numbers, got {list(out)!r}")
+    return tuple(float(v) for v in dict.fromkeys(out))
+
+
+def _str_tuple(values: Any, name: str) -> tuple[str, ...]:
+    values = (values,) if isinstance(values, str) else values
+    if not isinstance(values, Iterable) or not all(isinstance(v, str) and v for v in values):
+        raise SweepConfigError(f"{name}: expected a list of names, got {values!r}")
+    out = tuple(dict.fromkeys(values))
+    if not out:
+        raise SweepConfigError(f"{name}: must not be empty")
+    return out
+
+
+def load_sweep_config(path: str | os.PathLike) -> SweepConfig:
+    """Read a :class:`SweepConfig` from a TOML file whose top-level keys are its fields.
+
+    ``channels = "all"`` means every channel. Raises :class:`SweepConfigError`
+    naming the file and the key for unknown keys and bad values, and
+    ``FileNotFoundError`` for a missing file.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no sweep config file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SweepConfigError(f"{path}: not valid TOML ({exc})") from None
+    known = {f.name for f in fields(SweepConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise SweepConfigError(f"{path}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    if data.get("channels") == "all":
+        data["channels"] = None
+    try:
+        return SweepConfig(**data)
+    except SweepConfigError as exc:
+        raise SweepConfigError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------
+# the grid of conditions
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One cell of the intervention grid: edit ``channel`` of ``hook`` by ``kind`` with ``coefficient``."""
+
+    hook: str
+    channel: int
+    kind: str
+    coefficient: float
+
+
+def conditions(config: SweepConfig, shapes: Mapping[str, tuple[int, ...]]) -> list[Condition]:
+    """The grid in its fixed order (hook, kind, coefficient, channel); ``shapes`` maps hook → (C, H, W).
+
+    Raises :class:`SweepConfigError` for an unknown hook point, a vector hook
+    point or a channel out of range (naming them).
+    """
+    out = []
+    for hook in config.hooks:
+        if hook not in shapes:
+            raise SweepConfigError(f"hooks: {hook!r} is not a hook point of this model (see `mazeinterp info`)")
+        shape = shapes[hook]
+        if len(shape) != 3:
+            raise SweepConfigError(f"hooks: {hook!r} has shape {shape}; a sweep edits channels of (C, H, W) maps")
+        channels = config.channels if config.channels is not None else tuple(range(shape[0]))
+        bad = [c for c in channels if c >= shape[0]]
+        if bad:
+            raise SweepConfigError(f"channels: channel {bad[0]} is out of range for hook point {hook!r}, "
+                                   f"which has {shape[0]} channels (0..{shape[0] - 1})")
+        out += [Condition(hook, c, kind, coef) for kind in config.kinds for coef in config.coefficients
+                for c in channels]
+    return out
