@@ -89,7 +89,7 @@ from mazeinterp.interventions import Intervention, _as_tensor
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.outcomes import OUTCOMES, Trap
 from mazeinterp.maze.state import WALL, MazeState
-from mazeinterp.model import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, NUM_ACTIONS, Move
+from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, NUM_ACTIONS, Move, move_from_delta
 from mazeinterp.stats import PairedDifference, paired_difference, wilson_interval
 
 if TYPE_CHECKING:
@@ -241,9 +241,6 @@ def move_logits(moves: Sequence[int] | np.ndarray) -> np.ndarray:
     return logits
 
 
-_DELTA_TO_MOVE = {tuple(int(v) for v in d): Move(i) for i, d in enumerate(MOVE_DELTAS)}
-
-
 class ShortestPathPolicy(ScriptedPolicy):
     """Walks the shortest path to a goal: the cheese, the top-right cell, or any cell.
 
@@ -288,8 +285,7 @@ class ShortestPathPolicy(ScriptedPolicy):
             if goal is None:
                 moves.append(Move.NOOP)
                 continue
-            delta = self._oracle(state, goal)[state.mouse]
-            moves.append(_DELTA_TO_MOVE[(int(delta[0]), int(delta[1]))])
+            moves.append(move_from_delta(self._oracle(state, goal)[state.mouse]))
         return move_logits(moves)
 
     def __repr__(self) -> str:
