@@ -263,8 +263,8 @@ def test_every_serialized_field_has_a_rule() -> None:
     from mazeinterp.maze import state as state_module
     from mazeinterp.maze.state_rules import BASIC_RULES, ENTITY_RULES, GAME_RULES
 
-    for fields, rules in ((state_module._GAME_FIELDS, GAME_RULES), (state_module._ENTITY_FIELDS, ENTITY_RULES),
-                          (state_module._BASIC_FIELDS, BASIC_RULES)):
+    for fields, rules in ((state_module.GAME_FIELDS, GAME_RULES), (state_module.ENTITY_FIELDS, ENTITY_RULES),
+                          (state_module.BASIC_FIELDS, BASIC_RULES)):
         assert [name for name, _ in fields] == list(rules)
 
 

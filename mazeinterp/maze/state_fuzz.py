@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from mazeinterp.maze.state import (
-    _BASIC_FIELDS, _ENTITY_FIELDS, _GAME_FIELDS, _MAZE_FIELDS, CHEESE, WALL, InvalidStateError, MazeState,
+    BASIC_FIELDS, ENTITY_FIELDS, GAME_FIELDS, MAZE_FIELDS, CHEESE, WALL, InvalidStateError, MazeState,
 )
 
 _INT = struct.Struct("<i")
@@ -67,20 +67,20 @@ def field_slots(blob: bytes) -> list[Slot]:
             slots.append(Slot(f"{prefix}.{name}", kind, offset, size))
             offset += size
 
-    walk(_GAME_FIELDS, "game")
+    walk(GAME_FIELDS, "game")
     slots.append(Slot("entity count", "i", offset, 4))
     n_entities = _INT.unpack_from(blob, offset)[0]
     offset += 4
     for _ in range(n_entities):
-        walk(_ENTITY_FIELDS, "mouse")
-    walk(_BASIC_FIELDS, "basic")
+        walk(ENTITY_FIELDS, "mouse")
+    walk(BASIC_FIELDS, "basic")
     for name in ("world w", "world h", "world cells"):
         slots.append(Slot(name, "i", offset, 4))
         offset += 4
     w, h = _INT.unpack_from(blob, offset - 12)[0], _INT.unpack_from(blob, offset - 8)[0]
     slots.append(Slot("world", "w", offset, 4 * w * h))
     offset += 4 * w * h
-    walk(_MAZE_FIELDS, "maze")
+    walk(MAZE_FIELDS, "maze")
     return slots
 
 
