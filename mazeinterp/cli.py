@@ -330,7 +330,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     Interrupted (Ctrl-C or SIGTERM), it writes the finished episodes marked
     partial; ``--resume`` on the same ``--out`` runs the rest.
     """
-    from mazeinterp import rollout_resume
+    from mazeinterp.rollout import resume as rollout_resume
     from mazeinterp.rollout import RolloutInterrupted, run_rollouts
 
     if args.animate is not None and args.animate > args.n_mazes:

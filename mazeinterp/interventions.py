@@ -83,7 +83,6 @@ def as_tensor_copy(value: Any, name: str) -> Tensor:
     raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(value).__name__}")
 
 
-_as_tensor = as_tensor_copy  # the former private name, still imported by mazeinterp.rollout
 
 
 def _fmt_shape(t: Tensor) -> str:

@@ -21,22 +21,26 @@ Shapes at ``scale`` s (published maze agent: s = 4), per example::
     fc_policy_out                           15 (logits)
     fc_value_out                            1
 
-Observations become network input in exactly one place, :func:`obs_to_tensor`.
-The 15 procgen actions collapse to 5 maze moves (:class:`Move`); move
-displacements use the package's cell convention, ``(row, col)`` with row 0 the
-top row (see :mod:`mazeinterp.maze`).
+Observations become network input in exactly one place,
+:func:`~mazeinterp.observations.obs_to_tensor` (re-exported here). The 15
+procgen actions collapse to 5 maze moves; the move vocabulary (:class:`Move`,
+:data:`MOVES`, :data:`MOVE_DELTAS`, the action maps) lives in
+:mod:`mazeinterp.maze.moves` and is re-exported here. This module adds the
+torch side: :func:`move_probs` and :func:`actions_to_moves` for tensors.
 """
 
 from __future__ import annotations
 
 import difflib
-import enum
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, MOVES, NUM_ACTIONS, Move
+from mazeinterp.observations import OBS_SHAPE, obs_to_tensor
 
 __all__ = [
     "ACTION_TO_MOVE",
@@ -59,10 +63,6 @@ __all__ = [
     "obs_to_tensor",
 ]
 
-NUM_ACTIONS = 15
-"""Number of procgen actions (policy logits)."""
-OBS_SHAPE = (64, 64, 3)
-"""Shape of one procgen observation (H, W, C), uint8."""
 BASE_WIDTHS = (16, 32, 32)
 """Channel widths of the three IMPALA blocks at scale 1."""
 HIDDEN_SIZE = 256
@@ -260,71 +260,6 @@ class ImpalaPolicy(nn.Module):
 def count_parameters(model: nn.Module) -> int:
     """Total number of parameter elements of ``model`` (3,653,136 for ImpalaPolicy(scale=4))."""
     return sum(p.numel() for p in model.parameters())
-
-
-def obs_to_tensor(obs: np.ndarray | Tensor, device: str | torch.device | None = None) -> Tensor:
-    """Convert procgen observations to network input.
-
-    Shapes: uint8 (B, 64, 64, 3) or a single frame (64, 64, 3), NHWC in 0…255
-    → float32 (B, 3, 64, 64) (B = 1 for a single frame), NCHW in [0, 1],
-    on ``device`` (default: the input's device, CPU for numpy).
-
-    Raises:
-        TypeError: ``obs`` is neither a numpy array nor a torch tensor.
-        ValueError: wrong dtype or shape.
-    """
-    if isinstance(obs, np.ndarray):
-        dtype_ok = obs.dtype == np.uint8
-    elif isinstance(obs, Tensor):
-        dtype_ok = obs.dtype == torch.uint8
-    else:
-        raise TypeError(f"obs_to_tensor expects a numpy array or torch tensor, got {type(obs).__name__}")
-    shape = tuple(obs.shape)
-    if not dtype_ok:
-        raise ValueError(f"obs_to_tensor expects uint8 observations, got dtype {obs.dtype}")
-    if shape == OBS_SHAPE:
-        obs = obs[None]
-    elif len(shape) != 4 or shape[1:] != OBS_SHAPE:
-        raise ValueError(
-            f"obs_to_tensor expects shape (B, 64, 64, 3) or (64, 64, 3) (NHWC), got {shape}"
-        )
-    if isinstance(obs, np.ndarray):
-        array = np.ascontiguousarray(obs)
-        obs = torch.from_numpy(array if array.flags.writeable else array.copy())
-    if device is not None:
-        obs = obs.to(device)
-    return obs.permute(0, 3, 1, 2).float().div_(255.0).contiguous()
-
-
-class Move(enum.IntEnum):
-    """The five maze moves; the value indexes :data:`MOVES`, :data:`MOVE_DELTAS`, :func:`move_probs`."""
-
-    LEFT = 0
-    DOWN = 1
-    UP = 2
-    RIGHT = 3
-    NOOP = 4
-
-
-def _frozen(values: Any, dtype: Any = np.int64) -> np.ndarray:
-    array = np.array(values, dtype=dtype)
-    array.setflags(write=False)
-    return array
-
-
-MOVES: tuple[str, ...] = tuple(m.name.lower() for m in Move)
-"""Move names in :class:`Move` order: ("left", "down", "up", "right", "noop")."""
-
-ACTION_TO_MOVE: np.ndarray = _frozen(
-    [Move.LEFT] * 3 + [Move.DOWN, Move.NOOP, Move.UP] + [Move.RIGHT] * 3 + [Move.NOOP] * 6
-)
-"""(15,) int64, read-only: the :class:`Move` of each procgen action."""
-
-MOVE_TO_ACTION: np.ndarray = _frozen([1, 3, 5, 7, 4])
-"""(5,) int64, read-only: the canonical procgen action of each :class:`Move`."""
-
-MOVE_DELTAS: np.ndarray = _frozen([(0, -1), (1, 0), (-1, 0), (0, 1), (0, 0)])
-"""(5, 2) int64, read-only: (d_row, d_col) of each :class:`Move`, row 0 at the top."""
 
 
 def _action_to_move_tensor(device: torch.device) -> Tensor:

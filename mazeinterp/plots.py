@@ -299,7 +299,7 @@ def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Seque
         events: also draw P(top-right region first) and P(trapped) (hatched bars: an episode in
             them also has one of the three outcomes), for summaries that count them.
     """
-    from mazeinterp.rollout import EVENTS, OUTCOMES
+    from mazeinterp.maze.outcomes import EVENTS, OUTCOMES
 
     items = list(conditions.items()) if isinstance(conditions, Mapping) else [(s.label, s) for s in conditions]
     if not items:

@@ -32,16 +32,18 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from mazeinterp.rollout import Episode
+    from mazeinterp.maze.grid import MazeFeatures
+    from mazeinterp.maze.outcomes import Trap
 
 __all__ = [
     "DEFAULT_FEATURES",
     "CheeseRegression",
+    "EpisodeRecord",
     "PairedDifference",
     "bootstrap_interval",
     "feature_table",
@@ -276,7 +278,38 @@ def paired_difference(
 # per-maze feature table and the cheese regression
 
 
-def feature_table(episodes: Iterable[Episode]) -> list[dict[str, Any]]:
+class EpisodeRecord(Protocol):
+    """What the feature table and the regression read from an episode.
+
+    A :class:`mazeinterp.rollout.Episode` is one; statistics need no more than
+    these attributes, so this module does not depend on the rollout code.
+    """
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def level_seed(self) -> int: ...
+    @property
+    def maze_size(self) -> int: ...
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def region_size(self) -> int: ...
+    @property
+    def region_first(self) -> bool: ...
+    @property
+    def region_step(self) -> int | None: ...
+    @property
+    def trapped(self) -> bool: ...
+    @property
+    def trap(self) -> Trap | None: ...
+    @property
+    def features(self) -> MazeFeatures | None: ...
+
+
+def feature_table(episodes: Iterable[EpisodeRecord]) -> list[dict[str, Any]]:
     """One row per episode: index, level seed, maze size, outcome, ``reached_cheese``, the top-right region
     and trap columns (see :class:`~mazeinterp.rollout.Episode`) and every maze feature.
 
@@ -374,7 +407,7 @@ class CheeseRegression:
 
 
 def _design(
-    episodes: Iterable[Episode], features: Sequence[str]
+    episodes: Iterable[EpisodeRecord], features: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, int]:
     X, y, dropped = [], [], 0
     known: set[str] | None = None
@@ -398,7 +431,7 @@ def _design(
 
 
 def fit_cheese_regression(
-    episodes: Iterable[Episode],
+    episodes: Iterable[EpisodeRecord],
     features: Sequence[str] = DEFAULT_FEATURES,
     *,
     test_fraction: float = 0.25,

@@ -40,7 +40,8 @@ from mazeinterp.interventions import Clamp, Intervention
 from mazeinterp.maze.grid import Cell, shortest_path, start_cell
 from mazeinterp.maze.pixels import cell_to_pixel, cell_to_pixel_region
 from mazeinterp.maze.state import EMPTY, MazeState
-from mazeinterp.model import MOVE_DELTAS, ImpalaPolicy, Move
+from mazeinterp.maze.moves import move_from_delta
+from mazeinterp.model import ImpalaPolicy
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import StateRenderer
@@ -320,10 +321,7 @@ def path_probability(model: ImpalaPolicy, state: MazeState, target: Cell,
     cheese = state.cheese
     if cheese is not None and cheese in path[:-1]:
         raise ValueError(f"the path from {start} to {tuple(target)} passes through the cheese at {cheese}")
-    moves = []
-    for a, b in zip(path[:-1], path[1:]):
-        delta = (b[0] - a[0], b[1] - a[1])
-        moves.append(next(m for m in Move if tuple(MOVE_DELTAS[m]) == delta))
+    moves = [move_from_delta((b[0] - a[0], b[1] - a[1])) for a, b in zip(path[:-1], path[1:])]
     mirrored = [state.mouse_reflected]
     for move in moves[:-1]:
         mirrored.append(mirrored_after(move, mirrored[-1]))

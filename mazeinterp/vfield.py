@@ -39,6 +39,7 @@ from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_ce
 from mazeinterp.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
 from mazeinterp.progress import progress_bar
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE, OUTCOMES, region_goals, top_right_ends_episode
+from mazeinterp.maze.moves import move_from_delta
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import StateRenderer
@@ -468,13 +469,6 @@ def outcome_probabilities(
 # --------------------------------------------------------------------------- decision-square metric
 
 
-def _delta_to_move(delta: tuple[int, int]) -> Move:
-    for move in Move:
-        if tuple(MOVE_DELTAS[move]) == tuple(delta):
-            return move
-    raise ValueError(f"no move has delta {delta}")  # pragma: no cover
-
-
 def cheese_ward_move(state: MazeState, definition: str = "mazeinterp") -> Move | None:
     """The move from the decision square one step along the path to the cheese; None without one.
 
@@ -495,7 +489,7 @@ def cheese_ward_move(state: MazeState, definition: str = "mazeinterp") -> Move |
         return None
     path = path_to_cheese(grid, cheese)
     nxt = path[path.index(ds) + 1]
-    return _delta_to_move((nxt[0] - ds[0], nxt[1] - ds[1]))
+    return move_from_delta((nxt[0] - ds[0], nxt[1] - ds[1]))
 
 
 def decision_square_cheese_prob(

@@ -364,21 +364,21 @@ def test_internal_errors_keep_their_traceback(tiny_checkpoint: Path, tmp_path: P
 
 def test_an_interrupted_rollout_resumes_to_the_uninterrupted_result(capsys, tiny_checkpoint: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    import mazeinterp.rollout
-    from mazeinterp.rollout_resume import RESUME_FILE
+    import mazeinterp.rollout.runner
+    from mazeinterp.rollout.resume import RESUME_FILE
 
     argv = ["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "10", "--start-level", "5",
             "--max-steps", "25", "--batch-size", "3", "--seed", "4", "--plots", "--animate", "2"]
     assert _main(capsys, [*argv, "--out", str(tmp_path / "whole")])[0] == 0
 
-    finish = mazeinterp.rollout._Runner._finish
+    finish = mazeinterp.rollout.runner._Runner._finish
 
     def finish_then_interrupt(self, slot, outcome):  # Ctrl-C arriving after the fourth finished maze
         finish(self, slot, outcome)
         if len(self.episodes) == 4:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(mazeinterp.rollout._Runner, "_finish", finish_then_interrupt)
+    monkeypatch.setattr(mazeinterp.rollout.runner._Runner, "_finish", finish_then_interrupt)
     cut = tmp_path / "cut"
     code, _, err = _main(capsys, [*argv, "--out", str(cut)])
     assert code == 130 and "--resume" in err
@@ -407,7 +407,7 @@ def test_an_interrupted_rollout_resumes_to_the_uninterrupted_result(capsys, tiny
 def test_sigterm_becomes_an_interrupt_only_inside_the_block() -> None:
     import signal
 
-    from mazeinterp.rollout_resume import sigterm_as_interrupt
+    from mazeinterp.rollout.resume import sigterm_as_interrupt
 
     before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(KeyboardInterrupt), sigterm_as_interrupt():

@@ -379,6 +379,25 @@ def test_episode_vectors_steer_each_maze_separately() -> None:
     torch.testing.assert_close(steered[2], expected[0], rtol=1e-4, atol=1e-4)
 
 
+def test_episode_vectors_keep_their_fields_and_hold_the_batch_rows_apart() -> None:
+    import dataclasses
+
+    vectors = torch.arange(6.0).reshape(3, 2)
+    edit = EpisodeVectors("embedder.fc_out", vectors, coefficient=-2.0)
+    with pytest.raises(RuntimeError, match="set_episode_indices"):
+        edit.edit(torch.zeros(2, 2))
+    edit.set_episode_indices([2, 0])
+    torch.testing.assert_close(edit.edit(torch.ones(2, 2)), torch.tensor([[-7.0, -9.0], [1.0, -1.0]]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        edit.coefficient = 1.0  # type: ignore[misc]
+    copy = dataclasses.replace(edit, coefficient=1.0)
+    assert copy.rows is not edit.rows and copy.rows.indices is None, "a copy does not share the batch rows"
+    copy.set_episode_indices([1])
+    assert edit.rows.indices.tolist() == [2, 0]
+    with pytest.raises(IndexError, match="out of range"):
+        edit.set_episode_indices([3])
+
+
 def test_place_cheese_matches_the_rollouts_cheese_region(seeded_states: list[MazeState]) -> None:
     states = seeded_states[:12]
     placed = place_cheese(states, 5, seed=3)

@@ -9,7 +9,7 @@ top-right ``n × n`` corner at every episode start (``cheese_region=n``), the
 training distribution of the published agent.
 
 Observations come back as uint8 arrays ``(num, 64, 64, 3)``; use
-:func:`mazeinterp.model.obs_to_tensor` (or :meth:`MazeEnv.obs_tensor`) for the
+:func:`mazeinterp.observations.obs_to_tensor` (or :meth:`MazeEnv.obs_tensor`) for the
 network's input. procgen is imported only when an env is built.
 """
 
@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mazeinterp.maze.grid import top_right_region
+from mazeinterp.maze.moves import NOOP_ACTION
 from mazeinterp.maze.state import MazeState
 
 if TYPE_CHECKING:
     import torch
 
 _MAX_STATE_BYTES = 2**20
-NOOP_ACTION = 4
 
 
 def without_notice(text: str, notice: str | None) -> str:
@@ -218,7 +218,7 @@ class MazeEnv:
 
     def obs_tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """Current observations as the network's float input ``(num, 3, 64, 64)`` in [0, 1]."""
-        from mazeinterp.model import obs_to_tensor
+        from mazeinterp.observations import obs_to_tensor
 
         return obs_to_tensor(self.observe()[1], device=device)
 

@@ -2,12 +2,14 @@
 
 One place for every rule that turns a maze and the mouse's cells into an
 outcome, so that rollouts (:mod:`mazeinterp.rollout`), exact outcome
-probabilities (:mod:`mazeinterp.vfield`) and reports all agree:
+probabilities (:mod:`mazeinterp.vfield`), plots and reports all agree:
 
 * **Outcomes** (:data:`OUTCOMES`): an episode ends with the first of
   ``"cheese"`` (the mouse entered the cheese cell), ``"top_right"`` (the mouse
-  stands on the top-right cell ``(0, n-1)``, when :func:`top_right_ends_episode`)
-  and ``"neither"`` (the step cap passed).
+  stands on the top-right cell ``(0, n-1)``, when :func:`top_right_ends_episode`;
+  :func:`top_right_counts` for a maze state) and ``"neither"`` (the step cap passed).
+* **Events** (:data:`EVENTS`): what an episode may show besides its outcome,
+  ``"region_first"`` and ``"trapped"`` below.
 * **Region first** (:func:`in_top_right_region`, :func:`region_goals`,
   :func:`first_region_step`): the first step at which the mouse stands on a
   cell of the top-right k×k corner other than the cheese cell, before it
@@ -32,13 +34,18 @@ import operator
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE, Cell, shortest_path, top_right_cell, top_right_region
 
+if TYPE_CHECKING:
+    from mazeinterp.maze.state import MazeState
+
 __all__ = [
     "DEFAULT_REGION_SIZE",
+    "EVENTS",
     "OUTCOMES",
     "TRAP_SHARE",
     "TRAP_WINDOW",
@@ -48,11 +55,16 @@ __all__ = [
     "in_top_right_region",
     "region_edge_distance",
     "region_goals",
+    "top_right_counts",
     "top_right_ends_episode",
 ]
 
 OUTCOMES: tuple[str, ...] = ("cheese", "top_right", "neither")
 """The three episode outcomes, in reporting order."""
+
+EVENTS: tuple[str, ...] = ("region_first", "trapped")
+"""What an episode may show besides its outcome: it reached the top-right region before the cheese
+(:func:`first_region_step`); it hit the step cap trapped between two cells (:func:`find_trap`)."""
 
 DEFAULT_REGION_SIZE = TOP_RIGHT_REGION_SIZE
 """Side k of the top-right region whose first arrival is recorded (5: the published training region)."""
@@ -80,6 +92,17 @@ def top_right_ends_episode(open_cells: np.ndarray, mouse: Cell, cheese: Cell | N
         return top_right not in shortest_path(grid, mouse, cheese)
     except ValueError:  # the cheese cannot be reached from the mouse
         return True
+
+
+def top_right_counts(state: MazeState) -> bool:
+    """Whether reaching the top-right cell ends an episode of this maze as ``"top_right"``.
+
+    False when the top-right cell lies on the shortest path from the mouse to
+    the cheese (passing through it is progress towards the cheese), or is the
+    cheese cell; True otherwise (:func:`top_right_ends_episode` of the state's
+    open cells, mouse and cheese).
+    """
+    return top_right_ends_episode(state.open_cells, state.mouse, state.cheese)
 
 
 def _region_size(k: int) -> int:

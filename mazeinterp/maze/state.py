@@ -35,7 +35,7 @@ CHEESE = 2
 PLAYER_TYPE = 0
 WORLD_SIZE = 25
 
-_GAME_FIELDS: tuple[tuple[str, str], ...] = (
+GAME_FIELDS: tuple[tuple[str, str], ...] = (
     ("serialize_version", "i"),
     ("game_name", "s"),
     *((name, "i") for name in (
@@ -58,8 +58,10 @@ _GAME_FIELDS: tuple[tuple[str, str], ...] = (
         "default_action", "fixed_asset_seed", "cur_time", "is_waiting_for_step", "grid_size",
     )),
 )
+"""``(name, kind)`` of each field of the game header, in byte order; kind ``"i"`` int32, ``"f"`` float32,
+``"s"`` length-prefixed string."""
 
-_ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
+ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
     *((name, "f") for name in ("x", "y", "vx", "vy", "rx", "ry")),
     *((name, "i") for name in (
         "type", "image_type", "image_theme", "render_z", "will_erase", "collides_with_entities",
@@ -74,8 +76,9 @@ _ENTITY_FIELDS: tuple[tuple[str, str], ...] = (
         "alpha", "health", "theta", "grow_rate", "alpha_decay", "climber_spawn_x",
     )),
 )
+"""``(name, kind)`` of each field of one entity (the mouse is one), in byte order (kinds as :data:`GAME_FIELDS`)."""
 
-_BASIC_FIELDS: tuple[tuple[str, str], ...] = (
+BASIC_FIELDS: tuple[tuple[str, str], ...] = (
     ("use_procgen_background", "i"),
     ("background_index", "i"),
     *((name, "f") for name in ("bg_tile_ratio", "bg_pct_x", "char_dim")),
@@ -91,19 +94,10 @@ _BASIC_FIELDS: tuple[tuple[str, str], ...] = (
     *((name, "i") for name in ("main_width", "main_height", "out_of_bounds_object")),
     *((name, "f") for name in ("unit", "view_dim", "x_off", "y_off", "visibility", "min_visibility")),
 )
+"""``(name, kind)`` of each field of the basic-game block after the entities, in byte order."""
 
-_MAZE_FIELDS: tuple[tuple[str, str], ...] = (("maze_dim", "i"), ("world_dim", "i"), ("end_marker", "i"))
-
-# The blob's layout, public for tools that walk it (mazeinterp.maze.state_fuzz): each a tuple of
-# (field name, kind) in file order, kind "i" int32, "f" float32, "s" length-prefixed string.
-GAME_FIELDS = _GAME_FIELDS
-"""Fields of the blob's game header, in order."""
-ENTITY_FIELDS = _ENTITY_FIELDS
-"""Fields of each entity record (the mouse is one), in order."""
-BASIC_FIELDS = _BASIC_FIELDS
-"""Fields of the basic-game block after the entities, in order."""
-MAZE_FIELDS = _MAZE_FIELDS
-"""Fields of the maze block after the grid, in order."""
+MAZE_FIELDS: tuple[tuple[str, str], ...] = (("maze_dim", "i"), ("world_dim", "i"), ("end_marker", "i"))
+"""``(name, kind)`` of the maze fields after the world grid, in byte order."""
 
 _INT = struct.Struct("<i")
 _FLOAT = struct.Struct("<f")
@@ -178,14 +172,14 @@ class MazeState:
     def from_bytes(cls, data: bytes) -> MazeState:
         """Parse a procgen 0.10.7 maze state blob (``bytes``) into a :class:`MazeState`."""
         reader = _Reader(bytes(data))
-        game = reader.read_fields(_GAME_FIELDS)
+        game = reader.read_fields(GAME_FIELDS)
         if game[1] != b"maze":
             raise InvalidStateError("game.game_name", game[1], "b'maze'", f"state is for game {game[1]!r}, not b'maze'")
         n_entities = reader.read("i", "entity count")
         if n_entities != 1:
             raise InvalidStateError("entity count", n_entities, "1 (the mouse; the cheese is a grid cell)")
-        entities = tuple(reader.read_fields(_ENTITY_FIELDS) for _ in range(n_entities))
-        basic = reader.read_fields(_BASIC_FIELDS)
+        entities = tuple(reader.read_fields(ENTITY_FIELDS) for _ in range(n_entities))
+        basic = reader.read_fields(BASIC_FIELDS)
         w, h, count = (reader.read("i", name) for name in ("grid w", "grid h", "grid cell count"))
         if w <= 0 or h <= 0 or count != w * h or reader.offset + 4 * count > len(reader.data):
             raise InvalidStateError("world header", (w, h, count), "w, h > 0 and w·h cells inside the blob",
@@ -194,7 +188,7 @@ class MazeState:
         world = world.astype(np.int32)
         world.flags.writeable = False
         reader.offset += 4 * count
-        maze = reader.read_fields(_MAZE_FIELDS)
+        maze = reader.read_fields(MAZE_FIELDS)
         if reader.offset != len(reader.data):
             extra = len(reader.data) - reader.offset
             raise InvalidStateError("end of state", extra, "no bytes after the end sentinel",
@@ -204,20 +198,20 @@ class MazeState:
     def to_bytes(self) -> bytes:
         """Serialize back to the procgen blob (byte-identical to the parsed one if unedited)."""
         out: list[bytes] = []
-        _write_fields(out, _GAME_FIELDS, self.game)
+        _write_fields(out, GAME_FIELDS, self.game)
         out.append(_INT.pack(len(self.entities)))
         for entity in self.entities:
-            _write_fields(out, _ENTITY_FIELDS, entity)
-        _write_fields(out, _BASIC_FIELDS, self.basic)
+            _write_fields(out, ENTITY_FIELDS, entity)
+        _write_fields(out, BASIC_FIELDS, self.basic)
         h, w = self.world.shape
         out.append(struct.pack("<iii", w, h, w * h))
         out.append(np.ascontiguousarray(self.world, dtype="<i4").tobytes())
-        _write_fields(out, _MAZE_FIELDS, self.maze)
+        _write_fields(out, MAZE_FIELDS, self.maze)
         return b"".join(out)
 
     def game_field(self, name: str) -> Any:
         """Value of one ``Game``-level serialized field, e.g. ``"current_level_seed"``."""
-        return self.game[_field_index(_GAME_FIELDS, name)]
+        return self.game[_field_index(GAME_FIELDS, name)]
 
     def with_game_fields(self, **values: Any) -> MazeState:
         """A copy with ``Game``-level fields replaced (e.g. ``cur_time=0``).
@@ -225,7 +219,7 @@ class MazeState:
         Raises:
             InvalidStateError: an unknown field name, or a value procgen would not hold there.
         """
-        names = [n for n, _ in _GAME_FIELDS]
+        names = [n for n, _ in GAME_FIELDS]
         game = list(self.game)
         for name, value in values.items():
             if name not in names:
@@ -288,7 +282,7 @@ class MazeState:
         keep it. The observation is a function of the maze, the cheese, the
         mouse's cell and this flag. Episodes start unmirrored.
         """
-        return bool(self.entities[self._player_index()][_field_index(_ENTITY_FIELDS, "is_reflected")])
+        return bool(self.entities[self._player_index()][_field_index(ENTITY_FIELDS, "is_reflected")])
 
     # ----- edits -----------------------------------------------------------------------
 
@@ -369,18 +363,18 @@ class MazeState:
     # ----- internals -------------------------------------------------------------------
 
     def _player_index(self) -> int:
-        type_index = _field_index(_ENTITY_FIELDS, "type")
+        type_index = _field_index(ENTITY_FIELDS, "type")
         for index, entity in enumerate(self.entities):
             if entity[type_index] == PLAYER_TYPE:
                 return index
         raise InvalidStateError("entity types", [e[type_index] for e in self.entities], "one player entity (type 0)")
 
     def _with_player(self, **values: Any) -> MazeState:
-        """A copy whose mouse entity has the given fields (names of ``_ENTITY_FIELDS``) replaced."""
+        """A copy whose mouse entity has the given fields (names of ``ENTITY_FIELDS``) replaced."""
         index = self._player_index()
         entity = list(self.entities[index])
         for name, value in values.items():
-            entity[_field_index(_ENTITY_FIELDS, name)] = value
+            entity[_field_index(ENTITY_FIELDS, name)] = value
         return replace(self, entities=self.entities[:index] + (tuple(entity),) + self.entities[index + 1 :])
 
     def _check_inside(self, cell: Cell, what: str) -> None:
@@ -464,8 +458,8 @@ def _values(key: tuple[tuple[type, Any, float], ...]) -> tuple[Any, ...]:
 
 
 def _header_dims(game: tuple[Any, ...], basic: tuple[Any, ...], maze: tuple[Any, ...]) -> tuple[int, int]:
-    return check_header(parts_of(_names(_GAME_FIELDS), game), parts_of(_names(_BASIC_FIELDS), basic),
-                        parts_of(_names(_MAZE_FIELDS), maze))
+    return check_header(parts_of(_names(GAME_FIELDS), game), parts_of(_names(BASIC_FIELDS), basic),
+                        parts_of(_names(MAZE_FIELDS), maze))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -474,7 +468,7 @@ def _header_dims_cached(key: tuple[tuple[tuple[type, Any, float], ...], ...]) ->
 
 
 def _mouse_cell(entity: tuple[Any, ...], dim: int, n: int) -> tuple[int, int]:
-    return check_mouse(parts_of(_names(_ENTITY_FIELDS), entity), dim, n)
+    return check_mouse(parts_of(_names(ENTITY_FIELDS), entity), dim, n)
 
 
 @functools.lru_cache(maxsize=4096)

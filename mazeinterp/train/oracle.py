@@ -15,9 +15,7 @@ import numpy as np
 from mazeinterp.maze import grid
 from mazeinterp.maze.env import StateRenderer
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import MOVE_DELTAS, Move
-
-_DELTA_TO_MOVE = {tuple(int(v) for v in delta): Move(i) for i, delta in enumerate(MOVE_DELTAS)}
+from mazeinterp.maze.moves import Move, move_from_delta
 
 
 def oracle_labels(state: MazeState) -> list[tuple[grid.Cell, Move]]:
@@ -32,7 +30,7 @@ def oracle_labels(state: MazeState) -> list[tuple[grid.Cell, Move]]:
     for row, col in np.argwhere(state.open_cells):
         cell = (int(row), int(col))
         if cell != state.cheese:
-            labels.append((cell, _DELTA_TO_MOVE[(int(deltas[row, col, 0]), int(deltas[row, col, 1]))]))
+            labels.append((cell, move_from_delta(deltas[row, col])))
     return labels
 
 
@@ -66,7 +64,7 @@ def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
 
     Returns:
         ``(obs, moves)``: uint8 ``(N, 64, 64, 3)`` and int64 ``(N,)`` move indices
-        (:class:`~mazeinterp.model.Move`).
+        (:class:`~mazeinterp.maze.moves.Move`).
     """
     if mirrored is not None and cells is None:
         raise ValueError("labelled_frames: mirrored flags need the cells they belong to")

@@ -27,10 +27,23 @@ from typing import Any
 import numpy as np
 
 from mazeinterp.maze import grid
-from mazeinterp.maze.state import MazeState
 from mazeinterp.maze.outcomes import Trap
+from mazeinterp.maze.state import MazeState
 from mazeinterp.outputs import to_json
-from mazeinterp.rollout import Episode, RolloutResult
+from mazeinterp.rollout.results import Episode, RolloutResult
+
+__all__ = [
+    "RESUME_FILE",
+    "ResumeError",
+    "episode_from_dict",
+    "episode_to_dict",
+    "finish",
+    "load_partial",
+    "merge",
+    "remaining",
+    "save_partial",
+    "sigterm_as_interrupt",
+]
 
 RESUME_FILE = "rollout_resume.json"
 """Name, inside the output folder, of the file an interrupted rollout leaves for ``--resume``."""
