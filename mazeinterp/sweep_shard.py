@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mazeinterp.interventions import AddVector, Clamp, Intervention, MeanAblate, ResampleAblate, Scale, ZeroAblate
+from mazeinterp.rollout.vectors import EpisodeRows
 from mazeinterp.sweep_config import Condition, SweepConfig
 
 if TYPE_CHECKING:
@@ -111,10 +112,14 @@ class EditsByEpisode(Intervention):
     Episode ``i`` of the rollout (see :func:`mazeinterp.rollout.run_rollouts`, which calls
     :meth:`set_episode_indices` before every forward pass) gets ``edits[i // block]``; ``None``
     leaves its activation alone. Rows without an edit are returned unchanged, bit for bit.
+    The fields are fixed once built; the rows' episodes, which change before every forward
+    pass, live in :attr:`rows` (an :class:`~mazeinterp.rollout.vectors.EpisodeRows` of its own).
     """
 
     edits: tuple[Intervention | None, ...] = ()
     block: int = 1
+    rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
+    """The episode of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,22 +127,24 @@ class EditsByEpisode(Intervention):
             raise ValueError(f"block must be positive, got {self.block}")
         if any(iv is not None and iv.hook != self.hook for iv in self.edits):
             raise ValueError(f"every edit must be at hook point {self.hook!r}")
-        object.__setattr__(self, "_groups", None)
 
     def set_episode_indices(self, indices: Sequence[int] | np.ndarray) -> None:
-        """Select the episode of every row of the next forward pass."""
-        groups = np.asarray(indices, dtype=np.int64) // self.block
-        if len(groups) and int(groups.max()) >= len(self.edits):
+        """Select the episode of every row of the next forward pass (writes :attr:`rows`)."""
+        import torch
+
+        episodes = np.asarray(indices, dtype=np.int64)
+        if len(episodes) and int(episodes.max()) // self.block >= len(self.edits):
             raise IndexError(f"episode index beyond the {len(self.edits)} blocks of {self.block}")
-        object.__setattr__(self, "_groups", groups)
+        self.rows.indices = torch.as_tensor(episodes)
 
     def edit(self, act: Tensor) -> Tensor:
         """``act`` with each row edited by its block's intervention; ``act`` (B, C, H, W) is not modified."""
         import torch
 
-        groups = self._groups  # type: ignore[attr-defined]
-        if groups is None or len(groups) != act.shape[0]:
+        episodes = self.rows.indices
+        if episodes is None or len(episodes) != act.shape[0]:
             raise RuntimeError("EditsByEpisode needs set_episode_indices() for this batch before a forward pass")
+        groups = episodes.numpy() // self.block
         out = None
         for k in np.unique(groups).tolist():
             iv = self.edits[k]

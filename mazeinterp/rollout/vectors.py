@@ -24,7 +24,7 @@ __all__ = ["EpisodeRows", "EpisodeVectors"]
 
 
 class EpisodeRows:
-    """Which maze each batch row of the next forward pass shows: the one mutable state of a per-maze edit.
+    """Which maze (episode) each batch row of the next forward pass shows: the one mutable state of a per-maze edit.
 
     ``indices`` is a tensor ``(B,)`` of maze indices, or None before the first
     :meth:`EpisodeVectors.set_episode_indices`. It changes before every forward
