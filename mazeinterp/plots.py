@@ -9,7 +9,10 @@ writes a figure and closes it.
 * :func:`plot_channel_grid` -- every channel of a layer as a grid of heatmaps;
 * :func:`draw_channel_heatmap` -- one channel's map over the maze;
 * :func:`draw_outcome_bars` -- P(cheese / top_right / neither) per condition with Wilson intervals,
-  and P(top-right region first) and P(trapped) beside them (hatched: they overlap the outcomes).
+  and P(top-right region first) and P(trapped) beside them (hatched: they overlap the outcomes);
+* whole figures of results: :func:`plot_rollout_outcomes`, :func:`plot_comparison_outcomes`,
+  :func:`plot_trajectories`, :func:`plot_vector_field_edit`, :func:`plot_channel_heatmap`,
+  :func:`plot_maze`, :func:`plot_regression_coefficients`.
 
 >>> from mazeinterp.rollout import NoopPolicy, RolloutConfig, ShortestPathPolicy, run_rollouts
 >>> from mazeinterp.vfield import vector_field
@@ -40,7 +43,8 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from mazeinterp.maze.state import MazeState
-    from mazeinterp.rollout import OutcomeSummary
+    from mazeinterp.rollout import Comparison, Episode, OutcomeSummary, RolloutResult
+    from mazeinterp.stats import CheeseRegression
     from mazeinterp.vfield import VectorField
 
 
@@ -335,3 +339,110 @@ def crop_to_maze(ax: Axes, maze_size: int, pad_cells: float = 1.0) -> Axes:
     ax.set_xlim(corners[0, 0] - pad, corners[1, 0] + pad)
     ax.set_ylim(corners[1, 1] + pad, corners[0, 1] - pad)  # row 0 at the top, as in the image
     return ax
+
+
+# --------------------------------------------------------------------------------------
+# whole figures of results (what the command line saves)
+
+
+MAX_MAZE_PANELS = 8
+"""Most mazes drawn by :func:`plot_trajectories`, and by the command line one figure each."""
+
+_SHORT_LABELS = {"all mazes": "all mazes", "with decision square": "decision square",
+                 "cheese outside top-right 5×5": "cheese outside\ntop-right 5×5",
+                 "with decision square, cheese outside top-right 5×5": "decision square,\ncheese outside 5×5"}
+
+
+def plot_outcomes(conditions: Mapping[str, OutcomeSummary], title: str | None = None) -> Figure:
+    """A figure of :func:`draw_outcome_bars` for ``conditions``, wide enough for their labels."""
+    fig, axes = new_figure(size=max(4.0, 1.6 * len(conditions) + 1))
+    draw_outcome_bars(axes[0, 0], conditions, title=title)
+    return fig
+
+
+def plot_rollout_outcomes(result: RolloutResult, title: str | None = "outcomes") -> Figure:
+    """Outcome bars of a rollout's standard subsets (:meth:`RolloutResult.summaries`: all mazes, with a
+    decision square, cheese outside the top-right region, both), with labels shortened to fit."""
+    return plot_outcomes({_SHORT_LABELS.get(s.label, s.label): s for s in result.summaries()}, title)
+
+
+def plot_comparison_outcomes(comparison: Comparison, title: str | None = None) -> Figure:
+    """Outcome bars of a comparison: baseline and edited rollouts, on all mazes and on those with a
+    decision square (bars ``baseline / edited`` × ``all / decision sq.``)."""
+    conditions = {}
+    for decision_square_only in (False, True):
+        tag = "decision sq." if decision_square_only else "all"
+        conditions[f"baseline\n{tag}"] = comparison.baseline.summary(decision_square_only=decision_square_only)
+        conditions[f"edited\n{tag}"] = comparison.treatment.summary(decision_square_only=decision_square_only)
+    return plot_outcomes(conditions, title)
+
+
+def plot_trajectories(episodes: Sequence[Episode], states: Sequence[MazeState],
+                      observations: np.ndarray | None = None) -> Figure:
+    """Each episode's trajectory over its maze, titled with its level, outcome and steps, four to a row.
+
+    Args:
+        episodes: episodes recorded with ``record_trajectories`` (the first :data:`MAX_MAZE_PANELS` are drawn).
+        states: their mazes, in the same order.
+        observations: ``(N, 64, 64, 3)`` uint8 pictures of ``states``
+            (:func:`mazeinterp.hooks.render_states`); without them, plain grid pictures.
+    """
+    shown = list(zip(episodes, states))[:MAX_MAZE_PANELS]
+    if not shown:
+        raise ValueError("plot_trajectories needs at least one episode")
+    cols = min(4, len(shown))
+    rows = (len(shown) + cols - 1) // cols
+    fig, axes = new_figure(ncols=cols, nrows=rows, size=3.2)
+    for ax in axes.flat[len(shown):]:
+        ax.axis("off")
+    for i, (ax, (ep, state)) in enumerate(zip(axes.flat, shown)):
+        draw_maze(ax, state, None if observations is None else observations[i], trajectory=ep.trajectory,
+                  title=f"level {ep.level_seed}: {ep.outcome} in {ep.steps} steps")
+    return fig
+
+
+def plot_vector_field_edit(base: VectorField, edited: VectorField | None = None, obs: np.ndarray | None = None,
+                           label: str = "") -> Figure:
+    """A maze's vector field; with ``edited`` (the same maze under an edit named ``label``), three panels:
+    the policy, the edited policy (orange) and their difference (:func:`draw_field_difference`)."""
+    from mazeinterp.vfield import field_difference
+
+    fig, axes = new_figure(ncols=1 if edited is None else 3, size=4.5)
+    draw_vector_field(axes[0, 0], base, obs, paths=True, title=f"level {base.state.level_seed}: policy")
+    if edited is not None:
+        draw_vector_field(axes[0, 1], edited, obs, color="orange", paths=True, title=label)
+        draw_field_difference(axes[0, 2], field_difference(base, edited), obs, title="difference")
+    return fig
+
+
+def plot_channel_heatmap(state: MazeState, activation: np.ndarray | Tensor, obs: np.ndarray | None = None,
+                         title: str | None = None) -> Figure:
+    """A figure of one channel's ``(H, W)`` map over the maze (:func:`draw_channel_heatmap`)."""
+    fig, axes = new_figure(size=5)
+    draw_channel_heatmap(axes[0, 0], state, activation, obs, title=title)
+    return fig
+
+
+def plot_maze(state: MazeState, obs: np.ndarray | None = None, title: str | None = None) -> Figure:
+    """A figure of one maze with its paths and decision square (:func:`draw_maze`)."""
+    fig, axes = new_figure()
+    draw_maze(axes[0, 0], state, obs, title=title)
+    return fig
+
+
+def plot_regression_coefficients(regression: CheeseRegression | None, no_fit_reason: str = "") -> Figure:
+    """Horizontal bars of a :class:`mazeinterp.stats.CheeseRegression`'s coefficients (first feature on
+    top), titled with its held-out accuracy and baseline; without a regression, ``no_fit_reason`` as text."""
+    fig, axes = new_figure(size=5)
+    ax = axes[0, 0]
+    if regression is not None:
+        rows = regression.coefficient_rows()[::-1]
+        ax.barh([r["feature"] for r in rows], [r["coefficient"] for r in rows], color="slateblue")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_xlabel("coefficient (log-odds of cheese per SD)")
+        ax.set_title(f"held-out accuracy {regression.accuracy:.2f} vs baseline "
+                     f"{regression.baseline_accuracy:.2f}", fontsize=9)
+    else:
+        ax.text(0.5, 0.5, "no regression:\n" + no_fit_reason, ha="center", va="center", wrap=True, fontsize=8)
+        ax.set_axis_off()
+    return fig

@@ -33,7 +33,7 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 LONG_MODULES_BY_DESIGN = {"mazeinterp.train.ppo", "mazeinterp.train.imitate"}
 """Single-file trainers, readable top to bottom (as CleanRL's): exempt from :data:`MAX_LINES`."""
 
-KNOWN_LONG_MODULES = {"mazeinterp.cli"}
+KNOWN_LONG_MODULES: set[str] = set()
 """Modules still over :data:`MAX_LINES` lines, to be split; to be emptied."""
 
 

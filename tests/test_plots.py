@@ -162,3 +162,102 @@ def test_channel_grid_has_a_colour_bar_and_the_maze_outline(seeded_states: list[
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# ----- whole figures of results ---------------------------------------------------------
+
+
+def _hand_rollout(outcomes: str) -> "RolloutResult":
+    """Episodes with the given outcomes (c / t / n) on 9×9 mazes; the even ones have a decision square."""
+    from mazeinterp.rollout import Episode, RolloutResult
+
+    names = {"c": "cheese", "t": "top_right", "n": "neither"}
+    episodes = tuple(Episode(index=i, level_seed=i, maze_size=9, cheese=(1, 1), has_decision_square=i % 2 == 0,
+                             decision_square=(2, 2) if i % 2 == 0 else None, outcome=names[o], steps=5,
+                             start=(8, 0)) for i, o in enumerate(outcomes))
+    return RolloutResult(episodes, RolloutConfig())
+
+
+def _bar_heights(ax, conditions: int, outcomes: int = 3) -> list[list[float]]:
+    """Heights of the first ``outcomes`` bar groups, one list per outcome, in condition order."""
+    heights = [round(p.get_height(), 3) for p in ax.patches]
+    return [heights[j * conditions:(j + 1) * conditions] for j in range(outcomes)]
+
+
+def test_comparison_outcomes_show_both_rollouts_on_all_mazes_and_decision_squares() -> None:
+    from mazeinterp.rollout import Comparison
+
+    comparison = Comparison(_hand_rollout("cccctttn"), _hand_rollout("cttttttn"))
+    fig = plots.plot_comparison_outcomes(comparison, title="edit")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "baseline\nall\n(n=8)", "edited\nall\n(n=8)", "baseline\ndecision sq.\n(n=4)", "edited\ndecision sq.\n(n=4)"]
+    # by hand: all 8 mazes, then the even ones (baseline c c t t, edited c t t t)
+    assert _bar_heights(ax, 4) == [[0.5, 0.125, 0.5, 0.25], [0.375, 0.75, 0.5, 0.75], [0.125, 0.125, 0.0, 0.0]]
+    assert ax.get_title() == "edit"
+
+
+def test_rollout_outcomes_use_short_labels() -> None:
+    fig = plots.plot_rollout_outcomes(_hand_rollout("cccctttn"))
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[:2] == ["all mazes\n(n=8)", "decision square\n(n=4)"]
+    assert all("with decision square" not in label for label in labels)
+    assert _bar_heights(ax, len(labels))[0][:2] == [0.5, 0.5] and ax.get_title() == "outcomes"
+
+
+def test_trajectories_draw_at_most_eight_mazes_with_their_paths(seeded_states: list[MazeState]) -> None:
+    from mazeinterp.rollout import Episode
+
+    states = seeded_states[:10]
+    episodes = [Episode(index=i, level_seed=s.level_seed, maze_size=s.maze_size, cheese=s.cheese,
+                        has_decision_square=False, decision_square=None, outcome="neither", steps=i,
+                        start=s.mouse, trajectory=(s.mouse,)) for i, s in enumerate(states)]
+    fig = plots.plot_trajectories(episodes, states)
+    drawn = [ax for ax in fig.axes if ax.get_title()]
+    assert len(fig.axes) == 8 and len(drawn) == 8
+    assert drawn[3].get_title() == f"level {states[3].level_seed}: neither in 3 steps"
+    line = next(l for l in drawn[3].get_lines() if l.get_label() == "trajectory")
+    assert np.allclose(np.c_[line.get_xdata(), line.get_ydata()],
+                       plots.cell_centre_xy([states[3].mouse], states[3].maze_size))
+    fig = plots.plot_trajectories(episodes[:3], states[:3])
+    assert len(fig.axes) == 3
+    with pytest.raises(ValueError, match="at least one episode"):
+        plots.plot_trajectories([], [])
+
+
+def test_vector_field_edit_has_one_or_three_panels(small_state: MazeState) -> None:
+    from mazeinterp.vfield import VectorField
+
+    cells = [(int(r), int(c)) for r, c in np.argwhere(small_state.open_cells)][:2]
+    up = VectorField(small_state, cells, np.array([[0, 0, 1, 0, 0]] * 2, dtype=float))
+    left = VectorField(small_state, cells, np.array([[1, 0, 0, 0, 0]] * 2, dtype=float))
+    fig = plots.plot_vector_field_edit(up)
+    assert [ax.get_title() for ax in fig.axes] == [f"level {small_state.level_seed}: policy"]
+    fig = plots.plot_vector_field_edit(up, left, label="ablated")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    # left − up = (0, −1) − (−1, 0) = (1, −1) per cell: length √2
+    assert titles[1:] == ["ablated", "difference (largest change 1.41 cell/step)"]
+
+
+def test_regression_coefficients_are_bars_largest_on_top() -> None:
+    from mazeinterp.stats import CheeseRegression
+
+    regression = CheeseRegression(features=("a", "b", "c"), coefficients={"a": 0.5, "b": -2.0, "c": 1.0},
+                                  intercept=0.0, accuracy=0.75, baseline_accuracy=0.6, n_train=30, n_test=10,
+                                  n_dropped=0, cheese_rate=0.5, C=1.0, seed=0)
+    ax = plots.plot_regression_coefficients(regression).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "c", "b"]  # bottom to top
+    assert [round(p.get_width(), 3) for p in ax.patches] == [0.5, 1.0, -2.0]
+    assert ax.get_title() == "held-out accuracy 0.75 vs baseline 0.60"
+    ax = plots.plot_regression_coefficients(None, "only one class").axes[0]
+    assert not ax.patches and "no regression:\nonly one class" in [t.get_text() for t in ax.texts]
+
+
+def test_maze_and_channel_heatmap_figures(tmp_path: Path, small_state: MazeState) -> None:
+    fig = plots.plot_maze(small_state, title="a maze")
+    assert fig.axes[0].get_title() == "a maze"
+    _assert_png(plots.save_figure(fig, tmp_path / "maze.png"))
+    fig = plots.plot_channel_heatmap(small_state, np.eye(8), title="channel 3")
+    assert fig.axes[0].get_title() == "channel 3" and len(fig.axes) == 2  # the map and its colour bar
+    _assert_png(plots.save_figure(fig, tmp_path / "channel.png"))

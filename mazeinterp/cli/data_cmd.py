@@ -1,0 +1,156 @@
+"""Subcommands about checkpoints, mazes and batches of runs: ``info``, ``render``, ``sweep``, ``fetch``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from mazeinterp import cli_args
+from mazeinterp.cli.common import (
+    CliError,
+    add_common,
+    add_output_options,
+    claim,
+    header,
+    load_model,
+    non_negative_int,
+    positive_int,
+    print_written,
+)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Checkpoint summary, hook points and shapes."""
+    from mazeinterp.hook_points import hook_point_rows
+    from mazeinterp.model import count_parameters
+
+    model = load_model(args)
+    out, _ = claim(args, ["summary.json", "hook_points.csv"])
+    points = model.hook_points()
+    print(f"checkpoint   {model.source}")
+    print(f"scale        {model.scale}  (block widths {16 * model.scale}/{32 * model.scale}/{32 * model.scale})")
+    print(f"parameters   {count_parameters(model):,}")
+    for key, value in sorted(model.metadata.items()):
+        text = json.dumps(value, default=str)
+        print(f"metadata     {key} = {text if len(text) < 100 else text[:97] + '...'}")
+    print(f"hook points  {len(points)}")
+    width = max(len(name) for name in points)
+    for name, shape in points.items():
+        print(f"  {name:<{width}}  {' × '.join(map(str, shape))}")
+    summary = {**header(args, model), "metadata": model.metadata,
+               "hook_points": {name: list(shape) for name, shape in points.items()}}
+    print_written([out.write_json("summary.json", summary), out.write_csv("hook_points.csv", hook_point_rows(model))])
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    """Render mazes as the agent sees them, with paths and decision square, to PNG files."""
+    from mazeinterp.maze.env import MazeEnv
+    from mazeinterp.plots import plot_maze, save_figure
+    from mazeinterp.tables import maze_rows
+
+    pictures = [f"maze_seed{seed}.png" for seed in args.seeds]
+    out, paths = claim(args, ["summary.json", "mazes.csv", *pictures])
+    with MazeEnv.from_seeds(args.seeds) as env:
+        states = env.get_states()
+        obs = env.observe()[1]
+    rows, written = [], []
+    for seed, state, frame, name, row in zip(args.seeds, states, obs, pictures, maze_rows(states)):
+        n, square = state.maze_size, row["decision_square"]
+        written.append(save_figure(plot_maze(state, frame, f"seed {seed}: {n}×{n}, decision square {square}"),
+                                   paths[name]))
+        print(f"seed {seed}: maze {n}×{n}, cheese {state.cheese}, decision square {square} -> {paths[name]}")
+        rows.append({**row, "level_seed": seed, "picture": name})
+    summary = {**header(args), "mazes": [{k: list(v) if isinstance(v, tuple) else v for k, v in row.items()}
+                                         for row in rows]}
+    print_written([out.write_json("summary.json", summary), out.write_csv("mazes.csv", rows), *written])
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run (or resume) a sweep from a TOML config; print the conditions with the largest effect."""
+    from mazeinterp.sweep import SweepConfigError, load_sweep_config, run_sweep
+
+    try:  # a bad config, hook point, channel or output folder is the user's error
+        config = load_sweep_config(args.config)
+        result = run_sweep(config, args.out, workers=args.workers, ray_address=args.ray_address)
+    except SweepConfigError as exc:
+        raise CliError(str(exc)) from None
+    skipped = config.n_shards - len(result.ran)
+    print(f"{len(result.rows)} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s): "
+          f"{len(result.ran)} shard(s) run, {skipped} found finished, {result.episodes} episodes "
+          f"in {result.seconds:.1f} s")
+    print(f"{'hook':<34} {'channel':>7} {'kind':>8} {'coef':>6} {'P(cheese)':>9} {'base':>6} "
+          f"{'effect':>7}  95% CI")
+    for row in result.top(args.top):
+        print(f"{row['hook']:<34} {row['channel']:>7} {row['kind']:>8} {row['coefficient']:>6g} "
+              f"{row['p_cheese']:>9.3f} {row['p_cheese_baseline']:>6.3f} {row['effect']:>+7.3f}  "
+              f"[{row['effect_low']:+.3f}, {row['effect_high']:+.3f}]")
+    print_written(list(result.paths.values()))
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Download a published checkpoint by name (or list the names); print its path and sha256."""
+    from mazeinterp.fetch import cache_dir, fetch, recorded_hashes
+    from mazeinterp.published import PUBLISHED
+
+    if args.list or not args.name:
+        recorded = recorded_hashes()
+        for name, entry in sorted(PUBLISHED.items()):
+            sha = entry.sha256 or recorded.get(name, {}).get("sha256")
+            origin = "table" if entry.sha256 else "recorded" if sha else "not known yet"
+            print(f"{name}\n  {entry.description}\n  url     {entry.url}\n  source  {entry.source}\n"
+                  f"  sha256  {sha or '-'} ({origin})")
+        print(f"cache: {cache_dir()}")
+        return 0
+    path = fetch(args.name, sha256=args.sha256)
+    import pooch
+
+    print(f"{args.name}: {path}\nsha256 {pooch.file_hash(str(path))}")
+    print(f"load it with mazeinterp.load_policy('published:{args.name}') or --checkpoint published:{args.name}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# parsers
+
+
+def add_info(sub: Any) -> None:
+    """The ``info`` subcommand."""
+    info = sub.add_parser("info", help="checkpoint summary, hook points and shapes")
+    add_common(info, "info", None, plots=False)
+    info.set_defaults(func=cmd_info)
+
+
+def add_render(sub: Any) -> None:
+    """The ``render`` subcommand."""
+    render = sub.add_parser("render", help="draw mazes with their paths and decision square")
+    render.add_argument("--seeds", type=int, nargs="+", default=[0], help="level seeds (default: 0)")
+    add_output_options(render, "runs/render")
+    render.set_defaults(func=cmd_render)
+
+
+def add_sweep(sub: Any) -> None:
+    """The ``sweep`` subcommand."""
+    sweep = sub.add_parser("sweep", help="a grid of channel edits × mazes × seeds (TOML config), resumable")
+    sweep.add_argument("config", help="TOML file whose keys are the fields of mazeinterp.sweep.SweepConfig")
+    sweep.add_argument("--out", default="runs/sweep", type=cli_args.output_dir,
+                       help="output folder; a folder holding the same sweep is resumed (default: runs/sweep)")
+    sweep.add_argument("--workers", type=non_negative_int, default=None,
+                       help="local worker processes (default: the CPU count; 0 = this process)")
+    sweep.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                       help='run on a Ray cluster ("auto", "ray://HOST:10001"; needs mazeinterp[ray])')
+    sweep.add_argument("--top", type=positive_int, default=10, help="rows to print (default: 10)")
+    sweep.set_defaults(func=cmd_sweep)
+
+
+def add_fetch(sub: Any) -> None:
+    """The ``fetch`` subcommand."""
+    fetch = sub.add_parser("fetch", help="download a published checkpoint by name into the user cache")
+    fetch.add_argument("name", nargs="?", default=None, help="published checkpoint name (see --list)")
+    fetch.add_argument("--sha256", default=None, metavar="HEX",
+                       help="expected sha256; a match is recorded (pinned) in the cache")
+    fetch.add_argument("--list", action="store_true", help="list the published names, URLs and hashes")
+    fetch.set_defaults(func=cmd_fetch)
