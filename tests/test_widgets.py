@@ -156,7 +156,9 @@ def test_probability_table_shows_the_view_numbers(model, state):
 
 @pytest.fixture()
 def widget(model, state) -> ExplorerWidget:
-    return ExplorerWidget(Explorer(model, state))
+    widget = ExplorerWidget(Explorer(model, state), background=False)
+    yield widget
+    widget.close()
 
 
 def test_clicks_move_cheese_and_mouse_and_toggle_walls(model, widget, state):
