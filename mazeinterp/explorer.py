@@ -285,7 +285,7 @@ class Explorer:
         self._prefixes = _Memo(2)  # (maze, hook) → _FieldRows of activations at hook
         self._edited = _Memo(8)  # (maze, settings) → _FieldRows of edited move probabilities
         self._vectors = _Memo(8)  # (maze, kind, hook) → steering vector
-        self._passes = _Memo(16)  # (state, settings or None) → (move probabilities (5,), activation cache)
+        self._passes = _Memo(8)  # (state, settings or None) → (move probabilities (5,), activation cache)
         self._obs = _Memo(8)  # state → observation
         self.plain_cells = 0
         self.edited_cells = 0
