@@ -17,7 +17,7 @@ pictures are :mod:`mazeinterp.widgets`.
 >>> view.edited_field is not None, view.mouse_probs.shape
 (True, (5,))
 >>> ex = Explorer(model, state, progressive=True)
->>> view = ex.place_cheese((0, 3))        # at once: the mouse's probabilities, the activation map
+>>> view = ex.place_cheese((0, 2))        # at once: the mouse's probabilities, the activation map
 >>> while not view.complete:
 ...     view = ex.refine(max_cells=16)    # 16 more field cells, nearest to the cheese first
 """
@@ -268,7 +268,7 @@ class Explorer:
     single-state forward passes (to see what an edit cost).
 
     >>> ex = Explorer(policy, state, progressive=True)        # doctest: +SKIP
-    >>> view = ex.place_cheese((0, 3))                         # doctest: +SKIP
+    >>> view = ex.place_cheese((0, 2))                         # doctest: +SKIP
     >>> view.cells_done, view.n_cells                          # doctest: +SKIP
     (0, 96)
     >>> view = ex.finish()                                     # doctest: +SKIP
