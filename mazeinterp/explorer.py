@@ -6,18 +6,25 @@ numbers the display shows. What an edit does not change is cached: moving the
 mouse reuses both vector fields, changing an intervention reuses the plain
 field and the activations of every field state at the intervention's hook
 point (only the rest of the network is run, :func:`mazeinterp.hooks.forward_from`),
-choosing a channel reuses the whole forward pass. It needs no ipywidgets, so
-scripts and tests drive it directly; the Jupyter controls and pictures are
-:mod:`mazeinterp.widgets`.
+choosing a channel reuses the whole forward pass. A progressive explorer
+answers an edit at once with everything but the vector fields' missing cells,
+and computes those a chunk at a time (:meth:`Explorer.refine`). It needs no
+ipywidgets, so scripts and tests drive it directly; the Jupyter controls and
+pictures are :mod:`mazeinterp.widgets`.
 
 >>> ex = Explorer(model, state)
 >>> view = ex.set_interventions(vector="cheese")
 >>> view.edited_field is not None, view.mouse_probs.shape
 (True, (5,))
+>>> ex = Explorer(model, state, progressive=True)
+>>> view = ex.place_cheese((0, 2))        # at once: the mouse's probabilities, the activation map
+>>> while not view.complete:
+...     view = ex.refine(max_cells=16)    # 16 more field cells, nearest to the cheese first
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
@@ -35,18 +42,24 @@ from mazeinterp.defaults import (
 from mazeinterp.hooks import activations, can_forward_from, forward_from, run_states_with_cache
 from mazeinterp.interventions import AddVector, Intervention, ZeroAblate, validate
 from mazeinterp.maze.grid import Cell
-from mazeinterp.model import ImpalaPolicy, move_probs
+from mazeinterp.model import MOVES, ImpalaPolicy, move_probs
 from mazeinterp.steering import cheese_vector, retarget, top_right_vector
-from mazeinterp.vfield import VectorField, field_cells, field_difference, vector_fields
+from mazeinterp.vfield import VectorField, field_cells, field_difference, move_probs_for_states
 
 if TYPE_CHECKING:
     from mazeinterp.hooks import ActivationCache
     from mazeinterp.maze.state import MazeState
 
-__all__ = ["CLICK_MODES", "Explorer", "ExplorerView", "InterventionSettings"]
+__all__ = ["CLICK_MODES", "DEFAULT_CHUNK_CELLS", "MIN_FIELD_BATCH", "Explorer", "ExplorerView", "InterventionSettings"]
 
 CLICK_MODES = ("cheese", "mouse", "wall", "clamp")
 """What a click on a cell does: move the cheese, move the mouse, toggle a wall, choose the clamped cell."""
+
+DEFAULT_CHUNK_CELLS = 16
+"""Field cells per step of :meth:`Explorer.refine` (about 0.4 s at scale 4 on one CPU thread)."""
+
+MIN_FIELD_BATCH = 8
+"""Fewest rows in a forward pass of field cells (see :func:`_field_batches`)."""
 
 T = TypeVar("T")
 
@@ -92,21 +105,31 @@ class InterventionSettings:
 
 @dataclass(frozen=True, eq=False)
 class ExplorerView:
-    """What the explorer shows for one maze and one set of interventions.
+    """What the explorer shows for one maze and one set of interventions, possibly with the fields still partial.
+
+    A view is complete when ``pending`` is empty; until then ``field``,
+    ``edited_field`` and ``difference`` hold only the cells computed so far (a
+    :class:`~mazeinterp.vfield.VectorField` of fewer cells, still row-major),
+    and :meth:`Explorer.refine` adds the rest.
 
     Attributes:
         state: the maze, mouse included.
         obs: (64, 64, 3) uint8 observation of ``state``.
-        field: the policy's vector field of the maze (:func:`mazeinterp.vfield.vector_field`).
-        edited_field: the field under ``interventions``; None without interventions.
-        difference: ``edited_field - field`` (:func:`mazeinterp.vfield.field_difference`); None without.
-        mouse_probs: (5,) move probabilities (left, down, up, right, noop) with the mouse where it stands.
+        field: the policy's vector field of the maze (:func:`mazeinterp.vfield.vector_field`), on the cells computed.
+        edited_field: the field under ``interventions``, on the cells computed; None without interventions.
+        difference: ``edited_field - field`` (:func:`mazeinterp.vfield.field_difference`) on the cells both
+            have; None without.
+        mouse_probs: (5,) move probabilities (left, down, up, right, noop) with the mouse where it stands
+            (one forward pass).
         edited_mouse_probs: (5,) the same under ``interventions``; None without.
         hook: hook point of the activation map.
         channel: channel of the activation map.
         activation: (H, W) map of ``channel`` at ``hook`` for ``state``, with ``interventions`` applied.
         settings: the intervention settings.
         interventions: the interventions they make (ablate, add, clamp, in that order).
+        pending: field cells missing from ``field`` or ``edited_field``, in the order they will be computed
+            (nearest to the edited cell first); empty when the view is complete.
+        n_cells: number of cells of the whole field (:func:`mazeinterp.vfield.field_cells`).
     """
 
     state: MazeState
@@ -121,34 +144,94 @@ class ExplorerView:
     activation: np.ndarray
     settings: InterventionSettings
     interventions: tuple[Intervention, ...]
+    pending: tuple[Cell, ...]
+    n_cells: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether every field cell is computed (no cell pending)."""
+        return not self.pending
+
+    @property
+    def cells_done(self) -> int:
+        """Field cells computed in every field the view shows."""
+        return self.n_cells - len(self.pending)
 
 
 class _Memo:
-    """The last ``size`` results of a computation, by key; counts how often it had to compute."""
+    """The last ``size`` values made, by key; counts how often it had to make one."""
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.misses = 0
         self._items: OrderedDict[Hashable, Any] = OrderedDict()
 
-    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]
-        value = compute()
+        value = make()
         self.misses += 1
-        self.put(key, value)
-        return value
-
-    def put(self, key: Hashable, value: Any) -> None:
         self._items[key] = value
         while len(self._items) > self.size:
             self._items.popitem(last=False)
+        return value
+
+
+class _FieldRows:
+    """Rows computed so far for the cells of one maze's field: values (k, ...) and which rows are done."""
+
+    def __init__(self, cells: Sequence[Cell]) -> None:
+        self.cells = tuple(cells)
+        self.index = {cell: i for i, cell in enumerate(self.cells)}
+        self.done = np.zeros(len(self.cells), dtype=bool)
+        self.rows: Any = None  # np.ndarray or torch.Tensor (k, ...), made by the first fill
+
+    def fill(self, indices: list[int], values: np.ndarray | torch.Tensor) -> None:
+        if self.rows is None:
+            shape = (len(self.cells), *values.shape[1:])
+            is_tensor = isinstance(values, torch.Tensor)
+            self.rows = torch.zeros(shape, dtype=values.dtype) if is_tensor else np.zeros(shape, values.dtype)
+        self.rows[indices] = values
+        self.done[indices] = True
+
+    def field(self, state: MazeState, indices: np.ndarray | None = None) -> VectorField:
+        """The field of rows ``indices`` (default: every row done), row-major; empty before any row is done."""
+        indices = np.flatnonzero(self.done) if indices is None else indices
+        probs = self.rows[indices] if self.rows is not None else np.zeros((0, len(MOVES)))
+        return VectorField(state, tuple(self.cells[i] for i in indices), probs)
 
 
 def _maze_key(state: MazeState) -> tuple[bytes, bool]:
     """What the vector fields and steering vectors depend on: walls, cheese, the mouse's drawing (not its cell)."""
     return state.world.tobytes(), state.mouse_reflected
+
+
+def _field_batches(indices: Sequence[int], n: int, batch_size: int) -> list[list[int]]:
+    """Forward passes (lists of row indices) that compute rows ``indices`` of an ``n``-cell field exactly as
+    one call with ``batch_size`` does.
+
+    The CPU backends pick another code path for a batch of a few rows (fewer
+    than four here), whose results differ in the last bit; otherwise a row's
+    numbers do not depend on the batch. So a pass gets at least
+    :data:`MIN_FIELD_BATCH` rows (padded by repeating its own rows at the end),
+    except that a one-call batch smaller than that (the last one) is run as it is.
+    """
+    groups = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
+    small = [g for g in groups if len(g) < MIN_FIELD_BATCH]
+    in_small = {i for g in small for i in g}
+    wanted = set(indices)
+    batches = [g for g in small if wanted.intersection(g)]
+    rest = [i for i in indices if i not in in_small]
+    for start in range(0, len(rest), batch_size):
+        batch = rest[start : start + batch_size]
+        batches.append(batch + [batch[j % len(batch)] for j in range(MIN_FIELD_BATCH - len(batch))])
+    return batches
+
+
+def _nearest_first(cells: Sequence[Cell], focus: Cell) -> tuple[Cell, ...]:
+    """``cells`` by distance to ``focus`` (ties row-major)."""
+    return tuple(sorted(cells, key=lambda c: ((c[0] - focus[0]) ** 2 + (c[1] - focus[1]) ** 2, c)))
 
 
 class Explorer:
@@ -158,6 +241,19 @@ class Explorer:
     without cheese) raise ValueError (KeyError for an unknown hook point) and
     leave the explorer as it was.
 
+    A vector field costs a forward pass per open cell, too much to answer an
+    edit of a large maze at once on a CPU. With ``progressive=True`` an edit
+    returns a first view at once: the maze, the move probabilities at the mouse,
+    the activation map, and the fields' cells already known (cached from an
+    earlier visit of the same maze and settings); :meth:`refine` then computes
+    the missing cells a chunk at a time, nearest to the edited cell first,
+    each call returning a more complete view, until the fields equal what one
+    call of :func:`~mazeinterp.vfield.vector_field` gives. A newer edit drops
+    the pending work of older ones (what they computed stays cached). With
+    ``progressive=False`` (the default) every edit refines to completion before
+    it returns. The methods hold a lock, so one thread may refine while another
+    edits.
+
     Args:
         policy: the policy (any scale).
         state: the maze to start from (the mouse is kept where it stands).
@@ -165,50 +261,49 @@ class Explorer:
         channel: channel of the activation map.
         settings: initial interventions (default: none).
         batch_size: field states per forward pass.
+        progressive: edits return the first view (see above) instead of the complete one.
 
-    Attributes ``field_passes``, ``suffix_passes`` and ``forward_passes`` count
-    how often a whole vector field, an edited field from cached activations,
-    and a single forward pass were computed (to see what an edit cost).
+    Attributes ``plain_cells``, ``edited_cells`` and ``forward_passes`` count
+    the field cells computed for plain fields and for edited fields, and the
+    single-state forward passes (to see what an edit cost).
 
-    >>> ex = Explorer(policy, state)                           # doctest: +SKIP
-    >>> view = ex.place_cheese((0, 3))                         # doctest: +SKIP
-    >>> view = ex.set_interventions(vector="cheese", coefficient=-1.0)   # doctest: +SKIP
-    >>> view.edited_mouse_probs                                # doctest: +SKIP
+    >>> ex = Explorer(policy, state, progressive=True)        # doctest: +SKIP
+    >>> view = ex.place_cheese((0, 2))                         # doctest: +SKIP
+    >>> view.cells_done, view.n_cells                          # doctest: +SKIP
+    (0, 96)
+    >>> view = ex.finish()                                     # doctest: +SKIP
     """
 
     def __init__(self, policy: ImpalaPolicy, state: MazeState, *, hook: str = DEFAULT_STEERING_HOOK,
                  channel: int = 0, settings: InterventionSettings | None = None,
-                 batch_size: int = FORWARD_BATCH_SIZE) -> None:
+                 batch_size: int = FORWARD_BATCH_SIZE, progressive: bool = False) -> None:
         self.policy = policy
         self.batch_size = batch_size
-        self._fields = _Memo(2)  # maze → plain field
-        self._prefixes = _Memo(2)  # (maze, hook) → activations of every field state at hook
-        self._edited = _Memo(8)  # (maze, settings) → edited field
+        self.progressive = progressive
+        self._lock = threading.RLock()
+        self._plain = _Memo(4)  # maze → _FieldRows of plain move probabilities
+        self._prefixes = _Memo(2)  # (maze, hook) → _FieldRows of activations at hook
+        self._edited = _Memo(8)  # (maze, settings) → _FieldRows of edited move probabilities
         self._vectors = _Memo(8)  # (maze, kind, hook) → steering vector
-        self._caches = _Memo(8)  # (state, settings) → activation cache of one forward pass
+        self._passes = _Memo(8)  # (state, settings or None) → (move probabilities (5,), activation cache)
         self._obs = _Memo(8)  # state → observation
+        self.plain_cells = 0
+        self.edited_cells = 0
         self.state = state.with_mouse(state.mouse)  # the mouse at its cell's centre, as every edit puts it
         self.hook = hook
         self.channel = int(channel)
         self.settings = settings or InterventionSettings()
-        self.view = self._view(self.state, self.settings, self.hook, self.channel)
+        self.focus: Cell = self.state.mouse
+        self.view = self._first_view(self.state, self.settings, self.hook, self.channel, self.focus)
+        if not progressive:
+            self.finish()
 
     # ------------------------------------------------------------------ counters
 
     @property
-    def field_passes(self) -> int:
-        """Plain vector fields computed (a forward pass per open cell)."""
-        return self._fields.misses
-
-    @property
-    def suffix_passes(self) -> int:
-        """Edited vector fields computed (from cached activations when the hook point allows it)."""
-        return self._edited.misses
-
-    @property
     def forward_passes(self) -> int:
-        """Single-state forward passes computed (activation maps)."""
-        return self._caches.misses
+        """Single-state forward passes computed (move probabilities at the mouse, activation maps)."""
+        return self._passes.misses
 
     # ------------------------------------------------------------------ edits
 
@@ -221,42 +316,78 @@ class Explorer:
         if mode == "wall":
             return self.toggle_wall(cell)
         if mode == "clamp":
-            return self.set_interventions(clamp_cell=cell)
+            with self._lock:
+                return self._commit(settings=replace(self.settings, clamp_cell=cell), focus=cell)
         raise ValueError(f"unknown click mode {mode!r}; choose from {', '.join(CLICK_MODES)}")
 
     def place_cheese(self, cell: Cell) -> ExplorerView:
         """Move the cheese to ``cell`` (an open cell without the mouse)."""
-        return self._commit(state=self.state.with_cheese(cell))
+        with self._lock:
+            return self._commit(state=self.state.with_cheese(cell), focus=cell)
 
     def place_mouse(self, cell: Cell) -> ExplorerView:
         """Move the mouse to ``cell`` (an open cell without the cheese)."""
-        return self._commit(state=self.state.with_mouse(cell))
+        with self._lock:
+            return self._commit(state=self.state.with_mouse(cell), focus=cell)
 
     def toggle_wall(self, cell: Cell) -> ExplorerView:
         """Turn the wall at ``cell`` into an open cell, or the open cell into a wall."""
-        state = self.state
-        is_wall = not state.open_cells[_inside(cell, state.maze_size)]
-        return self._commit(state=state.with_open(cell) if is_wall else state.with_wall(cell))
+        with self._lock:
+            state = self.state
+            cell = _inside(cell, state.maze_size)
+            return self._commit(state=state.with_open(cell) if not state.open_cells[cell] else state.with_wall(cell),
+                                focus=cell)
 
     def show(self, hook: str | None = None, channel: int | None = None) -> ExplorerView:
         """Show the activation map of ``channel`` at ``hook`` (either kept when None)."""
-        hook = self.hook if hook is None else hook
-        channel = self.channel if channel is None else int(channel)
-        return self._commit(hook=hook, channel=channel)
+        with self._lock:
+            hook = self.hook if hook is None else hook
+            channel = self.channel if channel is None else int(channel)
+            return self._commit(hook=hook, channel=channel)
 
     def set_interventions(self, **changes: Any) -> ExplorerView:
         """Change fields of :class:`InterventionSettings` (``ablate=(3, 7)``, ``vector="cheese"``, …)."""
-        return self._commit(settings=replace(self.settings, **changes))
+        with self._lock:
+            return self._commit(settings=replace(self.settings, **changes))
 
     def _commit(self, *, state: MazeState | None = None, settings: InterventionSettings | None = None,
-                hook: str | None = None, channel: int | None = None) -> ExplorerView:
+                hook: str | None = None, channel: int | None = None, focus: Cell | None = None) -> ExplorerView:
         state = self.state if state is None else state
         settings = self.settings if settings is None else settings
         hook = self.hook if hook is None else hook
         channel = self.channel if channel is None else channel
-        view = self._view(state, settings, hook, channel)  # raises before anything is replaced
-        self.state, self.settings, self.hook, self.channel, self.view = state, settings, hook, channel, view
-        return view
+        focus = state.mouse if focus is None else focus
+        view = self._first_view(state, settings, hook, channel, focus)  # raises before anything is replaced
+        self.state, self.settings, self.hook, self.channel, self.focus = state, settings, hook, channel, focus
+        self.view = view
+        return view if self.progressive else self.finish()
+
+    # ------------------------------------------------------------------ refining the fields
+
+    def pending(self) -> int:
+        """Field cells the current view still misses (0 when it is complete)."""
+        with self._lock:
+            return len(self.view.pending)
+
+    def refine(self, max_cells: int = DEFAULT_CHUNK_CELLS) -> ExplorerView:
+        """Compute up to ``max_cells`` pending cells of the current view's fields (nearest first); → the new view.
+
+        Returns the current view unchanged when it is complete.
+        """
+        if max_cells < 1:
+            raise ValueError(f"max_cells must be at least 1, got {max_cells}")
+        with self._lock:
+            view = self.view
+            if view.complete:
+                return view
+            self._compute(view.state, view.settings, view.interventions, view.pending[:max_cells])
+            self.view = replace(view, **self._fields(view.state, view.settings, view.interventions, self.focus))
+            return self.view
+
+    def finish(self) -> ExplorerView:
+        """Refine the current view to completion; → the complete view."""
+        with self._lock:
+            return self.refine(max(1, self.pending()))
 
     # ------------------------------------------------------------------ computing a view
 
@@ -275,26 +406,107 @@ class Explorer:
             validate(self.policy, iv)
         return tuple(ivs)
 
-    def _view(self, state: MazeState, settings: InterventionSettings, hook: str, channel: int) -> ExplorerView:
+    def _first_view(self, state: MazeState, settings: InterventionSettings, hook: str, channel: int,
+                    focus: Cell) -> ExplorerView:
+        """The view of everything but the missing field cells: two forward passes at most, and the caches."""
         shape = self._map_shape(hook)
         if not 0 <= channel < shape[0]:
             raise ValueError(f"channel {channel} is out of range for hook point {hook!r}, which has "
                              f"{shape[0]} channels (0..{shape[0] - 1})")
         self._map_shape(settings.hook)
         ivs = self.interventions(state, settings)
-        # the plain field's pass also keeps the activations an intervention at settings.hook starts from,
-        # so that the first intervention on a maze runs only the rest of the network
-        field = self._field(state, settings.hook if can_forward_from(settings.hook) else None)
-        edited = self._edited_field(state, settings, ivs) if ivs else None
-        cache = self._caches.get((state.to_bytes(), settings), lambda: self._forward(state, ivs))
-        mouse = state.mouse
+        plain_probs, plain_cache = self._single_pass(state, None, ())
+        edited_probs, cache = self._single_pass(state, settings, ivs) if ivs else (None, plain_cache)
         return ExplorerView(
-            state=state, obs=self._obs.get(state.to_bytes(), lambda: _render(state)), field=field,
-            edited_field=edited, difference=None if edited is None else field_difference(field, edited),
-            mouse_probs=field.prob_at(mouse), edited_mouse_probs=None if edited is None else edited.prob_at(mouse),
+            state=state, obs=self._obs.get(state.to_bytes(), lambda: _render(state)),
+            mouse_probs=plain_probs, edited_mouse_probs=edited_probs,
             hook=hook, channel=channel, activation=cache[hook][0, channel].numpy().astype(np.float64),
-            settings=settings, interventions=ivs,
+            settings=settings, interventions=ivs, **self._fields(state, settings, ivs, focus),
         )
+
+    def _fields(self, state: MazeState, settings: InterventionSettings, ivs: Sequence[Intervention],
+                focus: Cell) -> dict[str, Any]:
+        """The view's fields as computed so far, and the cells pending: ExplorerView keyword arguments."""
+        plain = self._plain_rows(state)
+        field = plain.field(state)
+        missing = ~plain.done
+        edited_field = difference = None
+        if ivs:
+            edited = self._edited_rows(state, settings)
+            edited_field = edited.field(state)
+            missing |= ~edited.done
+            both = np.flatnonzero(plain.done & edited.done)
+            difference = field_difference(plain.field(state, both), edited.field(state, both))
+        pending = _nearest_first([plain.cells[i] for i in np.flatnonzero(missing)], focus)
+        return dict(field=field, edited_field=edited_field, difference=difference, pending=pending,
+                    n_cells=len(plain.cells))
+
+    def _plain_rows(self, state: MazeState) -> _FieldRows:
+        return self._plain.get(_maze_key(state), lambda: _FieldRows(field_cells(state)))
+
+    def _edited_rows(self, state: MazeState, settings: InterventionSettings) -> _FieldRows:
+        return self._edited.get((_maze_key(state), settings), lambda: _FieldRows(field_cells(state)))
+
+    def _compute(self, state: MazeState, settings: InterventionSettings, ivs: Sequence[Intervention],
+                 cells: Sequence[Cell]) -> None:
+        """Compute the plain and edited field rows of ``cells`` that are missing, in padded batches."""
+        plain = self._plain_rows(state)
+        n = len(plain.cells)
+
+        def moved(batch: list[int]) -> list[MazeState]:
+            return [state.with_mouse(plain.cells[i]) for i in batch]
+
+        wanted = [plain.index[cell] for cell in cells]
+        hook = settings.hook
+        resumable = can_forward_from(hook)
+        # the plain pass keeps the activations an intervention at settings.hook starts from,
+        # so that an intervention on this maze runs only the rest of the network
+        prefix = self._prefixes.get((_maze_key(state), hook), lambda: _FieldRows(plain.cells)) if resumable else None
+        for batch in _field_batches([i for i in wanted if not plain.done[i]], n, self.batch_size):
+            outputs, cache = run_states_with_cache(self.policy, moved(batch), [hook] if resumable else [],
+                                                   batch_size=len(batch), progress=False)
+            assert outputs is not None
+            rows = list(dict.fromkeys(batch))  # the padding repeats rows at the end
+            plain.fill(rows, move_probs(outputs[0][: len(rows)]).double().numpy())
+            if prefix is not None:
+                prefix.fill(rows, cache[hook][: len(rows)])
+            self.plain_cells += len(rows)
+        if not ivs:
+            return
+        edited = self._edited_rows(state, settings)
+        todo = [i for i in wanted if not edited.done[i]]
+        if prefix is None:
+            for batch in _field_batches(todo, n, self.batch_size):
+                rows = list(dict.fromkeys(batch))
+                probs = move_probs_for_states(self.policy, moved(batch), ivs, batch_size=len(batch),
+                                              progress=False)
+                edited.fill(rows, probs[: len(rows)])
+                self.edited_cells += len(rows)
+            return
+        for batch in _field_batches([i for i in todo if not prefix.done[i]], n, self.batch_size):
+            rows = list(dict.fromkeys(batch))
+            acts = activations(self.policy, hook, moved(batch), batch_size=len(batch), progress=False)
+            prefix.fill(rows, acts[: len(rows)])
+        for batch in _field_batches(todo, n, self.batch_size):
+            rows = list(dict.fromkeys(batch))
+            acts = prefix.rows[batch]
+            for iv in ivs:
+                acts = iv(acts)
+            with torch.inference_mode():
+                logits, _ = forward_from(self.policy, hook, acts)
+            edited.fill(rows, move_probs(logits[: len(rows)]).double().cpu().numpy())
+            self.edited_cells += len(rows)
+
+    def _single_pass(self, state: MazeState, settings: InterventionSettings | None,
+                     ivs: Sequence[Intervention]) -> tuple[np.ndarray, ActivationCache]:
+        """Move probabilities (5,) at the mouse and every activation, for ``state`` under ``ivs``."""
+
+        def compute() -> tuple[np.ndarray, ActivationCache]:
+            outputs, cache = run_states_with_cache(self.policy, [state], None, interventions=ivs, progress=False)
+            assert outputs is not None
+            return move_probs(outputs[0]).double().numpy()[0], cache
+
+        return self._passes.get((state.to_bytes(), settings), compute)
 
     def _map_shape(self, hook: str) -> tuple[int, ...]:
         shapes = self.policy.hook_points()
@@ -305,60 +517,12 @@ class Explorer:
             raise ValueError(f"hook point {hook!r} has shape {shape}; the explorer needs a (C, H, W) map")
         return shape
 
-    def _field(self, state: MazeState, prefix_hook: str | None = None) -> VectorField:
-        """The plain vector field; with ``prefix_hook``, also keep the field states' activations there."""
-        key = _maze_key(state)
-
-        def compute() -> VectorField:
-            if prefix_hook is None:
-                return vector_fields(self.policy, [state], batch_size=self.batch_size, progress=False)[0]
-            # one pass gives the plain field and what every edited field at prefix_hook starts from
-            cells = field_cells(state)
-            moved = [state.with_mouse(cell) for cell in cells]
-            outputs, cache = run_states_with_cache(self.policy, moved, [prefix_hook], batch_size=self.batch_size,
-                                                   progress=False)
-            assert outputs is not None
-            self._prefixes.put((key, prefix_hook), cache[prefix_hook])
-            return VectorField(state, tuple(cells), move_probs(outputs[0]).double().numpy())
-
-        return self._fields.get(key, compute)
-
     def _vector(self, state: MazeState, kind: str, hook: str) -> torch.Tensor:
         if kind == "cheese" and state.cheese is None:
             raise ValueError("the cheese vector needs a maze with its cheese")
         make = cheese_vector if kind == "cheese" else top_right_vector
         return self._vectors.get((_maze_key(state), kind, hook), lambda: make(self.policy, state, hook))
 
-    def _edited_field(self, state: MazeState, settings: InterventionSettings,
-                      ivs: Sequence[Intervention]) -> VectorField:
-        def compute() -> VectorField:
-            if not can_forward_from(settings.hook):
-                return vector_fields(self.policy, [state], ivs, batch_size=self.batch_size, progress=False)[0]
-            acts = self._prefix(state, settings.hook)
-            for iv in ivs:
-                acts = iv(acts)
-            probs = []
-            with torch.inference_mode():
-                for start in range(0, len(acts), self.batch_size):
-                    logits, _ = forward_from(self.policy, settings.hook, acts[start : start + self.batch_size])
-                    probs.append(move_probs(logits).double().cpu().numpy())
-            field = self._field(state)
-            return VectorField(field.state, field.cells, np.concatenate(probs))
-
-        return self._edited.get((_maze_key(state), settings), compute)
-
-    def _prefix(self, state: MazeState, hook: str) -> torch.Tensor:
-        """Activations at ``hook`` of every field state of the maze (the mouse on each field cell): (k, C, H, W)."""
-
-        def compute() -> torch.Tensor:
-            moved = [state.with_mouse(cell) for cell in field_cells(state)]
-            return activations(self.policy, hook, moved, batch_size=self.batch_size, progress=False)
-
-        return self._prefixes.get((_maze_key(state), hook), compute)
-
-    def _forward(self, state: MazeState, ivs: Sequence[Intervention]) -> ActivationCache:
-        _, cache = run_states_with_cache(self.policy, [state], None, interventions=ivs, progress=False)
-        return cache
 
 
 def _render(state: MazeState) -> np.ndarray:

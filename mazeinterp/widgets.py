@@ -16,7 +16,10 @@ Two layers:
   ipywidgets, so scripts and tests drive it directly.
 * :class:`ExplorerWidget` (:func:`explore`) -- the pictures and tables of a view
   and ipywidgets controls wired to an :class:`Explorer`; each control's handler
-  is a method of the widget.
+  is a method of the widget. An edit shows the maze, the move probabilities at
+  the mouse and the activation map at once; a background thread then fills in
+  the vector fields a chunk of cells at a time (``field: 120/336 cells`` while
+  partial) and redraws, and a newer edit restarts it. ``close()`` stops it.
 
 >>> widget = explore(policy, state)          # in a notebook cell: shows the explorer   # doctest: +SKIP
 >>> widget                                                                              # doctest: +SKIP
@@ -25,10 +28,12 @@ Two layers:
 from __future__ import annotations
 
 import html
+import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from mazeinterp.explorer import CLICK_MODES, Explorer, ExplorerView, InterventionSettings
+from mazeinterp.explorer import CLICK_MODES, DEFAULT_CHUNK_CELLS, Explorer, ExplorerView, InterventionSettings
 from mazeinterp.maze.grid import Cell
 from mazeinterp.model import MOVES, ImpalaPolicy
 
@@ -36,9 +41,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from mazeinterp.maze.state import MazeState
+    from mazeinterp.vfield import VectorField
 
 __all__ = ["CLICK_MODES", "Explorer", "ExplorerView", "ExplorerWidget", "InterventionSettings", "draw_explorer",
-           "explore", "figure_png", "probability_table", "settings_label"]
+           "explore", "figure_png", "probability_table", "progress_label", "settings_label"]
 
 
 # ---------------------------------------------------------------------- pictures and tables
@@ -61,7 +67,11 @@ def probability_table(view: ExplorerView) -> str:
 
 
 def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
-    """The explorer's figure: the field, the edited field, their difference, the activation map (2 × 2)."""
+    """The explorer's figure: the field, the edited field, their difference, the activation map (2 × 2).
+
+    Fields still partial (:attr:`ExplorerView.pending`) have arrows on their computed cells only, and their
+    titles say how many cells that is.
+    """
     from mazeinterp.plots import (
         cell_centre_xy,
         crop_to_maze,
@@ -74,14 +84,15 @@ def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
 
     fig, axes = new_figure(ncols=2, nrows=2, size=size)
     paths = _paths_drawable(view.state)
-    draw_vector_field(axes[0, 0], view.field, view.obs, paths=paths, title="policy")
+    draw_vector_field(axes[0, 0], view.field, view.obs, paths=paths, title="policy" + _cells_note(view.field, view))
     if view.edited_field is None:
         draw_maze(axes[0, 1], view.state, view.obs, paths=paths, title="no intervention")
         draw_maze(axes[1, 0], view.state, view.obs, paths=False, title="no difference")
     else:
         draw_vector_field(axes[0, 1], view.edited_field, view.obs, color="darkviolet", paths=paths,
-                          title=settings_label(view.settings))
-        draw_field_difference(axes[1, 0], view.difference, view.obs, title="edited − policy")  # type: ignore[arg-type]
+                          title=settings_label(view.settings) + _cells_note(view.edited_field, view))
+        draw_field_difference(axes[1, 0], view.difference, view.obs,  # type: ignore[arg-type]
+                              title="edited − policy" + _cells_note(view.difference, view))
     for ax in (axes[0, 0], axes[0, 1], axes[1, 0]):
         crop_to_maze(ax, view.state.maze_size)
     res = view.activation.shape[0]
@@ -93,6 +104,16 @@ def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
             ax.scatter(*xy.T, marker="x", s=60, color="red", zorder=5)
     fig.tight_layout()
     return fig
+
+
+def _cells_note(field: VectorField | None, view: ExplorerView) -> str:
+    """`` (120/336 cells)`` for a field that misses cells, else nothing."""
+    return "" if field is None or len(field) == view.n_cells else f" ({len(field)}/{view.n_cells} cells)"
+
+
+def progress_label(view: ExplorerView) -> str:
+    """How much of the view's vector fields is computed, e.g. ``field: 120/336 cells (computing)``."""
+    return f"field: {view.cells_done}/{view.n_cells} cells" + ("" if view.complete else " (computing)")
 
 
 def _paths_drawable(state: MazeState) -> bool:
@@ -155,17 +176,32 @@ class ExplorerWidget:
     value (the clamped cell is clicked in ``clamp`` mode). Errors show in the
     status line and change nothing. Display it as the last expression of a cell.
 
+    With a progressive explorer (``Explorer(..., progressive=True)``, as
+    :func:`explore` makes) the vector fields are filled in after each edit:
+    with ``background=True`` by a thread of the widget, ``chunk_cells`` cells
+    per :meth:`Explorer.refine` step, redrawing the picture at most every
+    ``redraw_s`` seconds and when complete, and restarted by each edit; with
+    ``background=False`` each handler refines to completion before it returns
+    (for scripts and tests). :meth:`close` stops the thread.
+
     Attributes (the controls, for scripting): ``mode``, ``cells`` (rows of
     buttons), ``hook``, ``channel``, ``iv_hook``, ``ablate``, ``vector``,
     ``coefficient``, ``clamp_channel``, ``clamp_value``, ``clear_clamp``;
-    outputs ``picture`` (PNG), ``probabilities`` (HTML), ``status`` (HTML).
+    outputs ``picture`` (PNG), ``probabilities`` (HTML), ``progress`` (HTML,
+    :func:`progress_label`), ``status`` (HTML); ``shown``, the view the
+    picture shows.
     """
 
-    def __init__(self, explorer: Explorer, *, dpi: int = 72, cell_px: int = 16) -> None:
+    def __init__(self, explorer: Explorer, *, dpi: int = 72, cell_px: int = 16, background: bool = True,
+                 chunk_cells: int = DEFAULT_CHUNK_CELLS, redraw_s: float = 1.0) -> None:
         import ipywidgets as w
 
         self.explorer = explorer
         self.dpi = dpi
+        self.background = background
+        self.chunk_cells = chunk_cells
+        self.redraw_s = redraw_s
+        self.shown: ExplorerView | None = None
         ex = explorer
         maps = [name for name, shape in ex.policy.hook_points().items() if len(shape) == 3]
         n = ex.state.maze_size
@@ -194,8 +230,16 @@ class ExplorerWidget:
         self.clear_clamp = w.Button(description="clear clamp")
         self.picture = w.Image(format="png")
         self.probabilities = w.HTML()
+        self.progress = w.HTML()
         self.status = w.HTML()
         self._syncing = False
+        # the background worker: each edit bumps the generation; the worker shows only the newest one's views
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._finished = -1  # generation whose complete view is shown
+        self._failed = -1  # generation whose refinement raised
+        self._closed = False
+        self._worker: threading.Thread | None = None
 
         self.hook.observe(self.on_hook, names="value")
         self.channel.observe(self.on_channel, names="value")
@@ -212,8 +256,12 @@ class ExplorerWidget:
 
         controls = w.VBox([self.mode, w.HBox([self.hook, self.channel]), self.iv_hook, self.ablate,
                            w.HBox([self.vector, self.coefficient]),
-                           w.HBox([self.clamp_channel, self.clamp_value, self.clear_clamp]), self.status])
+                           w.HBox([self.clamp_channel, self.clamp_value, self.clear_clamp]),
+                           w.HBox([self.progress, self.status])])
         self.root = w.VBox([controls, w.HBox([w.VBox([board, self.probabilities]), self.picture])])
+        if background:
+            self._worker = threading.Thread(target=self._work, name="explorer-refine", daemon=True)
+            self._worker.start()
         self._refresh()
 
     # ------------------------------------------------------------------ handlers
@@ -268,7 +316,18 @@ class ExplorerWidget:
         self._refresh()
 
     def _refresh(self) -> None:
-        view = self.explorer.view
+        """Show the explorer's view: the board and table now; the fields now (synchronous) or by the worker."""
+        if not self.background:
+            view = self.explorer.finish()
+            self._show_board(view)
+            self._show_fields(view, figure_png(draw_explorer(view), dpi=self.dpi))
+            return
+        with self._cond:
+            self._generation += 1
+            self._show_board(self.explorer.view)
+            self._cond.notify_all()
+
+    def _show_board(self, view: ExplorerView) -> None:
         state, settings = view.state, view.settings
         open_cells, cheese, mouse = state.open_cells, state.cheese, state.mouse
         for r, row in enumerate(self.cells):
@@ -279,12 +338,71 @@ class ExplorerWidget:
                         else "open" if open_cells[cell] else "wall")
                 button.style.button_color = _COLOURS[kind]
         self.probabilities.value = probability_table(view)
-        self.picture.value = figure_png(draw_explorer(view), dpi=self.dpi)
+        self.progress.value = progress_label(view)
+
+    def _show_fields(self, view: ExplorerView, png: bytes | None) -> None:
+        self.progress.value = progress_label(view)
+        if png is not None:
+            self.picture.value = png
+            self.shown = view
+
+    # ------------------------------------------------------------------ the background worker
+
+    def _work(self) -> None:
+        """Draw each edit's first view, then refine and redraw until complete; wait for the next edit."""
+        drawn, last_draw = 0, 0.0  # the generation whose first view is drawn, and when a picture was drawn
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: self._closed or self._generation != drawn
+                                    or (self._failed != self._generation and self.explorer.pending() > 0))
+                if self._closed:
+                    return
+                generation = self._generation
+            fresh, drawn = generation != drawn, generation
+            try:
+                view = self.explorer.view if fresh else self.explorer.refine(self.chunk_cells)
+                redraw = fresh or view.complete or time.monotonic() - last_draw >= self.redraw_s
+                png = figure_png(draw_explorer(view), dpi=self.dpi) if redraw else None
+            except Exception as exc:  # noqa: BLE001 -- shown to the user; the next edit starts afresh
+                with self._cond:
+                    self._failed = generation
+                    self.status.value = f"<span style='color:#c00'>{html.escape(repr(exc))}</span>"
+                continue
+            if redraw:
+                last_draw = time.monotonic()
+            with self._cond:
+                if generation == self._generation and view is self.explorer.view:  # else a newer edit came
+                    self._show_fields(view, png)
+                    if view.complete and png is not None:
+                        self._finished = generation
+                        self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the background worker shows the complete view of the last edit; → whether it does.
+
+        Returns at once without a worker (``background=False``), whose handlers finish before they return.
+        """
+        with self._cond:
+            return self._worker is None or self._cond.wait_for(
+                lambda: self._finished == self._generation or self._closed, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the background worker (waiting up to ``timeout`` s for its current step) and close the controls."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout)
+        self.root.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         return self.root._repr_mimebundle_(**kwargs)
 
 
-def explore(policy: ImpalaPolicy, state: MazeState, **options: Any) -> ExplorerWidget:
-    """An :class:`ExplorerWidget` of ``policy`` on ``state`` (``options`` go to :class:`Explorer`)."""
-    return ExplorerWidget(Explorer(policy, state, **options))
+def explore(policy: ImpalaPolicy, state: MazeState, *, background: bool = True, **options: Any) -> ExplorerWidget:
+    """An :class:`ExplorerWidget` of ``policy`` on a progressive :class:`Explorer` of ``state``.
+
+    ``background``: fill in the vector fields in a thread (see :class:`ExplorerWidget`); ``options`` go to
+    :class:`Explorer`.
+    """
+    return ExplorerWidget(Explorer(policy, state, progressive=True, **options), background=background)

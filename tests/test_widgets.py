@@ -95,19 +95,20 @@ def test_hook_the_network_cannot_resume_from_uses_whole_passes(model, state):
 
 def test_edits_recompute_only_what_they_change(model, state):
     ex = Explorer(model, state, settings=InterventionSettings(vector="cheese"))
-    counts = lambda: (ex.field_passes, ex.suffix_passes, ex.forward_passes)  # noqa: E731
-    assert counts() == (1, 1, 1)
+    k = ex.view.n_cells
+    counts = lambda: (ex.plain_cells, ex.edited_cells, ex.forward_passes)  # noqa: E731
+    assert counts() == (k, k, 2), "each field cell once, a plain and an edited pass at the mouse"
     ex.show(channel=7)
     ex.show(hook="embedder.relu3_out", channel=2)
-    assert counts() == (1, 1, 1), "watching another channel or layer reuses the forward pass"
+    assert counts() == (k, k, 2), "watching another channel or layer reuses the forward pass"
     ex.place_mouse(_free_cells(state)[0])
-    assert counts() == (1, 1, 2), "moving the mouse reuses both vector fields"
+    assert counts() == (k, k, 4), "moving the mouse reuses both vector fields"
     ex.set_interventions(coefficient=-3.0)
-    assert counts() == (1, 2, 3), "a new coefficient recomputes the edited field only"
+    assert counts() == (k, 2 * k, 5), "a new coefficient recomputes the edited field only"
     ex.set_interventions(coefficient=-1.0)
-    assert counts() == (1, 2, 3), "going back to settings seen before reuses their field and forward pass"
+    assert counts() == (k, 2 * k, 5), "going back to settings seen before reuses their field and forward pass"
     ex.place_cheese(_free_cells(ex.state)[-1])
-    assert counts() == (2, 3, 4), "moving the cheese changes the maze: both fields again"
+    assert counts() == (2 * k, 3 * k, 7), "moving the cheese changes the maze: both fields again"
 
 
 def test_bad_edits_raise_and_change_nothing(model, state):
@@ -155,7 +156,9 @@ def test_probability_table_shows_the_view_numbers(model, state):
 
 @pytest.fixture()
 def widget(model, state) -> ExplorerWidget:
-    return ExplorerWidget(Explorer(model, state))
+    widget = ExplorerWidget(Explorer(model, state), background=False)
+    yield widget
+    widget.close()
 
 
 def test_clicks_move_cheese_and_mouse_and_toggle_walls(model, widget, state):
