@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from mazeinterp import checkpoint_file
 from mazeinterp.checkpoint_file import (
     FORMAT_VERSION,
     CheckpointError,
@@ -36,29 +37,10 @@ from mazeinterp.checkpoint_file import (
 )
 from mazeinterp.model import ImpalaPolicy
 
-__all__ = [
-    "DEFAULT_AGENT",
-    "FORMAT_VERSION",
-    "SHIPPED",
-    "SHIPPED_SHA256",
-    "CheckpointError",
-    "CheckpointHashError",
-    "CheckpointKeyError",
-    "CheckpointNotFoundError",
-    "CheckpointShapeError",
-    "NonFiniteWeightsError",
-    "NotACheckpointError",
-    "UnreadableCheckpointError",
-    "UnsafeCheckpointError",
-    "UnsupportedScaleError",
-    "checkpoints_dir",
-    "file_sha256",
-    "load_policy",
-    "read_policy",
-    "resolve_checkpoint",
-    "save_policy",
-    "unsafe_global",
-]
+__all__ = sorted([
+    *checkpoint_file.__all__,  # the file format's names, importable from here as well
+    "DEFAULT_AGENT", "SHIPPED", "SHIPPED_SHA256", "checkpoints_dir", "load_policy", "resolve_checkpoint",
+])
 
 SHIPPED: dict[str, str] = {"maze-s1-r5-v5": "maze-s1-r5-v5.pt", "maze-s1-r1": "maze-s1-r1.pt"}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
