@@ -37,6 +37,7 @@ from torch import Tensor
 
 from mazeinterp.channel_table import ChannelTable
 from mazeinterp.defaults import DEFAULT_STEERING_HOOK, DIRECTIONAL_HOOK, FORWARD_BATCH_SIZE
+from mazeinterp.hook_points import hook_shape
 from mazeinterp.hooks import (
     activations,
     can_forward_from,
@@ -69,14 +70,6 @@ _REAL_MOVES = (Move.LEFT, Move.DOWN, Move.UP, Move.RIGHT)
 
 
 # --------------------------------------------------------------------------- shared helpers
-
-
-def _hook_shape(model: ImpalaPolicy, hook: str, need_map: bool = True) -> tuple[int, ...]:
-    model.module_for_hook(hook)  # KeyError with close names
-    shape = model.hook_points()[hook]
-    if need_map and len(shape) != 3:
-        raise ValueError(f"hook point {hook!r} has shape {shape}; this method needs a (C, H, W) map")
-    return shape
 
 
 def _cheese_states(states: Sequence[MazeState], what: str) -> list[MazeState]:
@@ -212,7 +205,7 @@ def cheese_tracking_channels(
     array([23, 31,  6,  8, 24])
     """
     states = _cheese_states(states, "cheese_tracking_channels")
-    c_, res, _ = _hook_shape(model, hook)
+    c_, res, _ = hook_shape(model.hook_points(), hook, need_map=True)
     pairs = [s for st in states for s in (st, st.without_cheese())]
     obs = render_states(pairs, renderer)
     acts_all = activations(model, hook, obs, batch_size=batch_size, progress=False)
@@ -303,7 +296,7 @@ def directional_channels(
     states = list(states)
     if not states:
         raise ValueError("directional_channels needs at least one maze state")
-    shape = _hook_shape(model, hook, need_map=False)
+    shape = hook_shape(model.hook_points(), hook)
     if move is not None:
         move = Move[move.upper()] if isinstance(move, str) else Move(move)
     obs = render_states(states, renderer)
@@ -368,7 +361,7 @@ def behaviour_attribution(
     array([3, 0])
     """
     states = list(states)
-    c_ = _hook_shape(model, hook, need_map=False)[0]
+    c_ = hook_shape(model.hook_points(), hook)[0]
     channels = list(range(c_)) if channels is None else [int(c) for c in channels]
     for c in channels:
         if not 0 <= c < c_:
@@ -455,7 +448,7 @@ def cheese_probe(
         raise ValueError(f"cheese_probe needs at least 4 mazes, got {n}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    c_, res, _ = _hook_shape(model, hook)
+    c_, res, _ = hook_shape(model.hook_points(), hook, need_map=True)
     obs = render_states(states, renderer)
     acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
     acts = acts.double().numpy()  # (N, C, H, W)

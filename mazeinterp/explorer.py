@@ -39,6 +39,7 @@ from mazeinterp.defaults import (
     FORWARD_BATCH_SIZE,
     RETARGET_VALUE,
 )
+from mazeinterp.hook_points import hook_shape
 from mazeinterp.hooks import activations, can_forward_from, forward_from, run_states_with_cache
 from mazeinterp.interventions import AddVector, Intervention, ZeroAblate, validate
 from mazeinterp.maze.grid import Cell
@@ -509,13 +510,7 @@ class Explorer:
         return self._passes.get((state.to_bytes(), settings), compute)
 
     def _map_shape(self, hook: str) -> tuple[int, ...]:
-        shapes = self.policy.hook_points()
-        if hook not in shapes:
-            self.policy.module_for_hook(hook)  # KeyError naming close hook points
-        shape = shapes[hook]
-        if len(shape) != 3:
-            raise ValueError(f"hook point {hook!r} has shape {shape}; the explorer needs a (C, H, W) map")
-        return shape
+        return hook_shape(self.policy.hook_points(), hook, need_map=True)
 
     def _vector(self, state: MazeState, kind: str, hook: str) -> torch.Tensor:
         if kind == "cheese" and state.cheese is None:

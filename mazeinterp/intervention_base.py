@@ -4,7 +4,8 @@
 immutable edit of one hook point's activation, restricted to some channels and
 activation pixels. The edits themselves (ablations, added vectors, clamps,
 patches, scales) are in :mod:`mazeinterp.interventions`, which re-exports the
-names defined here; this module imports nothing of the package, so that the
+names defined here; this module imports nothing of the package but the
+hook-point rules (:mod:`mazeinterp.hook_points`), so that the
 hook machinery can depend on it while the edits depend on the hook machinery.
 """
 
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from mazeinterp.hook_points import UnknownHookPointError, check_channels, check_pixels, hook_shape
 
 if TYPE_CHECKING:
     from mazeinterp.model import ImpalaPolicy
@@ -167,29 +170,16 @@ def validate(model: ImpalaPolicy, intervention: Intervention) -> None:
     """
     if not isinstance(intervention, Intervention):
         raise TypeError(f"expected an Intervention, got {type(intervention).__name__}")
-    shapes = model.hook_points()
     hook = intervention.hook
-    if hook not in shapes:
-        try:
-            model.module_for_hook(hook)
-        except KeyError as exc:
-            raise ValueError(f"{intervention}: {exc.args[0]}") from None
-        raise ValueError(f"{intervention}: {hook!r} is not a hook point")  # pragma: no cover
-    shape = shapes[hook]
-    what = "channels" if len(shape) == 3 else "features"
-    for c in intervention.channels or ():
-        if c >= shape[0]:
-            raise ValueError(f"{intervention}: channel {c} is out of range for hook point {hook!r}, "
-                             f"which has {shape[0]} {what} (0..{shape[0] - 1})")
-    if intervention.pixels is not None:
-        if len(shape) != 3:
-            raise ValueError(f"{intervention}: hook point {hook!r} is a vector of {shape[0]} features; "
-                             "pixels only apply to (C, H, W) maps")
-        h, w = shape[1:]
-        for r, c in intervention.pixels:
-            if r >= h or c >= w:
-                raise ValueError(f"{intervention}: pixel {(r, c)} is out of range for hook point {hook!r}, "
-                                 f"whose maps are {h}×{w}")
+    try:
+        shape = hook_shape(model.hook_points(), hook)
+        check_channels(hook, shape, intervention.channels or ())
+        if intervention.pixels is not None:
+            check_pixels(hook, shape, intervention.pixels)
+    except UnknownHookPointError as exc:
+        raise UnknownHookPointError(f"{intervention}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{intervention}: {exc}") from None
     intervention._check_shape(tuple(shape))
 
 

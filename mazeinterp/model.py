@@ -31,7 +31,6 @@ torch side: :func:`move_probs` and :func:`actions_to_moves` for tensors.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mazeinterp.hook_points import HOOK_SUFFIX, unknown_hook_point
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, MOVES, NUM_ACTIONS, Move
 from mazeinterp.observations import OBS_SHAPE, obs_to_tensor
 
@@ -66,8 +66,6 @@ __all__ = [
 BASE_WIDTHS = (16, 32, 32)
 """Channel widths of the three IMPALA blocks at scale 1."""
 HIDDEN_SIZE = 256
-HOOK_SUFFIX = "_out"
-"""Hook point of module ``foo.bar`` is ``foo.bar`` + HOOK_SUFFIX."""
 
 
 class ResidualAdd(nn.Module):
@@ -242,19 +240,14 @@ class ImpalaPolicy(nn.Module):
         """Return the module whose output is hook point ``name`` (``foo.bar_out`` → ``foo.bar``).
 
         Raises:
-            KeyError: ``name`` is not a hook point; the message lists close names.
+            UnknownHookPointError: ``name`` is not a hook point (a KeyError and a ValueError);
+                the message lists close names.
         """
         modules = dict(self.named_modules())
         path = name[: -len(HOOK_SUFFIX)] if name.endswith(HOOK_SUFFIX) else None
         if path and path in modules:
             return modules[path]
-        known = [p + HOOK_SUFFIX for p in modules if p]
-        close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(
-            f"unknown hook point {name!r} (hook points are '<module path>{HOOK_SUFFIX}', "
-            f"see ImpalaPolicy.hook_points()){hint}"
-        )
+        raise unknown_hook_point(name, [p + HOOK_SUFFIX for p in modules if p])
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from mazeinterp.hook_points import check_channels, hook_shape
 from mazeinterp.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
 
 __all__ = ["KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions", "load_sweep_config"]
@@ -199,16 +200,15 @@ def conditions(config: SweepConfig, shapes: Mapping[str, tuple[int, ...]]) -> li
     """
     out = []
     for hook in config.hooks:
-        if hook not in shapes:
-            raise SweepConfigError(f"hooks: {hook!r} is not a hook point of this model (see `mazeinterp info`)")
-        shape = shapes[hook]
-        if len(shape) != 3:
-            raise SweepConfigError(f"hooks: {hook!r} has shape {shape}; a sweep edits channels of (C, H, W) maps")
+        try:
+            shape = hook_shape(shapes, hook, need_map=True)
+        except ValueError as exc:
+            raise SweepConfigError(f"hooks: {exc} (see `mazeinterp info`)") from None
         channels = config.channels if config.channels is not None else tuple(range(shape[0]))
-        bad = [c for c in channels if c >= shape[0]]
-        if bad:
-            raise SweepConfigError(f"channels: channel {bad[0]} is out of range for hook point {hook!r}, "
-                                   f"which has {shape[0]} channels (0..{shape[0] - 1})")
+        try:
+            check_channels(hook, shape, channels)
+        except ValueError as exc:
+            raise SweepConfigError(f"channels: {exc}") from None
         out += [Condition(hook, c, kind, coef) for kind in config.kinds for coef in config.coefficients
                 for c in channels]
     return out

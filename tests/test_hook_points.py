@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from mazeinterp.hook_points import check_channels, check_hook_point, hook_point_rows
+from mazeinterp.channels import behaviour_attribution
+from mazeinterp.hook_points import (
+    UnknownHookPointError,
+    check_channels,
+    check_hook_point,
+    check_pixels,
+    hook_point_rows,
+    hook_shape,
+    unknown_hook_point,
+)
+from mazeinterp.interventions import ZeroAblate, validate
+from mazeinterp.sweep_config import SweepConfig, SweepConfigError, conditions
 from mazeinterp.model import ImpalaPolicy
 
 
@@ -25,7 +36,7 @@ def test_bad_hook_points_are_named(policy: ImpalaPolicy) -> None:
         check_hook_point(policy, "embedder.block9_out")
     with pytest.raises(ValueError) as error:
         check_hook_point(policy, "fc_policy_out", need_map=True)
-    assert str(error.value) == "layer 'fc_policy_out' has shape (15,); this needs a (C, H, W) map layer"
+    assert str(error.value) == "hook point 'fc_policy_out' has shape (15,); this needs a (C, H, W) map"
 
 
 def test_channels_are_checked_against_the_layer_and_deduplicated() -> None:
@@ -34,7 +45,7 @@ def test_channels_are_checked_against_the_layer_and_deduplicated() -> None:
     for bad in (64, -1):
         with pytest.raises(ValueError) as error:
             check_channels("embedder.relu3_out", shape, [1, bad, 70])
-        assert str(error.value) == (f"channel {bad} is out of range for layer 'embedder.relu3_out', "
+        assert str(error.value) == (f"channel {bad} is out of range for hook point 'embedder.relu3_out', "
                                     "which has 64 channels (0..63)")
 
 
@@ -47,3 +58,53 @@ def test_hook_point_rows_list_every_hook_point_in_forward_order(policy: ImpalaPo
     assert by_name["embedder.fc_out"] == {"hook_point": "embedder.fc_out", "shape": "256", "channels": 256,
                                           "resolution": None}
     assert rows[-1]["hook_point"] in ("fc_policy_out", "fc_value_out")
+
+
+def test_an_unknown_hook_point_is_both_a_key_error_and_a_value_error(policy: ImpalaPolicy) -> None:
+    with pytest.raises(UnknownHookPointError) as error:
+        hook_shape(policy.hook_points(), "embedder.relu3")
+    assert isinstance(error.value, KeyError) and isinstance(error.value, ValueError)
+    # str() is the message itself, not KeyError's quoted repr
+    assert str(error.value).startswith("unknown hook point 'embedder.relu3' (")
+    assert str(error.value).endswith("did you mean embedder.relu3_out, embedder.relufc_out, embedder_out, "
+                                     "embedder.fc_out, embedder.block3_out?")
+    assert "did you mean" not in str(unknown_hook_point("zzz", ["embedder.relu3_out"]))
+
+
+def test_every_entry_point_gives_the_same_message_for_the_same_mistake(policy: ImpalaPolicy) -> None:
+    """The model, the command line's check, interventions, channel finders and sweeps share one rule."""
+    typo = "embedder.block2.res1.resad_out"
+    with pytest.raises(UnknownHookPointError) as reference:
+        policy.module_for_hook(typo)
+    expected = str(reference.value)
+    assert "did you mean embedder.block2.res1.resadd_out" in expected
+    with pytest.raises(UnknownHookPointError) as via_cli:
+        check_hook_point(policy, typo)
+    with pytest.raises(UnknownHookPointError) as via_intervention:
+        validate(policy, ZeroAblate(typo, channels=[0]))
+    with pytest.raises(UnknownHookPointError) as via_channels:
+        behaviour_attribution(policy, [], hook=typo)
+    with pytest.raises(SweepConfigError) as via_sweep:
+        conditions(SweepConfig(hooks=(typo,)), policy.hook_points())
+    assert str(via_cli.value) == expected
+    assert str(via_intervention.value) == f"ZeroAblate({typo}, channels=[0]): {expected}"
+    assert str(via_channels.value) == expected
+    assert str(via_sweep.value) == f"hooks: {expected} (see `mazeinterp info`)"
+
+
+def test_vectors_count_features_and_take_no_pixels() -> None:
+    with pytest.raises(ValueError, match=r"^channel 15 is out of range for hook point 'fc_policy_out', "
+                                         r"which has 15 features \(0\.\.14\)$"):
+        check_channels("fc_policy_out", (15,), [15])
+    with pytest.raises(ValueError, match="is a vector of 15 features; pixels only apply to"):
+        check_pixels("fc_policy_out", (15,), [(0, 0)])
+
+
+def test_pixels_must_lie_inside_the_maps() -> None:
+    shape = (32, 16, 16)
+    check_pixels("embedder.block2.res1.resadd_out", shape, [(0, 0), (15, 15), (3, 12)])
+    for bad in ((16, 0), (0, 16), (-1, 3)):
+        with pytest.raises(ValueError) as error:
+            check_pixels("embedder.block2.res1.resadd_out", shape, [(1, 1), bad])
+        assert str(error.value) == (f"pixel {bad} is out of range for hook point "
+                                    "'embedder.block2.res1.resadd_out', whose maps are 16×16")

@@ -65,9 +65,9 @@ def test_grid_order_and_bad_grids(agent) -> None:
     assert [c.channel for c in every] == list(range(shapes[HOOK][0]))
     with pytest.raises(SweepConfigError, match=r"channel 40 is out of range for hook point .*32 channels"):
         conditions(SweepConfig(hooks=(HOOK,), channels=(40,)), shapes)
-    with pytest.raises(SweepConfigError, match="'embedder.nope' is not a hook point"):
+    with pytest.raises(SweepConfigError, match="hooks: unknown hook point 'embedder.nope'"):
         conditions(SweepConfig(hooks=("embedder.nope",)), shapes)
-    with pytest.raises(SweepConfigError, match="fc_policy_out.*\\(C, H, W\\) maps"):
+    with pytest.raises(SweepConfigError, match="hooks: hook point .fc_policy_out. has shape \\(15,\\); this needs a \\(C, H, W\\) map"):
         conditions(SweepConfig(hooks=("fc_policy_out",)), shapes)
     with pytest.raises(SweepConfigError, match="unknown kind 'ablate'"):
         SweepConfig(kinds=("ablate",))
