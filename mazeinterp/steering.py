@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_STEERING_HOOK",
     "cheese_vector",
+    "cheese_vectors",
     "hook_resolution",
     "mean_cheese_vector",
     "open_top_right_path",
@@ -56,6 +57,7 @@ __all__ = [
     "probe_cheese_vector",
     "retarget",
     "top_right_vector",
+    "top_right_vectors",
 ]
 
 
@@ -114,8 +116,26 @@ def cheese_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_STE
     >>> cv.shape                        # 128 channels at scale 4; the shipped agent has scale 1
     torch.Size([32, 16, 16])
     """
-    with_cheese, without = _pair_activations(model, [state], hook, renderer, 2, progress=False)  # one batch: no bar
-    return (with_cheese - without)[0]
+    return cheese_vectors(model, [state], hook, renderer=renderer, batch_size=2, progress=False)[0]  # no bar
+
+
+def cheese_vectors(model: ImpalaPolicy, states: Sequence[MazeState], hook: str = DEFAULT_STEERING_HOOK, *,
+                   renderer: StateRenderer | None = None, batch_size: int = FORWARD_BATCH_SIZE,
+                   progress: bool | None = None) -> Tensor:
+    """Every state's :func:`cheese_vector`, from batched forward passes: (N, C, H, W).
+
+    Raises ValueError for an empty list or a state without its cheese (naming its index).
+    The rows equal per-state :func:`cheese_vector` calls up to float rounding
+    (exactly with ``batch_size=2``).
+
+    >>> cheese_vectors(model, states[:8]).shape
+    torch.Size([8, 32, 16, 16])
+    """
+    states = list(states)
+    if not states:
+        raise ValueError("cheese vectors need at least one state")
+    with_cheese, without = _pair_activations(model, states, hook, renderer, batch_size, progress)
+    return with_cheese - without
 
 
 def mean_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: str = DEFAULT_STEERING_HOOK, *,
@@ -124,11 +144,7 @@ def mean_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: s
 
     >>> general = mean_cheese_vector(model, states[:8])
     """
-    states = list(states)
-    if not states:
-        raise ValueError("mean_cheese_vector needs at least one state")
-    with_cheese, without = _pair_activations(model, states, hook, renderer, batch_size)
-    return (with_cheese - without).mean(0)
+    return cheese_vectors(model, states, hook, renderer=renderer, batch_size=batch_size).mean(0)
 
 
 def probe_cheese_vector(model: ImpalaPolicy, states: Sequence[MazeState], hook: str = DEFAULT_STEERING_HOOK, *,
@@ -255,10 +271,26 @@ def top_right_vector(model: ImpalaPolicy, state: MazeState, hook: str = DEFAULT_
     >>> vector_field(model, state, [AddVector(DEFAULT_STEERING_HOOK, tr, 1.0)])
     VectorField(maze 13×13, 96 cells, ...)
     """
-    base = _with_mouse_at_start(state)
-    opened = open_top_right_path(base, route)
-    acts = activations(model, hook, [opened, base], renderer=renderer, progress=False)  # one batch: no progress bar
-    return acts[0] - acts[1]
+    return top_right_vectors(model, [state], hook, route=route, renderer=renderer, batch_size=2, progress=False)[0]
+
+
+def top_right_vectors(model: ImpalaPolicy, states: Sequence[MazeState], hook: str = DEFAULT_STEERING_HOOK, *,
+                      route: Literal["auto", "padding", "direct"] = "auto", renderer: StateRenderer | None = None,
+                      batch_size: int = FORWARD_BATCH_SIZE, progress: bool | None = None) -> Tensor:
+    """Every state's :func:`top_right_vector`, from batched forward passes: (N, C, H, W).
+
+    Raises ValueError for an empty list. The rows equal per-state
+    :func:`top_right_vector` calls up to float rounding (exactly with ``batch_size=2``).
+    """
+    states = list(states)
+    if not states:
+        raise ValueError("top-right vectors need at least one state")
+    pairs = []
+    for state in states:
+        base = _with_mouse_at_start(state)
+        pairs += [open_top_right_path(base, route), base]
+    acts = activations(model, hook, pairs, renderer=renderer, batch_size=batch_size, progress=progress)
+    return acts[0::2] - acts[1::2]
 
 
 # --------------------------------------------------------------------------- retargeting

@@ -54,7 +54,7 @@ from mazeinterp.model import ImpalaPolicy
 from mazeinterp.outputs import OutputDir
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.stats import bootstrap_interval, fit_cheese_regression, wilson_interval
-from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
+from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vectors, retarget, top_right_vectors
 from mazeinterp.vfield import (
     EXACT_OUTCOMES,
     cheese_ward_move,
@@ -267,7 +267,7 @@ def _vector_section(policy: ImpalaPolicy, n_mazes: int, vectors: torch.Tensor,
 def cheese_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The cheese vector subtracted (coefficient −1) on decision-square mazes."""
     states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
-    vectors = torch.stack([cheese_vector(policy, s, HOOK) for s in states])
+    vectors = cheese_vectors(policy, states, HOOK)
     return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (-1.0,), args.seed,
                                             args.decision_square)}
 
@@ -275,7 +275,7 @@ def cheese_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dic
 def top_right_vector_section(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """The top-right vector (route 'auto') added and subtracted on decision-square mazes."""
     states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
-    vectors = torch.stack([top_right_vector(policy, s, HOOK) for s in states])
+    vectors = top_right_vectors(policy, states, HOOK)
     return {"hook": HOOK, **_vector_section(policy, args.n_ds_mazes, vectors, (1.0, -1.0), args.seed,
                                             args.decision_square)}
 

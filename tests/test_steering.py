@@ -16,6 +16,7 @@ from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move, ob
 from mazeinterp.steering import (
     DEFAULT_STEERING_HOOK,
     cheese_vector,
+    cheese_vectors,
     hook_resolution,
     mean_cheese_vector,
     open_top_right_path,
@@ -23,6 +24,7 @@ from mazeinterp.steering import (
     probe_cheese_vector,
     retarget,
     top_right_vector,
+    top_right_vectors,
 )
 from mazeinterp.vfield import vector_field
 
@@ -149,6 +151,31 @@ def test_open_top_right_path_direct(state):
     assert len(path) == 2 * (n - 1) + 1  # straight up, then straight right
     with pytest.raises(ValueError, match="route"):
         open_top_right_path(state, route="diagonal")  # type: ignore[arg-type]
+
+
+def test_batched_vectors_are_each_mazes_own_vector_in_order(model, seeded_states):
+    """Row i is state i's vector, checked against the env's own observations, with the mouse moved to the start."""
+    states = list(seeded_states[:5])
+    path = shortest_path(states[1].open_cells, start_cell(states[1].maze_size), states[1].cheese)
+    states[1] = states[1].with_mouse(path[2])  # the vectors put the mouse back at the start
+    starts = [s.with_mouse(start_cell(s.maze_size)) for s in states]
+    expected = {
+        cheese_vectors: [independent_acts(model, [s, s.without_cheese()], HOOK)[0] for s in starts],
+        top_right_vectors: [independent_acts(model, [open_top_right_path(s), s], HOOK)[0] for s in starts],
+    }
+    for batched, pairs in expected.items():
+        each = torch.stack([a[0] - a[1] for a in pairs])
+        assert each.abs().flatten(1).sum(1).min() > 0
+        for batch_size in (2, 3, 256):  # 3: pairs split across batches
+            torch.testing.assert_close(batched(model, states, batch_size=batch_size, progress=False), each,
+                                       rtol=1e-5, atol=1e-5)  # a difference: absolute rounding
+        torch.testing.assert_close(batched(model, states[::-1], progress=False), each.flip(0), rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError, match="need at least one state"):
+            batched(model, [])
+    # a single maze's vector is the batched one's row, bit for bit, when the batches match
+    assert torch.equal(cheese_vector(model, states[1]), cheese_vectors(model, states, batch_size=2)[1])
+    with pytest.raises(ValueError, match="state 2 has no cheese"):
+        cheese_vectors(model, [states[0], states[1], states[2].without_cheese()])
 
 
 def test_top_right_vector(model, state, seeded_states):

@@ -57,18 +57,11 @@ def _ablation(model: ImpalaPolicy, args: argparse.Namespace, channels: list[int]
 
 def _steering_vectors(model: ImpalaPolicy, states: Sequence[MazeState], args: argparse.Namespace) -> Any:
     """Per-maze vectors (N, C, H, W), or one vector (C, H, W) with --mean."""
-    import torch
+    from mazeinterp.steering import cheese_vectors, top_right_vectors
 
-    from mazeinterp.progress import progress_bar
-    from mazeinterp.steering import cheese_vector, mean_cheese_vector, top_right_vector
-
-    if args.vector == "cheese" and args.mean:
-        return mean_cheese_vector(model, states, args.layer)
-    make = cheese_vector if args.vector == "cheese" else top_right_vector
-    vectors = [make(model, s, args.layer)
-               for s in progress_bar(states, desc=f"{args.vector} vectors", enabled=args.progress)]
-    stacked = torch.stack(vectors)
-    return stacked.mean(0) if args.mean else stacked
+    make = cheese_vectors if args.vector == "cheese" else top_right_vectors
+    vectors = make(model, states, args.layer, progress=args.progress)
+    return vectors.mean(0) if args.mean else vectors
 
 
 def _steering(model: ImpalaPolicy, states: Sequence[MazeState],
