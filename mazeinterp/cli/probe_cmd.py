@@ -274,17 +274,24 @@ def _add_ablation_options(parser: argparse.ArgumentParser, required: bool) -> No
                         help=f"random mazes for mean/resample ablation (default: {REFERENCE_MAZES})")
 
 
+def _add_vector_options(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--vector (``default`` None: no steering unless asked), --coefficient and --mean."""
+    parser.add_argument("--vector", choices=("cheese", "top_right"), default=default,
+                        help="steer with each maze's cheese vector (cheese minus no cheese) or top-right "
+                             f"vector (default: {default or 'none'})")
+    parser.add_argument("--coefficient", type=cli_args.finite_float, default=CHEESE_VECTOR_COEFFICIENT,
+                        help=f"steering coefficient (default: {CHEESE_VECTOR_COEFFICIENT:g})")
+    parser.add_argument("--mean", action="store_true",
+                        help="one vector, the mean over the mazes, instead of each maze's own")
+
+
 def add_vfield(sub: Any) -> None:
     """The ``vfield`` subcommand."""
     vfield = sub.add_parser("vfield", help="vector fields of mazes, optionally ablated or steered")
     add_common(vfield, "vfield", 1)
     add_layer_option(vfield, STEERING_HOOK)
     _add_ablation_options(vfield, required=False)
-    vfield.add_argument("--vector", choices=("cheese", "top_right"), default=None,
-                        help="steer with this vector (per maze; --mean for the mean over the mazes)")
-    vfield.add_argument("--coefficient", type=cli_args.finite_float, default=CHEESE_VECTOR_COEFFICIENT,
-                        help=f"steering coefficient (default: {CHEESE_VECTOR_COEFFICIENT:g})")
-    vfield.add_argument("--mean", action="store_true", help="use the mean vector over the mazes")
+    _add_vector_options(vfield, default=None)
     add_decision_square_option(vfield)
     add_compute_options(vfield)
     vfield.set_defaults(func=cmd_vfield)
@@ -306,12 +313,7 @@ def add_steer(sub: Any) -> None:
     steer = sub.add_parser("steer", help="baseline vs a steering vector with a coefficient (same mazes)")
     add_common(steer, "steer", 100)
     add_layer_option(steer, STEERING_HOOK)
-    steer.add_argument("--vector", choices=("cheese", "top_right"), default="cheese",
-                       help="cheese vector (cheese minus no cheese) or top-right vector (default: cheese)")
-    steer.add_argument("--coefficient", type=cli_args.finite_float, default=CHEESE_VECTOR_COEFFICIENT,
-                       help=f"coefficient (default: {CHEESE_VECTOR_COEFFICIENT:g})")
-    steer.add_argument("--mean", action="store_true",
-                       help="one vector, the mean over the mazes, instead of each maze's own")
+    _add_vector_options(steer, default="cheese")
     add_rollout_options(steer)
     add_compute_options(steer)
     steer.set_defaults(func=cmd_steer)
