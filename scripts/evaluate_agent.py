@@ -33,11 +33,12 @@ from mazeinterp.model import ImpalaPolicy
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, RolloutResult, load_mazes, run_rollouts
 
 
-def counted_positions(states: Sequence[MazeState], region: int = TOP_RIGHT_REGION_SIZE) -> list[int]:
-    """Positions of the mazes with a decision square and the cheese outside the top-right ``region``²."""
+def counted_positions(states: Sequence[MazeState], region: int = TOP_RIGHT_REGION_SIZE,
+                      definition: str = "mazeinterp") -> list[int]:
+    """Positions of the mazes with a decision square (``definition``) and the cheese outside the top-right ``region``²."""
     return [i for i, s in enumerate(states) if s.cheese is not None
             and not in_top_right_region(s.cheese, s.maze_size, region)
-            and decision_square(s.open_cells, s.cheese) is not None]
+            and decision_square(s.open_cells, s.cheese, definition) is not None]
 
 
 def counted_standard_rollouts(policy: ImpalaPolicy, seeds: Sequence[int], config: RolloutConfig) -> RolloutResult:
@@ -46,8 +47,9 @@ def counted_standard_rollouts(policy: ImpalaPolicy, seeds: Sequence[int], config
     The same episodes as ``run_rollouts(policy, seeds, config=config)`` filtered to
     those mazes, in about half the time.
     """
-    counted = counted_positions(load_mazes(seeds))
-    return run_rollouts(policy, [seeds[i] for i in counted], config=config, streams=counted)
+    states = load_mazes(seeds)
+    counted = counted_positions(states, definition=config.decision_square)
+    return run_rollouts(policy, [states[i] for i in counted], config=config, streams=counted)
 
 
 def main() -> None:
