@@ -168,17 +168,21 @@ class _RecordingPolicy(torch.nn.Module):
 def test_dagger_visits_redraw_exactly_the_frames_the_policy_saw() -> None:
     torch.manual_seed(0)
     recorder = _RecordingPolicy(ImpalaPolicy(scale=1).eval())
-    with MazeEnv.from_seeds(range(6), cheese_region=5, seed=0) as env:
+    with MazeEnv.from_seeds([1, 10, 11, 15, 0, 4], cheese_region=5, seed=0) as env:  # four 3×3 mazes first
         states = env.get_states()
-        cells, mirrored = _policy_visits(recorder, env, 12, torch.device("cpu"), torch.Generator().manual_seed(0))
+        cells, mirrored = _policy_visits(recorder, env, 24, torch.device("cpu"), torch.Generator().manual_seed(0))
+    # the cell after the last step is never shown; an env is shown only while its first episode runs
+    shown = [min(len(c), len(recorder.inputs)) for c in cells]
+    playing = np.array([[t < n for n in shown] for t in range(len(recorder.inputs))])
+    assert [len(x) for x in recorder.inputs] == playing.sum(1).tolist(), "finished envs were shown to the policy"
+    assert not playing[-1].all(), "some 3×3 episode ends within 24 steps, so later batches are smaller"
     renderer = StateRenderer(batch_size=64)
     try:
         for i, state in enumerate(states):
             assert len(cells[i]) == len(mirrored[i]) and len(cells[i]) >= 2
-            shown = min(len(cells[i]), len(recorder.inputs))  # the cell after the last step is never shown
-            pairs = list(zip(cells[i], mirrored[i]))[:shown]
+            pairs = list(zip(cells[i], mirrored[i]))[:shown[i]]
             redrawn = renderer([state.with_mouse(c).with_mouse_reflected(f) for c, f in pairs])
-            seen = torch.stack([recorder.inputs[t][i] for t in range(shown)])
+            seen = torch.stack([recorder.inputs[t][playing[t, :i].sum()] for t in range(shown[i])])
             assert torch.equal(obs_to_tensor(redrawn), seen), f"maze {i}: a redrawn frame differs from procgen's"
     finally:
         renderer.close()

@@ -35,7 +35,7 @@ from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
+from mazeinterp.model import ACTION_TO_MOVE, MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,
@@ -137,6 +137,31 @@ def _chunk_seeds(rng: np.random.Generator, n: int) -> list[int]:
     return [int(s) for s in rng.integers(0, 2**31 - 2, size=n)]
 
 
+def _play_first_episodes(policy: ImpalaPolicy, env: MazeEnv, max_steps: int, device: torch.device,
+                         generator: torch.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Play every env's current episode with actions sampled from the policy, for up to ``max_steps`` steps.
+
+    Only envs whose first episode is still running are shown to the policy; the others
+    take the no-op action, since what follows their first episode is never used. After
+    each step yields ``(playing, reward, ended)``, each of shape (num,): which envs were
+    playing their first episode before the step, the step's rewards, and which of those
+    envs ended it on this step. Stops once every first episode has ended.
+    """
+    playing = np.ones(env.num, dtype=bool)
+    for _ in range(max_steps):
+        with torch.inference_mode():
+            logits, _ = policy(obs_to_tensor(env.observe()[1][playing], device=device))
+            sampled = torch.multinomial(F.softmax(logits.float(), -1).cpu(), 1, generator=generator)[:, 0]
+        actions = np.full(env.num, MOVE_TO_ACTION[Move.NOOP], dtype=np.int64)
+        actions[playing] = sampled.numpy()
+        reward, _, first = env.step(actions)
+        before = playing.copy()
+        playing &= ~first
+        yield before, reward, before & first
+        if not playing.any():
+            return
+
+
 def _policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch.device,
                    generator: torch.Generator) -> tuple[list[list[tuple[int, int]]], list[list[bool]]]:
     """Cells each env's mouse visits while the policy plays (sampled actions), until the episode ends.
@@ -147,16 +172,8 @@ def _policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch
     starts = [env.get_state(i) for i in range(env.num)]
     cells: list[list[tuple[int, int]]] = [[s.mouse] for s in starts]
     mirrored: list[list[bool]] = [[s.mouse_reflected] for s in starts]
-    alive = np.ones(env.num, dtype=bool)
-    for _ in range(steps):
-        with torch.inference_mode():
-            logits, _ = policy(obs_to_tensor(env.observe()[1], device=device))
-            actions = torch.multinomial(F.softmax(logits.float(), -1).cpu(), 1, generator=generator)[:, 0]
-        _, _, first = env.step(actions.numpy())
-        alive &= ~first
-        if not alive.any():
-            break
-        for i in np.flatnonzero(alive):
+    for playing, _, ended in _play_first_episodes(policy, env, steps, device, generator):
+        for i in np.flatnonzero(playing & ~ended):
             state = env.get_state(int(i))
             cells[i].append(state.mouse)
             mirrored[i].append(state.mouse_reflected)
@@ -281,19 +298,10 @@ def solve_rate(policy: ImpalaPolicy, n_mazes: int, cheese_region: int | None, se
     """
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
+    solved = np.zeros(n_mazes, dtype=bool)
     with MazeEnv.from_seeds(_chunk_seeds(rng, n_mazes), cheese_region=cheese_region, seed=seed) as env:
-        done = np.zeros(n_mazes, dtype=bool)
-        solved = np.zeros(n_mazes, dtype=bool)
-        obs = env.observe()[1]
-        for _ in range(max_steps):
-            with torch.inference_mode():
-                logits, _ = policy(obs_to_tensor(obs, device=device))
-                actions = torch.multinomial(F.softmax(logits.float(), -1).cpu(), 1, generator=generator)[:, 0]
-            reward, obs, first = env.step(actions.numpy())
-            solved |= first & ~done & (reward > 0)
-            done |= first
-            if done.all():
-                break
+        for _, reward, ended in _play_first_episodes(policy, env, max_steps, device, generator):
+            solved |= ended & (reward > 0)
     return float(solved.mean())
 
 
