@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.checkpoint import load_policy
+from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.grid import parse_ascii
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.train.common import RunSetupError
 from mazeinterp.train.imitate import (ImitationConfig, _policy_visits, imitation_loss, learning_rate_at,
                                      move_log_probs, train_imitation)
 from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames, oracle_labels
@@ -298,3 +299,20 @@ def test_resume_after_a_kill_never_duplicates_or_contradicts_a_log_row(tmp_path)
     rows = list(csv.DictReader((run / "log.csv").open()))
     assert [int(r["samples"]) for r in rows] == [128, 256]
     assert all(None not in r.values() for r in rows)
+
+
+def test_warm_start_from_a_narrower_checkpoint_widens_it(tmp_path) -> None:
+    from mazeinterp.train.imitate import _build_policy
+
+    torch.manual_seed(0)
+    narrow = ImpalaPolicy(scale=1).eval()
+    path = save_policy(narrow, tmp_path / "narrow.pt", metadata={"trainer": "imitate"})
+    x = torch.rand(3, 3, 64, 64)
+    wide, optimizer_state, _ = _build_policy(_tiny(tmp_path, scale=2, init_checkpoint=str(path)),
+                                             torch.device("cpu"), tmp_path / "none.pt", resume=False)
+    assert wide.scale == 2 and optimizer_state is None
+    with torch.no_grad():
+        torch.testing.assert_close(wide.eval()(x)[0], narrow(x)[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(RunSetupError, match="has scale 2; config asks for 3, which is not a multiple of it"):
+        _build_policy(_tiny(tmp_path, scale=3, init_checkpoint=str(save_policy(wide, tmp_path / "w.pt"))),
+                      torch.device("cpu"), tmp_path / "none.pt", resume=False)

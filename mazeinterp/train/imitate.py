@@ -46,6 +46,7 @@ from mazeinterp.train.common import (
     seed_everything,
 )
 from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames
+from mazeinterp.train.widen import widen_policy
 
 LATEST = "checkpoint_latest.pt"
 FINAL = "checkpoint_final.pt"
@@ -104,7 +105,7 @@ class ImitationConfig:
     out_dir: str = "runs/imitate"
     """Where the log, checkpoints and config go."""
     init_checkpoint: str | None = None
-    """Start from this checkpoint's weights instead of a fresh network."""
+    """Start from this checkpoint's weights (widened first if ``scale`` is a multiple of its scale)."""
 
     def __post_init__(self) -> None:
         positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
@@ -356,8 +357,10 @@ def _build_policy(config: ImitationConfig, device: torch.device, latest: Path,
     if config.init_checkpoint:
         policy = load_policy(config.init_checkpoint, device=device)
         if policy.scale != config.scale:
-            raise RunSetupError(f"init checkpoint {config.init_checkpoint} has scale {policy.scale}, "
-                             f"config asks for {config.scale}")
+            if config.scale % policy.scale:
+                raise RunSetupError(f"init checkpoint {config.init_checkpoint} has scale {policy.scale}; config "
+                                    f"asks for {config.scale}, which is not a multiple of it")
+            policy = widen_policy(policy, config.scale, seed=config.seed)
         return policy, None, {}
     return ImpalaPolicy(scale=config.scale).to(device), None, {}
 
