@@ -313,6 +313,6 @@ def test_warm_start_from_a_narrower_checkpoint_widens_it(tmp_path) -> None:
     assert wide.scale == 2 and optimizer_state is None
     with torch.no_grad():
         torch.testing.assert_close(wide.eval()(x)[0], narrow(x)[0], rtol=1e-4, atol=1e-5)
-    with pytest.raises(RunSetupError, match="has scale 2; config asks for 3, which is not a multiple of it"):
+    with pytest.raises(RunSetupError, match=r"w\.pt: can only widen a scale-2 policy to a multiple of 2, got scale 3"):
         _build_policy(_tiny(tmp_path, scale=3, init_checkpoint=str(save_policy(wide, tmp_path / "w.pt"))),
                       torch.device("cpu"), tmp_path / "none.pt", resume=False)

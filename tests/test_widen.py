@@ -51,7 +51,7 @@ def test_copies_hold_equal_activations_and_get_different_gradients() -> None:
     assert not torch.allclose(grad[:32], grad[32:]), "equal gradients would keep the copies identical forever"
 
 
-def test_widening_seeds_differ_but_compute_the_same() -> None:
+def test_the_seed_draws_the_shares_and_repeats_them() -> None:
     policy = _trained_looking_policy(1)
     a, b = widen_policy(policy, 2, seed=0), widen_policy(policy, 2, seed=1)
     assert not torch.equal(a.embedder.fc.weight, b.embedder.fc.weight)

@@ -357,10 +357,10 @@ def _build_policy(config: ImitationConfig, device: torch.device, latest: Path,
     if config.init_checkpoint:
         policy = load_policy(config.init_checkpoint, device=device)
         if policy.scale != config.scale:
-            if config.scale % policy.scale:
-                raise RunSetupError(f"init checkpoint {config.init_checkpoint} has scale {policy.scale}; config "
-                                    f"asks for {config.scale}, which is not a multiple of it")
-            policy = widen_policy(policy, config.scale, seed=config.seed)
+            try:
+                policy = widen_policy(policy, config.scale, seed=config.seed)
+            except ValueError as exc:
+                raise RunSetupError(f"init checkpoint {config.init_checkpoint}: {exc}") from exc
         return policy, None, {}
     return ImpalaPolicy(scale=config.scale).to(device), None, {}
 

@@ -40,7 +40,7 @@ def _copy_layer(old: nn.Conv2d | nn.Linear, new: nn.Conv2d | nn.Linear, *, out_c
     weight = old.weight.detach().double()
     if in_copies > 1:
         old_channels = weight.shape[1] // in_block
-        shares = _shares(in_copies, old_channels, generator).repeat_interleave(in_block)
+        shares = _shares(in_copies, old_channels, generator).to(weight.device).repeat_interleave(in_block)
         shape = (-1, weight.shape[1] * in_copies) + (1,) * (weight.ndim - 2)
         weight = weight.repeat(1, in_copies, *(1,) * (weight.ndim - 2)) * shares.reshape(shape)
     weight = weight.repeat(out_copies, *(1,) * (weight.ndim - 1))
