@@ -77,6 +77,25 @@ def output_dir(text: str) -> str:
     return text
 
 
+def new_file(text: str) -> Path:
+    """argparse type of a results file that must not exist yet (``--json``), so no earlier result is overwritten.
+
+    Returns the path. Refuses an empty name, an existing path, and a folder that
+    does not exist or cannot be written into, so a long run fails before it starts.
+    """
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the file name is empty; name a new file (e.g. results.json)")
+    path = Path(text).expanduser()
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{path} already exists; name a new file so the old one is kept")
+    folder = path.parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {path}: folder {folder} is not writable")
+    return path
+
+
 def check_device(name: str) -> str:
     """A torch device this machine can run the policy on (``cpu``, ``cuda``, ``cuda:N``, ``mps`` where present).
 

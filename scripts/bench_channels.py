@@ -19,7 +19,6 @@ import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import torch
 
@@ -29,6 +28,7 @@ from mazeinterp.channels import (
     cheese_tracking_channels,
     directional_channels,
 )
+from mazeinterp.cli_args import new_file
 from mazeinterp.hooks import render_states
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.model import ImpalaPolicy
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--hook", default=DEFAULT_STEERING_HOOK, help="layer for the cheese methods")
     parser.add_argument("--skip-vectors", action="store_true", help="do not time the cheese-vector recipes")
-    parser.add_argument("--json", type=Path, default=None, help="also write the timings here")
+    parser.add_argument("--json", type=new_file, default=None, help="also write the timings here (a new file)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -79,7 +79,6 @@ def main() -> None:
     }
     print(json.dumps(info, indent=2))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(info, indent=2))
 
 

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 from collections.abc import Sequence
 
 from mazeinterp.checkpoint import load_policy
+from mazeinterp.cli_args import new_file
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE, decision_square, in_top_right_region
 from mazeinterp.maze.state import MazeState
 from mazeinterp.outputs import to_json
@@ -61,7 +61,7 @@ def main() -> None:
                         help="standard-distribution mazes, before filtering (default: 1000)")
     parser.add_argument("--region", type=int, default=5, help="cheese region of the training distribution")
     parser.add_argument("--seed", type=int, default=0, help="seeds action sampling (default: 0)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument("--json", type=new_file, default=None, help="also write the numbers here (a new file)")
     args = parser.parse_args()
 
     policy = load_policy(args.checkpoint)

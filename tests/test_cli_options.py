@@ -96,3 +96,20 @@ def test_help_examples_parse(command: str) -> None:
         tokens = shlex.split(line, comments=True)
         assert tokens[:2] == ["mazeinterp", command]
         cli.build_parser().parse_args(tokens[1:])
+
+
+def test_new_file_takes_only_a_new_file_in_an_existing_folder(tmp_path: Path) -> None:
+    import argparse
+
+    from mazeinterp.cli_args import new_file
+
+    assert new_file(str(tmp_path / "a.json")) == tmp_path / "a.json"
+    (tmp_path / "old.json").write_text("{}")
+    cases = [("", "the file name is empty"),
+             (str(tmp_path / "old.json"), "old.json already exists; name a new file"),
+             (str(tmp_path / "missing" / "a.json"), f"folder {tmp_path / 'missing'} does not exist"),
+             (str(tmp_path / "old.json" / "a.json"), f"folder {tmp_path / 'old.json'} does not exist")]
+    for text, reason in cases:
+        with pytest.raises(argparse.ArgumentTypeError, match=reason):
+            new_file(text)
+    assert (tmp_path / "old.json").read_text() == "{}"
