@@ -81,18 +81,18 @@ def new_file(text: str) -> Path:
     """argparse type of a results file that must not exist yet (``--json``), so no earlier result is overwritten.
 
     Returns the path. Refuses an empty name, an existing path, and a folder that
-    does not exist or cannot be written into, so a long run fails before it starts.
+    cannot be created or written into (:func:`check_output_dir`), so a long run
+    fails before it starts. Nothing is created here.
     """
     if not text.strip():
         raise argparse.ArgumentTypeError("the file name is empty; name a new file (e.g. results.json)")
     path = Path(text).expanduser()
     if path.exists():
         raise argparse.ArgumentTypeError(f"{path} already exists; name a new file so the old one is kept")
-    folder = path.parent
-    if not folder.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write {path}: folder {folder} is not writable")
+    try:
+        check_output_dir(path.parent)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"cannot write {path}: {exc}") from None
     return path
 
 

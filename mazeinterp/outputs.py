@@ -47,6 +47,22 @@ def to_json(data: Any) -> str:
                       allow_nan=False)
 
 
+def write_new_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` (:func:`to_json`) to a file that must not exist yet, creating its folder; returns the path.
+
+    Raises :class:`OutputExistsError` naming the file if it is already there
+    (the file is opened exclusively, so one that appeared since the check is kept too).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("x") as handle:
+            handle.write(to_json(data) + "\n")
+    except FileExistsError:
+        raise OutputExistsError(f"{path} already exists; name a new file so the old one is kept") from None
+    return path
+
+
 class OutputDir:
     """A directory that results are written into.
 

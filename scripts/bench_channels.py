@@ -30,6 +30,7 @@ from mazeinterp.channels import (
 )
 from mazeinterp.cli_args import new_file
 from mazeinterp.hooks import render_states
+from mazeinterp.outputs import write_new_json
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.steering import DEFAULT_STEERING_HOOK, mean_cheese_vector, probe_cheese_vector
@@ -79,7 +80,7 @@ def main() -> None:
     }
     print(json.dumps(info, indent=2))
     if args.json is not None:
-        args.json.write_text(json.dumps(info, indent=2))
+        write_new_json(args.json, info)
 
 
 def _states(first_seed: int, n: int):

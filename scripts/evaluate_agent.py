@@ -28,7 +28,7 @@ from mazeinterp.checkpoint import load_policy
 from mazeinterp.cli_args import new_file
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE, decision_square, in_top_right_region
 from mazeinterp.maze.state import MazeState
-from mazeinterp.outputs import to_json
+from mazeinterp.outputs import write_new_json
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, RolloutResult, load_mazes, run_rollouts
 
@@ -80,13 +80,13 @@ def main() -> None:
     elapsed = time.time() - started
     print(f"\n{elapsed:.0f} s")
     if args.json:
-        args.json.write_text(to_json({
+        write_new_json(args.json, {
             "checkpoint": str(args.checkpoint), "seed": args.seed,
             "training_distribution": {"region": args.region, "seeds": [0, args.n_train - 1],
                                       "summary": train_summary.as_dict()},
             "standard_distribution": {"seeds": [seeds.start, seeds.stop - 1], "summary": table.as_dict()},
             "seconds": round(elapsed, 1),
-        }) + "\n")
+        })
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from mazeinterp.cli_args import new_file
 from mazeinterp.maze import grid
 from mazeinterp.maze.moves import move_from_delta
 from mazeinterp.maze.state import MazeState
-from mazeinterp.outputs import to_json
+from mazeinterp.outputs import write_new_json
 from mazeinterp.rollout import Episode, RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.stats import wilson_interval
 
@@ -181,7 +181,7 @@ def main() -> None:
     print(format_report(report))
     print(f"\n{time.time() - started:.0f} s")
     if args.json is not None:
-        args.json.write_text(to_json({"checkpoint": str(args.checkpoint), **asdict(report)}) + "\n")
+        write_new_json(args.json, {"checkpoint": str(args.checkpoint), **asdict(report)})
 
 
 if __name__ == "__main__":

@@ -98,18 +98,30 @@ def test_help_examples_parse(command: str) -> None:
         cli.build_parser().parse_args(tokens[1:])
 
 
-def test_new_file_takes_only_a_new_file_in_an_existing_folder(tmp_path: Path) -> None:
+def test_new_file_takes_only_a_new_file_that_can_be_written(tmp_path: Path) -> None:
     import argparse
 
     from mazeinterp.cli_args import new_file
 
     assert new_file(str(tmp_path / "a.json")) == tmp_path / "a.json"
+    assert new_file(str(tmp_path / "sub" / "a.json")) == tmp_path / "sub" / "a.json"  # created when written
+    assert not (tmp_path / "sub").exists()
     (tmp_path / "old.json").write_text("{}")
     cases = [("", "the file name is empty"),
              (str(tmp_path / "old.json"), "old.json already exists; name a new file"),
-             (str(tmp_path / "missing" / "a.json"), f"folder {tmp_path / 'missing'} does not exist"),
-             (str(tmp_path / "old.json" / "a.json"), f"folder {tmp_path / 'old.json'} does not exist")]
+             (str(tmp_path), f"{tmp_path} already exists"),
+             (str(tmp_path / "old.json" / "a.json"), "old.json exists and is not a folder")]
     for text, reason in cases:
         with pytest.raises(argparse.ArgumentTypeError, match=reason):
             new_file(text)
     assert (tmp_path / "old.json").read_text() == "{}"
+
+
+def test_write_new_json_creates_the_folder_and_never_overwrites(tmp_path: Path) -> None:
+    from mazeinterp.outputs import OutputExistsError, write_new_json
+
+    path = write_new_json(tmp_path / "deep" / "r.json", {"p": float("nan"), "n": (1, 2)})
+    assert json.loads(path.read_text()) == {"p": None, "n": [1, 2]}
+    with pytest.raises(OutputExistsError, match="r.json already exists"):
+        write_new_json(path, {"p": 1})
+    assert json.loads(path.read_text()) == {"p": None, "n": [1, 2]}

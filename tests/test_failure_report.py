@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -94,3 +95,19 @@ def test_an_existing_json_file_is_refused_before_any_rollout(script, tmp_path, m
     assert exit_info.value.code == 2
     assert f"{earlier} already exists; name a new file" in capsys.readouterr().err
     assert earlier.read_text() == '{"kept": true}\n'
+
+
+def test_main_prints_the_report_and_writes_it_as_json(script, model, tmp_path, monkeypatch, capsys) -> None:
+    from mazeinterp.checkpoint import save_policy
+
+    checkpoint = tmp_path / "tiny.pt"
+    save_policy(model, checkpoint)
+    out = tmp_path / "reports" / "r.json"
+    monkeypatch.setattr(sys, "argv", ["failure_report.py", "--checkpoint", str(checkpoint), "--region", "15",
+                                      "--n", "3", "--replays", "1", "--json", str(out)])
+    script.main()
+    written = json.loads(out.read_text())
+    assert (written["checkpoint"], written["mazes"], written["region"]) == (str(checkpoint), 3, 15)
+    assert sum(row["mazes"] for row in written["by_side"]) == 3
+    assert list(written["replays"]) == ["1"] and len(written["lost_seeds"]) == 3 - written["reached"]
+    assert f"({written['reached']} of 3 mazes)" in capsys.readouterr().out
