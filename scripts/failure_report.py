@@ -33,7 +33,7 @@ from mazeinterp.maze import grid
 from mazeinterp.maze.moves import move_from_delta
 from mazeinterp.maze.state import MazeState
 from mazeinterp.outputs import write_new_json
-from mazeinterp.rollout import Episode, RolloutConfig, load_mazes, run_rollouts
+from mazeinterp.rollout import Episode, Policy, RolloutConfig, ScriptedPolicy, load_mazes, run_rollouts
 from mazeinterp.stats import wilson_interval
 
 
@@ -101,13 +101,13 @@ def misleading_cells(trajectory: Sequence[grid.Cell], action_probs: np.ndarray, 
     return cells
 
 
-def failure_report(policy, mazes: Sequence[int] | Sequence[MazeState], region: int, *, seed: int = 0,
+def failure_report(policy: Policy | ScriptedPolicy, mazes: Sequence[int] | Sequence[MazeState], region: int, *, seed: int = 0,
                    replay_seeds: Sequence[int] = (1, 2), max_steps: int = 500,
                    threads: int | None = None) -> FailureReport:
     """Play ``mazes`` with the cheese in the top-right ``region``², then replay the lost ones.
 
     Args:
-        policy: anything :func:`~mazeinterp.rollout.run_rollouts` plays.
+        policy: a pixel or scripted policy, as :func:`~mazeinterp.rollout.run_rollouts` takes.
         mazes: level seeds or start states.
         region: side of the top-right square the cheese is placed in.
         seed: action (and cheese-placement) seed of the main run.
