@@ -30,9 +30,9 @@ from mazeinterp.channels import (
 )
 from mazeinterp.cli_args import new_file
 from mazeinterp.hooks import render_states
-from mazeinterp.outputs import write_new_json
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.model import ImpalaPolicy
+from mazeinterp.outputs import write_new_json
 from mazeinterp.steering import DEFAULT_STEERING_HOOK, mean_cheese_vector, probe_cheese_vector
 
 

@@ -116,8 +116,8 @@ def failure_report(policy: Policy | ScriptedPolicy, mazes: Sequence[int] | Seque
     """
     config = RolloutConfig(seed=seed, cheese_region=region, max_steps=max_steps, threads=threads, progress=False,
                            record_trajectories=True, record_action_probs=True)
-    result = run_rollouts(policy, mazes, config=config)
     starts = list(mazes) if mazes and isinstance(mazes[0], MazeState) else load_mazes(list(mazes))
+    result = run_rollouts(policy, starts, config=config)  # maze i keeps stream i, as when given its seed
     lost = [i for i, e in enumerate(result.episodes) if e.outcome != "cheese"]
     on_path = off_path = 0
     for i in lost:

@@ -15,7 +15,6 @@ from mazeinterp.maze import grid
 from mazeinterp.maze.moves import Move
 from mazeinterp.rollout import NoopPolicy, RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.rollout.sources import place_stream_cheese
-from mazeinterp.stats import wilson_interval
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "failure_report.py"
 
@@ -60,7 +59,8 @@ def test_side_table_counts_mazes_and_cheese_per_side(script) -> None:
                 [(5, "cheese"), (5, "neither"), (3, "cheese"), (9, "top_right"), (5, "cheese")]]
     rows = script.side_table(episodes)
     assert [(r.side, r.mazes, r.reached) for r in rows] == [(3, 1, 1), (5, 3, 2), (9, 1, 0)]
-    assert rows[1].interval == wilson_interval(2, 3)
+    # Wilson, z = 1.96: centre (2/3 + z²/6) / (1 + z²/3) = 0.5731, half-width 0.3654
+    assert rows[1].interval == pytest.approx((0.2077, 0.9385), abs=1e-4)
 
 
 def test_a_policy_that_never_moves_loses_everywhere_on_its_start_cell(script) -> None:
@@ -77,6 +77,10 @@ def test_a_policy_that_never_moves_loses_everywhere_on_its_start_cell(script) ->
 def test_replays_keep_the_cheese_cells_and_count_the_recoveries(script, model) -> None:
     seeds, region = range(24), 15
     report = script.failure_report(model, seeds, region, max_steps=12, replay_seeds=(1,))
+    # the main run's episodes are those of playing the seeds themselves
+    by_seed = run_rollouts(model, seeds, config=RolloutConfig(seed=0, cheese_region=region, max_steps=12,
+                                                             progress=False))
+    assert report.lost_seeds == tuple(e.level_seed for e in by_seed.episodes if e.outcome != "cheese")
     assert 0 < len(report.lost_seeds) < len(seeds)
     starts = load_mazes(seeds)
     lost = [place_stream_cheese(seed, starts[seed], region, 0) for seed in report.lost_seeds]
