@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mazeinterp.maze.env import MazeEnv
+from mazeinterp.maze.grid import parse_ascii
 from mazeinterp.maze.state import MazeState
 
 
@@ -34,6 +35,20 @@ def big_state(seeded_states: list[MazeState]) -> MazeState:
         if n >= 15 and state.cheese != (0, n - 1):
             return state
     raise AssertionError("no large maze among seeds 0…63")
+
+
+@pytest.fixture(scope="session")
+def hand_maze(seeded_states: list[MazeState]) -> MazeState:
+    """A hand-made 5×5 maze, mouse at (4, 0), cheese at (0, 4) (its oracle moves are worked out in test_imitate)."""
+    base = next(s for s in seeded_states if s.maze_size == 5)
+    layout, cheese = parse_ascii("""
+        ..#.C
+        .##.#
+        .....
+        .#.#.
+        ..#..
+    """)
+    return base.with_layout(layout, cheese)
 
 
 @pytest.fixture()

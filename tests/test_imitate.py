@@ -12,7 +12,6 @@ import torch
 
 from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv, StateRenderer
-from mazeinterp.maze.grid import parse_ascii
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.common import RunSetupError
@@ -21,19 +20,6 @@ from mazeinterp.train.imitate import (ImitationConfig, _policy_visits, imitation
 from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames, oracle_labels
 
 U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
-
-
-@pytest.fixture(scope="module")
-def hand_maze(seeded_states: list[MazeState]) -> MazeState:
-    base = next(s for s in seeded_states if s.maze_size == 5)
-    layout, cheese = parse_ascii("""
-        ..#.C
-        .##.#
-        .....
-        .#.#.
-        ..#..
-    """)
-    return base.with_layout(layout, cheese)
 
 
 def test_oracle_labels_are_the_first_move_of_the_bfs_path(hand_maze: MazeState) -> None:

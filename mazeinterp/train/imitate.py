@@ -10,12 +10,18 @@ cells the current policy visits when it plays the mazes, labelled by the same
 oracle. Far cheaper per unit of skill than PPO: a warm start for PPO and the
 CPU path to a working agent.
 
+With ``field_loss_weight > 0`` a training-only head
+(:mod:`mazeinterp.train.field_head`) also learns the oracle's move at every cell
+of each frame's maze from the conv activations, so every frame teaches the
+trunk the whole vector field; the saved network keeps its architecture.
+
 Run ``python -m mazeinterp.train.imitate --help`` or ``mazeinterp train imitate``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import math
 import queue
@@ -45,10 +51,12 @@ from mazeinterp.train.common import (
     module_main,
     seed_everything,
 )
-from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames
+from mazeinterp.train.field_head import FieldHead, captured_blocks, field_loss, field_targets
+from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames_by_maze
 from mazeinterp.train.widen import widen_policy
 
 LATEST = "checkpoint_latest.pt"
+FIELD_HEAD_KEY = "field_head_state_dict"
 FINAL = "checkpoint_final.pt"
 
 
@@ -106,6 +114,8 @@ class ImitationConfig:
     """Where the log, checkpoints and config go."""
     init_checkpoint: str | None = None
     """Start from this checkpoint's weights (widened first if ``scale`` is a multiple of its scale)."""
+    field_loss_weight: float = 0.0
+    """Weight of the auxiliary loss of a training-only head that predicts the oracle's move at every cell (0: off)."""
 
     def __post_init__(self) -> None:
         positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
@@ -127,6 +137,8 @@ class ImitationConfig:
             raise ValueError(f"ImitationConfig.mirror_fraction must lie in [0, 1], got {self.mirror_fraction!r}")
         if not 0.0 <= self.dagger_fraction <= 1.0:
             raise ValueError(f"ImitationConfig.dagger_fraction must lie in [0, 1], got {self.dagger_fraction!r}")
+        if not self.field_loss_weight >= 0:
+            raise ValueError(f"ImitationConfig.field_loss_weight must be >= 0, got {self.field_loss_weight!r}")
         if not self.learning_rate > 0 or self.weight_decay < 0:
             raise ValueError(f"ImitationConfig needs learning_rate > 0 and weight_decay >= 0, got "
                              f"{self.learning_rate!r} and {self.weight_decay!r}")
@@ -212,9 +224,17 @@ class _ChunkSource:
         copies, fraction = self.config.path_copies, self.config.mirror_fraction
         cells = [cells_with_path_copies(s, copies) for s in states] if copies or fraction else None
         mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction else None
-        obs, moves = labelled_frames(states, self.renderer, cells=cells, mirrored=mirrored)
+        return self._labelled_chunk(states, cells, mirrored, state_before)
+
+    def _labelled_chunk(self, states: list[MazeState], cells: list[list[tuple[int, int]]] | None,
+                        mirrored: list[Any] | None, state_before: dict[str, Any]) -> _Chunk:
+        """Frames of ``cells`` (default every open cell) of ``states``, labelled, shuffled; field targets if the config asks."""
+        obs, moves, maze_index = labelled_frames_by_maze(states, self.renderer, cells=cells, mirrored=mirrored)
         order = self.rng.permutation(len(moves))
-        return _Chunk(obs[order], moves[order], state_before)
+        fields = None
+        if self.config.field_loss_weight > 0:
+            fields = np.stack([field_targets(s) for s in states])[maze_index[order]]
+        return _Chunk(obs[order], moves[order], state_before, fields)
 
     def dagger_chunk(self, policy: ImpalaPolicy, device: torch.device, generator: torch.Generator) -> _Chunk:
         """The cells the policy visits while playing fresh mazes, drawn as it saw them, labelled by the oracle, shuffled."""
@@ -224,9 +244,7 @@ class _ChunkSource:
         policy.eval()
         cells, mirrored = _policy_visits(policy, self.env, self.config.dagger_steps, device, generator)
         policy.train(was_training)
-        obs, moves = labelled_frames(states, self.renderer, cells=cells, mirrored=mirrored)
-        order = self.rng.permutation(len(moves))
-        return _Chunk(obs[order], moves[order], state_before)
+        return self._labelled_chunk(states, cells, mirrored, state_before)
 
     def close(self) -> None:
         self.env.close()
@@ -238,6 +256,8 @@ class _Chunk:
     obs: np.ndarray
     moves: np.ndarray
     rng_state: dict[str, Any]
+    fields: np.ndarray | None = None
+    """Per frame, int8 ``(25, 25)`` oracle moves of its maze (:func:`field_targets`), when the field loss is on."""
 
 
 class _Prefetcher:
@@ -315,14 +335,14 @@ def learning_rate_at(config: ImitationConfig, samples: int) -> float:
     return rate
 
 
-def _batches(obs: np.ndarray, moves: np.ndarray, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Consecutive batches of at most ``batch_size`` frames (the last may be smaller)."""
-    for start in range(0, len(moves), batch_size):
-        yield obs[start : start + batch_size], moves[start : start + batch_size]
+def _batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Slices of consecutive batches of at most ``batch_size`` of ``n`` frames (the last may be smaller)."""
+    for start in range(0, n, batch_size):
+        yield slice(start, min(start + batch_size, n))
 
 
 def _save(policy: ImpalaPolicy, optimizer: torch.optim.Optimizer, path: Path, config: ImitationConfig,
-          samples: int, streams: dict[str, Any], wall_s: float) -> None:
+          samples: int, streams: dict[str, Any], wall_s: float, head: FieldHead | None) -> None:
     metadata = {
         "trainer": "imitate",
         "config": dataclasses.asdict(config),
@@ -330,7 +350,11 @@ def _save(policy: ImpalaPolicy, optimizer: torch.optim.Optimizer, path: Path, co
         "wall_time_s": round(wall_s, 1),
         "streams": streams,
     }
-    save_policy(policy, path, metadata=metadata, optimizer_state=optimizer.state_dict(), overwrite=True)
+    # the training-only field head travels with the optimizer state: the policy file keeps its architecture
+    optimizer_state = optimizer.state_dict()
+    if head is not None:
+        optimizer_state = {**optimizer_state, FIELD_HEAD_KEY: head.state_dict()}
+    save_policy(policy, path, metadata=metadata, optimizer_state=optimizer_state, overwrite=True)
 
 
 def _held_out(config: ImitationConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -398,9 +422,16 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     wall_before = float(resumed.get("wall_time_s", 0.0))
     if config.channels_last:
         policy = policy.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=config.learning_rate, eps=1e-5,
-                                  weight_decay=config.weight_decay)
+    head = FieldHead(policy.scale).to(device) if config.field_loss_weight > 0 else None
+    parameters = list(policy.parameters()) + (list(head.parameters()) if head is not None else [])
+    optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, eps=1e-5, weight_decay=config.weight_decay)
     if optimizer_state is not None:
+        head_state = optimizer_state.pop(FIELD_HEAD_KEY, None)
+        if (head_state is None) != (head is None):
+            raise RunSetupError(f"{latest} was saved with the field loss {'off' if head_state is None else 'on'}; "
+                                "resume with the same --field-loss-weight setting (zero or not)")
+        if head is not None:
+            head.load_state_dict(head_state)
         optimizer.load_state_dict(optimizer_state)
     log = CsvLog(out / "log.csv")
     if resumed:  # rows logged after the checkpoint was written are redone: never log them twice
@@ -426,8 +457,10 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     next_eval = (samples // config.eval_every_samples + 1) * config.eval_every_samples
     next_ckpt = (samples // config.checkpoint_every_samples + 1) * config.checkpoint_every_samples
     bar = tqdm(total=config.total_samples, initial=samples, unit="frame", disable=not progress, desc="imitate")
-    running = np.zeros(3)  # loss·n, accuracy·n, n
+    running = np.zeros(5)  # loss·n, accuracy·n, n, field loss·n, field accuracy·n
+    hooks = contextlib.ExitStack()
     try:
+        blocks = hooks.enter_context(captured_blocks(policy)) if head is not None else {}
         while samples < config.total_samples:
             in_dagger = dagger_source is not None and samples >= (config.dagger_after_samples or 0)
             if in_dagger and dagger_rng.random() < config.dagger_fraction:
@@ -436,24 +469,37 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
                 chunk = prefetch.get()
                 chunk_rng_state = chunk.rng_state
             policy.train()
-            for obs_b, moves_b in _batches(chunk.obs, chunk.moves, config.batch_size):
+            policy.train()
+            if head is not None:
+                head.train()
+            for batch in _batches(len(chunk.moves), config.batch_size):
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(config, samples)
-                x = obs_to_tensor(obs_b, device=device)
+                x = obs_to_tensor(chunk.obs[batch], device=device)
                 if config.channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
-                loss, acc = imitation_loss(policy, x, torch.as_tensor(moves_b, device=device))
+                loss, acc = imitation_loss(policy, x, torch.as_tensor(chunk.moves[batch], device=device))
+                n = len(chunk.moves[batch])
+                total = loss
+                if head is not None and chunk.fields is not None:
+                    f_loss, f_acc = field_loss(head, blocks["block2"], blocks["block3"],
+                                               torch.as_tensor(chunk.fields[batch], device=device))
+                    total = loss + config.field_loss_weight * f_loss
+                    running[3:] += (f_loss.item() * n, f_acc.item() * n)
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
+                total.backward()
+                torch.nn.utils.clip_grad_norm_(parameters, 1.0)
                 optimizer.step()
-                samples += len(moves_b)
-                running += (loss.item() * len(moves_b), acc.item() * len(moves_b), len(moves_b))
-                bar.update(len(moves_b))
+                samples += n
+                running[:3] += (loss.item() * n, acc.item() * n, n)
+                bar.update(n)
                 if samples >= next_eval or samples >= config.total_samples:
                     next_eval += config.eval_every_samples
+                    field_columns = {} if head is None else {
+                        "train_field_loss": running[3] / max(running[2], 1),
+                        "train_field_accuracy": running[4] / max(running[2], 1)}
                     row = {"samples": samples, "train_loss": running[0] / max(running[2], 1),
-                           "train_accuracy": running[1] / max(running[2], 1),
+                           "train_accuracy": running[1] / max(running[2], 1), **field_columns,
                            **_evaluate(policy, config, held_obs, held_moves, device),
                            "lr": learning_rate_at(config, samples), "dagger": in_dagger,
                            "elapsed_s": round(elapsed(), 1),
@@ -465,18 +511,19 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
                     policy.train()
                 if samples >= next_ckpt:
                     next_ckpt += config.checkpoint_every_samples
-                    _save(policy, optimizer, latest, config, samples, streams(), elapsed())
+                    _save(policy, optimizer, latest, config, samples, streams(), elapsed(), head)
                 if samples >= config.total_samples:
                     break
     finally:
+        hooks.close()
         bar.close()
         prefetch.stop()
         bc_source.close()
         if dagger_source is not None:
             dagger_source.close()
-    _save(policy, optimizer, latest, config, samples, streams(), elapsed())
+    _save(policy, optimizer, latest, config, samples, streams(), elapsed(), head)
     final = out / FINAL
-    _save(policy, optimizer, final, config, samples, streams(), elapsed())
+    _save(policy, optimizer, final, config, samples, streams(), elapsed(), head)
     return final
 
 
@@ -485,12 +532,12 @@ def _evaluate(policy: ImpalaPolicy, config: ImitationConfig, held_obs: np.ndarra
     policy.eval()
     losses, accs, sizes = [], [], []
     with torch.inference_mode():
-        for obs_b, moves_b in _batches(held_obs, held_moves, 512):
-            loss, acc = imitation_loss(policy, obs_to_tensor(obs_b, device=device),
-                                       torch.as_tensor(moves_b, device=device))
+        for batch in _batches(len(held_moves), 512):
+            loss, acc = imitation_loss(policy, obs_to_tensor(held_obs[batch], device=device),
+                                       torch.as_tensor(held_moves[batch], device=device))
             losses.append(float(loss))
             accs.append(float(acc))
-            sizes.append(len(moves_b))
+            sizes.append(len(held_moves[batch]))
     rate = solve_rate(policy, config.eval_mazes, config.cheese_region, config.seed + 20_000, device,
                       max_steps=config.eval_max_steps) if config.eval_mazes else math.nan
     return {"held_out_loss": float(np.average(losses, weights=sizes)),

@@ -66,10 +66,20 @@ def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
         ``(obs, moves)``: uint8 ``(N, 64, 64, 3)`` and int64 ``(N,)`` move indices
         (:class:`~mazeinterp.maze.moves.Move`).
     """
+    obs, moves, _ = labelled_frames_by_maze(states, renderer, cells, mirrored)
+    return obs, moves
+
+
+def labelled_frames_by_maze(states: Sequence[MazeState], renderer: StateRenderer,
+                            cells: Sequence[Sequence[grid.Cell]] | None = None,
+                            mirrored: Sequence[Sequence[bool]] | None = None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`labelled_frames` plus, per frame, the index into ``states`` of its maze: int64 ``(N,)``."""
     if mirrored is not None and cells is None:
         raise ValueError("labelled_frames: mirrored flags need the cells they belong to")
     placed: list[MazeState] = []
     moves: list[int] = []
+    maze_index: list[int] = []
     for k, state in enumerate(states):
         table = dict(oracle_labels(state))
         wanted = list(table) if cells is None else [(int(c[0]), int(c[1])) for c in cells[k]]
@@ -81,4 +91,5 @@ def labelled_frames(states: Sequence[MazeState], renderer: StateRenderer,
                 moved = state.with_mouse(cell)
                 placed.append(moved if flags is None else moved.with_mouse_reflected(bool(flags[j])))
                 moves.append(int(table[cell]))
-    return renderer(placed), np.asarray(moves, dtype=np.int64)
+                maze_index.append(k)
+    return renderer(placed), np.asarray(moves, dtype=np.int64), np.asarray(maze_index, dtype=np.int64)
