@@ -5,8 +5,9 @@ cell. Yet each frame shows the whole maze, and the oracle's move is defined at
 every open cell, mouse or not. :class:`FieldHead` is a small head on the
 ``block2`` and ``block3`` activations that predicts that whole vector field
 (a 25×25 map of moves, one per world cell); its loss makes the convolutional
-trunk encode which way leads to the cheese everywhere, hundreds of labels per
-frame instead of one. The head is used only in training: the policy network
+trunk encode which way leads to the cheese everywhere: one label per open cell
+(about a hundred in a typical region-15 training maze, over 300 in the largest)
+per frame instead of one. The head is used only in training: the policy network
 keeps its published architecture and the head is dropped when weights are
 exported.
 """

@@ -469,9 +469,6 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
                 chunk = prefetch.get()
                 chunk_rng_state = chunk.rng_state
             policy.train()
-            policy.train()
-            if head is not None:
-                head.train()
             for batch in _batches(len(chunk.moves), config.batch_size):
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(config, samples)
