@@ -18,7 +18,8 @@ from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.common import RunSetupError
 from mazeinterp.train.field_head import IGNORE, FieldHead, captured_blocks, field_loss, field_targets
-from mazeinterp.train.imitate import FIELD_HEAD_KEY, ImitationConfig, _ChunkSource, train_imitation
+from mazeinterp.train.imitate import FIELD_HEAD_KEY, ImitationConfig, train_imitation
+from mazeinterp.train.imitation_data import ChunkSource
 from mazeinterp.train.oracle import labelled_frames
 
 U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
@@ -99,7 +100,7 @@ def _tiny(tmp_path, **changes) -> ImitationConfig:
 
 
 def test_each_chunk_frame_carries_the_field_of_its_own_maze(tmp_path) -> None:
-    source = _ChunkSource(_tiny(tmp_path), np.random.default_rng(3))
+    source = ChunkSource(_tiny(tmp_path), np.random.default_rng(3))
     try:
         chunk = source.bc_chunk()
         states = source.env.get_states()
@@ -112,7 +113,7 @@ def test_each_chunk_frame_carries_the_field_of_its_own_maze(tmp_path) -> None:
         # every open cell but the cheese's gives one frame, so this maze's frames hold exactly its field's moves
         assert collections.Counter(chunk.moves[mine].tolist()) == collections.Counter(
             field[field != IGNORE].tolist()), f"maze {k}"
-    without = _ChunkSource(_tiny(tmp_path, field_loss_weight=0.0), np.random.default_rng(3))
+    without = ChunkSource(_tiny(tmp_path, field_loss_weight=0.0), np.random.default_rng(3))
     try:
         assert without.bc_chunk().fields is None
     finally:

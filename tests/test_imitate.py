@@ -15,8 +15,8 @@ from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.state import MazeState
 from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.common import RunSetupError
-from mazeinterp.train.imitate import (ImitationConfig, _policy_visits, imitation_loss, learning_rate_at,
-                                     move_log_probs, train_imitation)
+from mazeinterp.train.imitate import ImitationConfig, imitation_loss, learning_rate_at, move_log_probs, train_imitation
+from mazeinterp.train.imitation_data import ChunkSource, policy_visits
 from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames, oracle_labels
 
 U, D, L, R = Move.UP, Move.DOWN, Move.LEFT, Move.RIGHT
@@ -115,11 +115,10 @@ def _tiny(tmp_path, **changes) -> ImitationConfig:
 
 def test_training_chunks_repeat_the_path_cells(tmp_path) -> None:
     from mazeinterp.maze.grid import shortest_path
-    from mazeinterp.train.imitate import _ChunkSource
 
     sizes, mazes = [], None
     for copies in (0, 2):
-        source = _ChunkSource(_tiny(tmp_path, path_copies=copies), np.random.default_rng(7))
+        source = ChunkSource(_tiny(tmp_path, path_copies=copies), np.random.default_rng(7))
         try:
             sizes.append(len(source.bc_chunk().moves))
             mazes = source.env.get_states()
@@ -127,7 +126,7 @@ def test_training_chunks_repeat_the_path_cells(tmp_path) -> None:
             source.close()
     path_cells = sum(len(shortest_path(m.open_cells, m.mouse, m.cheese)) - 1 for m in mazes)
     assert sizes[1] == sizes[0] + 2 * path_cells
-    source = _ChunkSource(_tiny(tmp_path, mirror_fraction=0.5), np.random.default_rng(7))
+    source = ChunkSource(_tiny(tmp_path, mirror_fraction=0.5), np.random.default_rng(7))
     try:
         chunk = source.bc_chunk()
         plain = labelled_frames(source.env.get_states(), source.renderer)[0]
@@ -157,7 +156,7 @@ def test_dagger_visits_redraw_exactly_the_frames_the_policy_saw() -> None:
     recorder = _RecordingPolicy(ImpalaPolicy(scale=1).eval())
     with MazeEnv.from_seeds([1, 10, 11, 15, 0, 4], cheese_region=5, seed=0) as env:  # four 3×3 mazes first
         states = env.get_states()
-        cells, mirrored = _policy_visits(recorder, env, 24, torch.device("cpu"), torch.Generator().manual_seed(0))
+        cells, mirrored = policy_visits(recorder, env, 24, torch.device("cpu"), torch.Generator().manual_seed(0))
     # the cell after the last step is never shown; an env is shown only while its first episode runs
     shown = [min(len(c), len(recorder.inputs)) for c in cells]
     playing = np.array([[t < n for n in shown] for t in range(len(recorder.inputs))])

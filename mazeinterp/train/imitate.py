@@ -8,7 +8,10 @@ summed into the 5 moves, so the loss is the negative log-probability of the
 right *move*). In the DAgger phase part of every chunk instead comes from the
 cells the current policy visits when it plays the mazes, labelled by the same
 oracle. Far cheaper per unit of skill than PPO: a warm start for PPO and the
-CPU path to a working agent.
+CPU path to a working agent. The frames come from
+:mod:`mazeinterp.train.imitation_data`, the settings from
+:mod:`mazeinterp.train.imitation_config`; this module holds the loss, the
+training loop, its checkpoints and its command line.
 
 With ``field_loss_weight > 0`` a training-only head
 (:mod:`mazeinterp.train.field_head`) also learns the oracle's move at every cell
@@ -24,11 +27,8 @@ import argparse
 import contextlib
 import dataclasses
 import math
-import queue
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from mazeinterp.checkpoint import load_policy, save_policy
-from mazeinterp.maze.env import MazeEnv, StateRenderer
-from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
-from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ACTION_TO_MOVE, MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.maze.env import MazeEnv
+from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,
@@ -51,244 +49,14 @@ from mazeinterp.train.common import (
     module_main,
     seed_everything,
 )
-from mazeinterp.train.field_head import FieldHead, captured_blocks, field_loss, field_targets
-from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames_by_maze
+from mazeinterp.train.field_head import FieldHead, captured_blocks, field_loss
+from mazeinterp.train.imitation_config import ImitationConfig
+from mazeinterp.train.imitation_data import ChunkPrefetcher, ChunkSource, chunk_seeds, play_first_episodes
 from mazeinterp.train.widen import widen_policy
 
 LATEST = "checkpoint_latest.pt"
 FIELD_HEAD_KEY = "field_head_state_dict"
 FINAL = "checkpoint_final.pt"
-
-
-@dataclass(frozen=True)
-class ImitationConfig:
-    """Hyperparameters of behaviour cloning from the BFS oracle."""
-
-    scale: int = 1
-    """IMPALA channel scale of the trained network (1: 16/32/32 channels; 4: the published width)."""
-    cheese_region: int = TOP_RIGHT_REGION_SIZE
-    """The cheese is placed uniformly on an open cell of the top-right n×n corner."""
-    total_samples: int = 8_000_000
-    """Labelled frames to train on (one frame = one mouse position in one maze)."""
-    batch_size: int = 256
-    """Frames per gradient step."""
-    learning_rate: float = 5e-4
-    """Adam learning rate after warm-up."""
-    warmup_samples: int = 100_000
-    """Linear learning-rate warm-up over this many frames."""
-    decay_start_samples: int | None = None
-    """From this frame the learning rate falls linearly to zero at ``total_samples`` (None: constant)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    mazes_per_chunk: int = 96
-    """Mazes generated per data chunk; every open cell of each is labelled, then the chunk is shuffled."""
-    path_copies: int = 0
-    """Extra frames of each cell on the path from the mouse's start to the cheese, per chunk maze."""
-    mirror_fraction: float = 0.0
-    """Fraction of frames with the mouse drawn mirrored (procgen draws it so after a rightward move)."""
-    dagger_after_samples: int | None = None
-    """Start the DAgger phase after this many frames (None: pure behaviour cloning)."""
-    dagger_fraction: float = 0.5
-    """In the DAgger phase, fraction of chunks built from cells the current policy visits."""
-    dagger_steps: int = 120
-    """Steps the policy plays each maze of a DAgger chunk."""
-    eval_every_samples: int = 250_000
-    """Evaluate (held-out move accuracy, solve rate) every this many frames."""
-    eval_mazes: int = 64
-    """Mazes for the solve-rate evaluation (sampled actions, up to 500 steps)."""
-    eval_max_steps: int = 500
-    """Step cap of the solve-rate evaluation (procgen's own timeout is 500)."""
-    held_out_mazes: int = 32
-    """Fixed mazes (a seed stream training never draws) whose every cell measures held-out accuracy."""
-    checkpoint_every_samples: int = 250_000
-    """Write ``checkpoint_latest.pt`` every this many frames."""
-    seed: int = 0
-    """Seeds torch, numpy and the maze stream."""
-    device: str = "auto"
-    """'auto' (CUDA if available), 'cpu' or 'cuda'."""
-    num_threads: int = 0
-    """torch CPU threads (0: torch's default)."""
-    channels_last: bool = True
-    """Use the channels-last memory format (about 2× faster on CPU)."""
-    out_dir: str = "runs/imitate"
-    """Where the log, checkpoints and config go."""
-    init_checkpoint: str | None = None
-    """Start from this checkpoint's weights (widened first if ``scale`` is a multiple of its scale)."""
-    field_loss_weight: float = 0.0
-    """Weight of the auxiliary loss of a training-only head that predicts the oracle's move at every cell (0: off)."""
-
-    def __post_init__(self) -> None:
-        positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
-                    "eval_every_samples", "eval_max_steps", "checkpoint_every_samples")
-        for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ImitationConfig.{name} must be a positive int, got {value!r}")
-        for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes", "path_copies"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.decay_start_samples is not None and not 0 <= self.decay_start_samples < self.total_samples:
-            raise ValueError(f"ImitationConfig.decay_start_samples must lie in [0, total_samples = "
-                             f"{self.total_samples}), got {self.decay_start_samples!r}")
-        if self.dagger_after_samples is not None and self.dagger_after_samples < 0:
-            raise ValueError(f"ImitationConfig.dagger_after_samples must be >= 0 or None, "
-                             f"got {self.dagger_after_samples!r}")
-        if not 0.0 <= self.mirror_fraction <= 1.0:
-            raise ValueError(f"ImitationConfig.mirror_fraction must lie in [0, 1], got {self.mirror_fraction!r}")
-        if not 0.0 <= self.dagger_fraction <= 1.0:
-            raise ValueError(f"ImitationConfig.dagger_fraction must lie in [0, 1], got {self.dagger_fraction!r}")
-        if not self.field_loss_weight >= 0:
-            raise ValueError(f"ImitationConfig.field_loss_weight must be >= 0, got {self.field_loss_weight!r}")
-        if not self.learning_rate > 0 or self.weight_decay < 0:
-            raise ValueError(f"ImitationConfig needs learning_rate > 0 and weight_decay >= 0, got "
-                             f"{self.learning_rate!r} and {self.weight_decay!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"ImitationConfig.device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
-
-
-def _chunk_seeds(rng: np.random.Generator, n: int) -> list[int]:
-    return [int(s) for s in rng.integers(0, 2**31 - 2, size=n)]
-
-
-def _play_first_episodes(policy: ImpalaPolicy, env: MazeEnv, max_steps: int, device: torch.device,
-                         generator: torch.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Play every env's current episode with actions sampled from the policy, for up to ``max_steps`` steps.
-
-    Only envs whose first episode is still running are shown to the policy; the others
-    take the no-op action, since what follows their first episode is never used. After
-    each step yields ``(playing, reward, ended)``, each of shape (num,): which envs were
-    playing their first episode before the step, the step's rewards, and which of those
-    envs ended it on this step. Stops once every first episode has ended.
-    """
-    playing = np.ones(env.num, dtype=bool)
-    for _ in range(max_steps):
-        with torch.inference_mode():
-            logits, _ = policy(obs_to_tensor(env.observe()[1][playing], device=device))
-            sampled = torch.multinomial(F.softmax(logits.float(), -1).cpu(), 1, generator=generator)[:, 0]
-        actions = np.full(env.num, MOVE_TO_ACTION[Move.NOOP], dtype=np.int64)
-        actions[playing] = sampled.numpy()
-        reward, _, first = env.step(actions)
-        before = playing.copy()
-        playing &= ~first
-        yield before, reward, before & first
-        if not playing.any():
-            return
-
-
-def _policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch.device,
-                   generator: torch.Generator) -> tuple[list[list[tuple[int, int]]], list[list[bool]]]:
-    """Cells each env's mouse visits while the policy plays (sampled actions), until the episode ends.
-
-    Returns ``(cells, mirrored)``: per env, the visited cells in order and, for each, whether
-    procgen drew the mouse mirrored there (so the frames can be redrawn as the policy saw them).
-    """
-    starts = [env.get_state(i) for i in range(env.num)]
-    cells: list[list[tuple[int, int]]] = [[s.mouse] for s in starts]
-    mirrored: list[list[bool]] = [[s.mouse_reflected] for s in starts]
-    for playing, _, ended in _play_first_episodes(policy, env, steps, device, generator):
-        for i in np.flatnonzero(playing & ~ended):
-            state = env.get_state(int(i))
-            cells[i].append(state.mouse)
-            mirrored[i].append(state.mouse_reflected)
-    return cells, mirrored
-
-
-class _ChunkSource:
-    """Builds shuffled chunks of labelled frames from fresh training-distribution mazes.
-
-    Each source owns its env, renderer and random stream, so a producer thread
-    and the training loop never share one. Every chunk carries the stream's
-    state from before it was drawn: saving that state and resuming rebuilds the
-    same chunk.
-    """
-
-    def __init__(self, config: ImitationConfig, rng: np.random.Generator) -> None:
-        self.config = config
-        self.rng = rng
-        self.env = MazeEnv(config.mazes_per_chunk, cheese_region=config.cheese_region, seed=config.seed,
-                           cheese_rng=rng)
-        self.renderer = StateRenderer(batch_size=256)
-
-    def _fresh_states(self) -> list[MazeState]:
-        self.env.load_seeds(_chunk_seeds(self.rng, self.env.num))
-        return self.env.get_states()
-
-    def bc_chunk(self) -> _Chunk:
-        """Every open cell of ``mazes_per_chunk`` fresh mazes, labelled and shuffled.
-
-        Cells on the path from the mouse's start to the cheese appear ``1 + path_copies`` times;
-        a ``mirror_fraction`` of the frames draw the mouse mirrored.
-        """
-        state_before = self.rng.bit_generator.state
-        states = self._fresh_states()
-        copies, fraction = self.config.path_copies, self.config.mirror_fraction
-        cells = [cells_with_path_copies(s, copies) for s in states] if copies or fraction else None
-        mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction else None
-        return self._labelled_chunk(states, cells, mirrored, state_before)
-
-    def _labelled_chunk(self, states: list[MazeState], cells: list[list[tuple[int, int]]] | None,
-                        mirrored: list[Any] | None, state_before: dict[str, Any]) -> _Chunk:
-        """Frames of ``cells`` (default every open cell) of ``states``, labelled, shuffled; field targets if the config asks."""
-        obs, moves, maze_index = labelled_frames_by_maze(states, self.renderer, cells=cells, mirrored=mirrored)
-        order = self.rng.permutation(len(moves))
-        fields = None
-        if self.config.field_loss_weight > 0:
-            fields = np.stack([field_targets(s) for s in states])[maze_index[order]]
-        return _Chunk(obs[order], moves[order], state_before, fields)
-
-    def dagger_chunk(self, policy: ImpalaPolicy, device: torch.device, generator: torch.Generator) -> _Chunk:
-        """The cells the policy visits while playing fresh mazes, drawn as it saw them, labelled by the oracle, shuffled."""
-        state_before = self.rng.bit_generator.state
-        states = self._fresh_states()
-        was_training = policy.training
-        policy.eval()
-        cells, mirrored = _policy_visits(policy, self.env, self.config.dagger_steps, device, generator)
-        policy.train(was_training)
-        return self._labelled_chunk(states, cells, mirrored, state_before)
-
-    def close(self) -> None:
-        self.env.close()
-        self.renderer.close()
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    obs: np.ndarray
-    moves: np.ndarray
-    rng_state: dict[str, Any]
-    fields: np.ndarray | None = None
-    """Per frame, int8 ``(25, 25)`` oracle moves of its maze (:func:`field_targets`), when the field loss is on."""
-
-
-class _Prefetcher:
-    """Runs ``source.bc_chunk`` in a background thread, one chunk ahead (procgen releases the GIL)."""
-
-    def __init__(self, source: _ChunkSource) -> None:
-        self._queue: queue.Queue[_Chunk | BaseException] = queue.Queue(maxsize=1)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(source,), daemon=True)
-        self._thread.start()
-
-    def _run(self, source: _ChunkSource) -> None:
-        try:
-            while not self._stop.is_set():
-                self._queue.put(source.bc_chunk())
-        except BaseException as exc:  # handed to the training thread
-            self._queue.put(exc)
-
-    def get(self) -> _Chunk:
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def stop(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():
-            try:
-                self._queue.get(timeout=0.1)
-            except queue.Empty:
-                pass
 
 
 def move_log_probs(logits: torch.Tensor) -> torch.Tensor:
@@ -320,8 +88,8 @@ def solve_rate(policy: ImpalaPolicy, n_mazes: int, cheese_region: int | None, se
     generator = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     solved = np.zeros(n_mazes, dtype=bool)
-    with MazeEnv.from_seeds(_chunk_seeds(rng, n_mazes), cheese_region=cheese_region, seed=seed) as env:
-        for _, reward, ended in _play_first_episodes(policy, env, max_steps, device, generator):
+    with MazeEnv.from_seeds(chunk_seeds(rng, n_mazes), cheese_region=cheese_region, seed=seed) as env:
+        for _, reward, ended in play_first_episodes(policy, env, max_steps, device, generator):
             solved |= ended & (reward > 0)
     return float(solved.mean())
 
@@ -361,7 +129,7 @@ def _held_out(config: ImitationConfig) -> tuple[np.ndarray, np.ndarray]:
     """Labelled frames of every cell (once) of fixed mazes that training never draws (a separate seed stream)."""
     rng = np.random.default_rng(config.seed + 10_000)
     plain = dataclasses.replace(config, mazes_per_chunk=config.held_out_mazes, path_copies=0, mirror_fraction=0.0)
-    source = _ChunkSource(plain, rng)
+    source = ChunkSource(plain, rng)
     try:
         chunk = source.bc_chunk()
     finally:
@@ -437,14 +205,14 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     if resumed:  # rows logged after the checkpoint was written are redone: never log them twice
         log.keep_rows(lambda row: int(row["samples"]) <= samples)
     held_obs, held_moves = _held_out(config)
-    bc_source = _ChunkSource(config, bc_rng)
-    dagger_source = _ChunkSource(config, dagger_rng) if config.dagger_after_samples is not None else None
+    bc_source = ChunkSource(config, bc_rng)
+    dagger_source = ChunkSource(config, dagger_rng) if config.dagger_after_samples is not None else None
     if resumed:  # after building the sources, whose envs draw their first cheeses at construction
         bc_rng.bit_generator.state = resumed["streams"]["bc"]
         dagger_rng.bit_generator.state = resumed["streams"]["dagger"]
         generator.set_state(torch.tensor(resumed["streams"]["torch"], dtype=torch.uint8))
     chunk_rng_state = bc_rng.bit_generator.state
-    prefetch = _Prefetcher(bc_source)
+    prefetch = ChunkPrefetcher(bc_source)
     start_time = time.time()
 
     def elapsed() -> float:
