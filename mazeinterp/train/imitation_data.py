@@ -33,7 +33,7 @@ def chunk_seeds(rng: np.random.Generator, n: int) -> list[int]:
 
 
 def play_first_episodes(policy: ImpalaPolicy, env: MazeEnv, max_steps: int, device: torch.device,
-                         generator: torch.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                        generator: torch.Generator) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Play every env's current episode with actions sampled from the policy, for up to ``max_steps`` steps.
 
     Only envs whose first episode is still running are shown to the policy; the others
@@ -58,7 +58,7 @@ def play_first_episodes(policy: ImpalaPolicy, env: MazeEnv, max_steps: int, devi
 
 
 def policy_visits(policy: ImpalaPolicy, env: MazeEnv, steps: int, device: torch.device,
-                   generator: torch.Generator) -> tuple[list[list[tuple[int, int]]], list[list[bool]]]:
+                  generator: torch.Generator) -> tuple[list[list[tuple[int, int]]], list[list[bool]]]:
     """Cells each env's mouse visits while the policy plays (sampled actions), until the episode ends.
 
     Returns ``(cells, mirrored)``: per env, the visited cells in order and, for each, whether
