@@ -42,12 +42,15 @@ __all__ = sorted([
     "DEFAULT_AGENT", "SHIPPED", "SHIPPED_SHA256", "checkpoints_dir", "load_policy", "resolve_checkpoint",
 ])
 
-SHIPPED: dict[str, str] = {"maze-s1-r5-v5": "maze-s1-r5-v5.pt", "maze-s1-r1": "maze-s1-r1.pt"}
+SHIPPED: dict[str, str] = {
+    "maze-s1-r5-v5": "maze-s1-r5-v5.pt", "maze-s1-r1": "maze-s1-r1.pt", "maze-s1-r15": "maze-s1-r15.pt",
+}
 """Short agent names → file names inside :func:`checkpoints_dir`."""
 
 SHIPPED_SHA256: dict[str, str] = {
     "maze-s1-r5-v5": "5b8dfa8afac6d7cd435cbf7e65e111422e33808fc0235c0bb8cee3109727bf0a",
     "maze-s1-r1": "f206e40f8654a005eac02f7f4d66e707aeff56b4649fc5373273f9147fe24f09",
+    "maze-s1-r15": "b8973fad81d1f1218cbcf4d17f28b2761d8899481828083492054cc775070933",
 }
 """Short agent names → sha256 (hex) of the shipped file; a shipped name loads only a file with this hash."""
 

@@ -15,10 +15,12 @@ from mazeinterp.train.oracle import labelled_frames
 # Per agent: (cheese region it was trained on, oracle agreement, mazes of these 16 solved), the last two
 # set below what was measured at export on 16 mazes of the agent's own training distribution.
 # maze-s1-r5-v5: agreement 0.95, 15 of 16 solved. maze-s1-r1: agreement 0.95, 14 of 16 solved.
+# maze-s1-r15: agreement 0.96, 14 of 16 solved.
 # A random network: 0.0 (it always picks no-op), 2 of 16.
 BARS = {
     "maze-s1-r5-v5": (5, 0.9, 12),
     "maze-s1-r1": (1, 0.9, 12),
+    "maze-s1-r15": (15, 0.9, 12),
 }
 
 
