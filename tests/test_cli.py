@@ -215,6 +215,19 @@ def _one_error_line(err: str, command: str) -> str:
     return lines[0]
 
 
+def test_info_prints_again_and_again_and_writes_files_only_with_out(capsys, monkeypatch, tmp_path: Path,
+                                                                     tiny_checkpoint: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        code, out, err = _main(capsys, ["info", "--checkpoint", str(tiny_checkpoint)])
+        assert code == 0, err
+        assert "32 × 16 × 16" in out and "wrote" not in out
+    assert list(tmp_path.iterdir()) == []
+    code, out, _ = _main(capsys, ["info", "--checkpoint", str(tiny_checkpoint), "--out", "o"])
+    assert code == 0 and "wrote" in out
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["hook_points.csv", "summary.json"]
+
+
 def test_no_checkpoint_and_no_default_agent(capsys, monkeypatch, tmp_path: Path) -> None:
     from mazeinterp import checkpoint
 
@@ -277,11 +290,11 @@ def test_a_closed_pipe_ends_quietly(monkeypatch, capsys, tiny_checkpoint: Path, 
 def test_train_subcommands_run_and_reject_bad_configs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "imitate"
     code = cli.main(["train", "imitate", "--total-samples", "32", "--batch-size", "16", "--mazes-per-chunk", "1",
-                     "--held-out-mazes", "1", "--eval-mazes", "0", "--out-dir", str(out), "--no-progress"])
+                     "--held-out-mazes", "1", "--eval-mazes", "0", "--out", str(out), "--no-progress"])
     assert code == 0
     assert (out / "checkpoint_final.pt").exists() and (out / "log.csv").exists()
     assert "final checkpoint" in capsys.readouterr().out
-    code = cli.main(["train", "ppo", "--num-envs", "3", "--num-minibatches", "7", "--out-dir", str(tmp_path / "p")])
+    code = cli.main(["train", "ppo", "--num-envs", "3", "--num-minibatches", "7", "--out", str(tmp_path / "p")])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["mazeinterp train: error: num_minibatches (7) must divide num_envs * num_steps (768)"]
@@ -308,9 +321,9 @@ def _bad_inputs(tmp_path: Path, checkpoint: Path) -> list[tuple[list[str], str]]
         (["stats", *ck, *out, "--C", "nan"], "finite"),
         (["stats", *ck, *out, "--C", "-1"], "greater than 0"),
         (["stats", *ck, *out, "--test-fraction", "1"], "strictly between 0 and 1"),
-        (["train", "ppo", "--distribution-mode", "bogus", "--out-dir", str(tmp_path / "p")],
+        (["train", "ppo", "--distribution-mode", "bogus", "--out", str(tmp_path / "p")],
          "distribution_mode must be one of easy, hard, got 'bogus'"),
-        (["train", "imitate", "--out-dir", str(a_file / "x")], "is a file, not a folder"),
+        (["train", "imitate", "--out", str(a_file / "x")], "is a file, not a folder"),
         (["train", "imitate", "--learning-rate", "nan", "--out-dir", str(tmp_path / "i")], "finite"),
     ]
 
@@ -333,7 +346,7 @@ def test_an_unwritable_out_is_refused_before_any_work(capsys, tiny_checkpoint: P
                  ["render"]):
         code, _, err = _main(capsys, [*argv, "--out", str(locked / "run")])
         assert code == 2 and f"folder {locked} is not writable" in _one_error_line(err, argv[0])
-    code, _, err = _main(capsys, ["train", "imitate", "--out-dir", str(locked)])
+    code, _, err = _main(capsys, ["train", "imitate", "--out", str(locked)])
     assert code == 2 and f"output folder {locked} is not writable" in _one_error_line(err, "train")
 
 

@@ -88,6 +88,28 @@ def test_subcommand_help_shows_examples(command: str, capsys) -> None:
         assert "--threads" in text and "--no-progress" in text
 
 
+@pytest.mark.parametrize("trainer", ["ppo", "imitate"])
+def test_train_help_shows_examples_that_parse_and_take_out(trainer: str, capsys) -> None:
+    import shlex
+
+    from mazeinterp.cli.train_cmd import TRAIN_EXAMPLES
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["train", trainer, "--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and "examples:" in text and "--out DIR, --out-dir DIR" in text
+    lines = TRAIN_EXAMPLES[trainer].strip().splitlines()
+    assert len(lines) >= 2
+    for line in lines:
+        assert f"  {line}" in text
+        tokens = shlex.split(line, comments=True)
+        assert tokens[:3] == ["mazeinterp", "train", trainer]
+        args = cli.build_parser().parse_args(tokens[1:])
+        assert args.out_dir == tokens[tokens.index("--out") + 1]
+    # the older spelling still names the same folder
+    assert cli.build_parser().parse_args(["train", trainer, "--out-dir", "x"]).out_dir == "x"
+
+
 @pytest.mark.parametrize("command", list(cli.EXAMPLES))
 def test_help_examples_parse(command: str) -> None:
     import shlex

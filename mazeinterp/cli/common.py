@@ -58,15 +58,20 @@ non_negative_int = _int_at_least(0, "non-negative")
 """argparse type: an integer ≥ 0."""
 
 
-def add_output_options(parser: argparse.ArgumentParser, default_out: str) -> None:
-    """--out and --overwrite."""
+def add_output_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
+    """--out and --overwrite; with ``default_out`` None the command writes files only when given --out."""
     parser.add_argument("--out", default=default_out, type=cli_args.output_dir,
-                        help=f"output directory (default: {default_out})")
+                        help=f"output directory (default: {default_out})" if default_out is not None
+                        else "also write the results into this folder (default: print only)")
     parser.add_argument("--overwrite", action="store_true", help="replace files of an earlier run in --out")
 
 
-def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | None, plots: bool = True) -> None:
-    """--checkpoint, the mazes (when ``n_mazes`` is a default count), --seed, --device, the output options, --plots."""
+def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | None, plots: bool = True,
+               default_out: str | None = "") -> None:
+    """--checkpoint, the mazes (when ``n_mazes`` is a default count), --seed, --device, the output options, --plots.
+
+    ``default_out``: the default --out; "" means ``runs/COMMAND``, None no files unless --out is given.
+    """
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file or shipped agent name (default: the shipped default agent)")
     if n_mazes is not None:
@@ -77,7 +82,7 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed: action sampling, cheese placement, reference sets (default: 0)")
     parser.add_argument("--device", default="cpu", type=cli_args.device, help="torch device (default: cpu)")
-    add_output_options(parser, f"runs/{command}")
+    add_output_options(parser, f"runs/{command}" if default_out == "" else default_out)
     if plots:
         parser.add_argument("--plots", action="store_true", help="also save PNG figures into --out")
 

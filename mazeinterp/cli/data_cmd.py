@@ -21,12 +21,12 @@ from mazeinterp.cli.common import (
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Checkpoint summary, hook points and shapes."""
+    """Checkpoint summary, hook points and shapes; with --out, also summary.json and hook_points.csv."""
     from mazeinterp.hook_points import hook_point_rows
     from mazeinterp.model import count_parameters
 
     model = load_model(args)
-    out, _ = claim(args, ["summary.json", "hook_points.csv"])
+    out = claim(args, ["summary.json", "hook_points.csv"])[0] if args.out is not None else None
     points = model.hook_points()
     print(f"checkpoint   {model.source}")
     print(f"scale        {model.scale}  (block widths {16 * model.scale}/{32 * model.scale}/{32 * model.scale})")
@@ -38,9 +38,11 @@ def cmd_info(args: argparse.Namespace) -> int:
     width = max(len(name) for name in points)
     for name, shape in points.items():
         print(f"  {name:<{width}}  {' × '.join(map(str, shape))}")
-    summary = {**header(args, model), "metadata": model.metadata,
-               "hook_points": {name: list(shape) for name, shape in points.items()}}
-    print_written([out.write_json("summary.json", summary), out.write_csv("hook_points.csv", hook_point_rows(model))])
+    if out is not None:
+        summary = {**header(args, model), "metadata": model.metadata,
+                   "hook_points": {name: list(shape) for name, shape in points.items()}}
+        print_written([out.write_json("summary.json", summary),
+                       out.write_csv("hook_points.csv", hook_point_rows(model))])
     return 0
 
 
@@ -120,7 +122,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def add_info(sub: Any) -> None:
     """The ``info`` subcommand."""
     info = sub.add_parser("info", help="checkpoint summary, hook points and shapes")
-    add_common(info, "info", None, plots=False)
+    # info only prints unless given --out, so it can be run again and again
+    add_common(info, "info", None, plots=False, default_out=None)
     info.set_defaults(func=cmd_info)
 
 

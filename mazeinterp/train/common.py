@@ -282,7 +282,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, title: str)
 
     Help is the field's docstring. Booleans get ``--flag`` / ``--no-flag``;
     optional fields accept ``none``. Flags use dashes (``--num-envs``),
-    destinations the field names.
+    destinations the field names; the field ``out_dir`` is ``--out`` (also
+    accepted as ``--out-dir``), like every other command's output folder.
     """
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
@@ -290,21 +291,23 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, title: str)
     for field in dataclasses.fields(cls):
         kind = hints[field.name]
         flag = "--" + field.name.replace("_", "-")
+        # the output folder is --out, as in every other command; --out-dir stays accepted for older scripts
+        flags = ("--out", flag) if field.name == "out_dir" else (flag,)
         doc = docs.get(field.name, "").replace("%", "%%")
         args = typing.get_args(kind)
         is_optional = (typing.get_origin(kind) in (typing.Union, types.UnionType)) and type(None) in args
         if is_optional:
             kind = next(a for a in args if a is not type(None))
         if kind is bool:
-            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+            group.add_argument(*flags, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=field.default, help=f"{doc} (default: %(default)s)")
         elif is_optional:
-            group.add_argument(flag, dest=field.name, type=_optional(kind), default=field.default,
+            group.add_argument(*flags, dest=field.name, type=_optional(kind), default=field.default,
                                metavar=kind.__name__.upper(),
                                help=f"{doc} ('none' to unset; default: %(default)s)")
         else:
-            group.add_argument(flag, dest=field.name, type=_finite_if_float(kind), default=field.default,
-                               metavar=kind.__name__.upper(), help=f"{doc} (default: %(default)s)")
+            group.add_argument(*flags, dest=field.name, type=_finite_if_float(kind), default=field.default,
+                               metavar="DIR" if field.name == "out_dir" else kind.__name__.upper(), help=f"{doc} (default: %(default)s)")
 
 
 def config_from_namespace(cls: type, args: argparse.Namespace) -> Any:

@@ -175,7 +175,7 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
         raise FileNotFoundError(f"cannot resume: {out / LATEST} does not exist (start without --resume)")
     if not resume and any((out / name).exists() for name in (LATEST, FINAL, "log.csv")):
         raise FileExistsError(f"{out} already holds a run ({LATEST}, {FINAL} or log.csv); continue it with "
-                              "--resume (resume=True) or choose another --out-dir")
+                              "--resume (resume=True) or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -312,7 +312,7 @@ def _evaluate(policy: ImpalaPolicy, config: ImitationConfig, held_obs: np.ndarra
 def add_imitation_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add one ``--flag`` per :class:`ImitationConfig` field (help = its docstring), plus ``--resume`` and ``--no-progress``."""
     add_config_arguments(parser, ImitationConfig, "imitation hyperparameters")
-    parser.add_argument("--resume", action="store_true", help=f"continue the run in --out-dir from its {LATEST}")
+    parser.add_argument("--resume", action="store_true", help=f"continue the run in --out from its {LATEST}")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 

@@ -37,8 +37,8 @@ Library use::
 
 Command line::
 
-    python -m mazeinterp.train.ppo --num-envs 64 --total-timesteps 2000000 --out-dir runs/ppo-small
-    python -m mazeinterp.train.ppo --out-dir runs/ppo-small --resume   # after an interruption
+    python -m mazeinterp.train.ppo --num-envs 64 --total-timesteps 2000000 --out runs/ppo-small
+    python -m mazeinterp.train.ppo --out runs/ppo-small --resume   # after an interruption
 """
 
 from __future__ import annotations
@@ -844,7 +844,7 @@ def add_ppo_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
     """Add one ``--flag`` per :class:`PPOConfig` field (help = the field's docstring), plus ``--resume`` and ``--no-progress``."""
     add_config_arguments(parser, PPOConfig, "PPO hyperparameters (defaults: the published maze settings)")
     parser.add_argument("--resume", action="store_true",
-                        help=f"continue the run in --out-dir from its {LATEST}")
+                        help=f"continue the run in --out from its {LATEST}")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 
