@@ -127,6 +127,9 @@ def test_region_first_is_recorded_before_the_cheese_only(five: MazeState) -> Non
     summary = to_cheese.summary()
     assert summary.region_size == 2 and summary.event_counts == {"region_first": 1, "trapped": 0}
     assert "2×2 first" in str(summary)
+    legend = summary.event_legend()
+    assert legend.startswith("(2×2 first: stood on a cell of the top-right 2×2 region before the cheese; trapped: ")
+    assert str(to_cheese).count(legend) == 1 and str(to_cheese).endswith(legend)
     row = to_cheese.to_rows()[1]
     assert (row["region_size"], row["region_step"], row["region_first"], row["trapped"]) == (2, 7, True, False)
 

@@ -119,6 +119,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     result = run_rollouts(model, states, config=rollout_config(args))
     print(result.summary())
     print(result.summary(decision_square_only=True))
+    print(result.summary().event_legend())
     summary: dict[str, Any] = {**header(args, model), **result.as_dict()}
     try:
         regression = fit_cheese_regression(result.episodes, features, test_fraction=args.test_fraction,
@@ -128,10 +129,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         summary["regression_error"] = str(exc)
         print(f"no regression: {exc}")
     if regression is not None:
-        print(regression)
+        print(regression)  # with its own warning line when few mazes were held out
         summary["regression"] = regression.as_dict()
-        if regression.few_held_out_warning:
-            print(f"mazeinterp stats: warning: {regression.few_held_out_warning}", file=sys.stderr)
     written = [out.write_json("summary.json", summary), out.write_csv("episodes.csv", feature_table(result.episodes)),
                out.write_csv("coefficients.csv", regression.coefficient_rows() if regression else [])]
     if args.plots:

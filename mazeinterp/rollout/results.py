@@ -180,6 +180,14 @@ class OutcomeSummary:
             return f"{self.region_size}×{self.region_size} first"
         return event
 
+    def event_legend(self) -> str:
+        """One line saying what the event rows below the outcomes count (they overlap the outcomes)."""
+        region = self._event_name("region_first")
+        where = (f"the top-right {self.region_size}×{self.region_size} region" if self.region_size is not None
+                 else "the top-right region")
+        return (f"({region}: stood on a cell of {where} before the cheese; trapped: ran out of steps shuttling "
+                "between two adjacent cells; both may also count in an outcome row)")
+
     def rows(self) -> list[dict[str, Any]]:
         """One row per outcome, then one per event: label, outcome, count, n, p, low, high.
 
@@ -319,5 +327,7 @@ class RolloutResult:
         head = f"{len(self.episodes)} mazes, {self.frames} frames in {self.seconds:.1f} s"
         if self.interventions:
             head += f"; interventions: {', '.join(self.interventions)}"
-        return "\n".join([head, *(str(s) for s in self.summaries())])
+        summaries = self.summaries()
+        legend = [summaries[0].event_legend()] if summaries else []
+        return "\n".join([head, *(str(s) for s in summaries), *legend])
 
