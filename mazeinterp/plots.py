@@ -103,7 +103,8 @@ def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, path
             picture of the grid is drawn instead.
         paths: draw the shortest paths from the start to the cheese (yellow) and
             to the top-right cell (cyan), and mark the decision square (red).
-        trajectory: cells visited by the mouse, drawn as a white line.
+            The cheese cell always gets an orange ring.
+        trajectory: cells visited by the mouse, drawn as a white line edged in black.
         title: axes title.
         legend: name the lines and marks in a legend under the maze.
         crop: show only the inner maze and its ring of walls (small mazes fill the axes).
@@ -126,15 +127,23 @@ def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, path
             if square is not None:
                 ax.scatter(*cell_centre_xy([square], n).T, s=60, facecolors="none", edgecolors="red",
                            linewidths=2, label="decision square", zorder=3)
+    if cheese is not None:
+        # a ring keeps the cheese visible on every wall texture; the legend names it
+        ax.scatter(*cell_centre_xy([cheese], n).T, s=70, facecolors="none", edgecolors="orange", linewidths=1.8,
+                   label="cheese", zorder=4)
     if trajectory:
-        ax.plot(*cell_centre_xy(trajectory, n).T, color="white", lw=1.2, label="trajectory")
+        from matplotlib import patheffects
+
+        # white with a black edge: visible on the maze and as a legend key on the white figure
+        ax.plot(*cell_centre_xy(trajectory, n).T, color="white", lw=1.2, label="trajectory",
+                path_effects=[patheffects.withStroke(linewidth=2.6, foreground="black")])
     if crop:
         xlim, ylim = maze_view_limits(n)
         ax.set_xlim(*xlim)
         ax.set_ylim(*ylim)
     if legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, fontsize=6, frameon=False,
-                  handlelength=1.5, columnspacing=1.0)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, fontsize=6, frameon=False,
+                  handlelength=1.5, columnspacing=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -326,7 +335,7 @@ def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Seque
     ax.set_xticklabels([f"{name}\n(n={s.n})" for name, s in items], fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("probability (95% Wilson CI)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)  # beside, never over a bar
     if title:
         ax.set_title(title, fontsize=9)
     return ax
@@ -393,11 +402,12 @@ def plot_trajectories(episodes: Sequence[Episode], states: Sequence[MazeState],
     cols = min(4, len(shown))
     rows = (len(shown) + cols - 1) // cols
     fig, axes = new_figure(ncols=cols, nrows=rows, size=3.2)
+    fig.subplots_adjust(hspace=0.35)  # room for each maze's legend above the next row's titles
     for ax in axes.flat[len(shown):]:
         ax.axis("off")
     for i, (ax, (ep, state)) in enumerate(zip(axes.flat, shown)):
         draw_maze(ax, state, None if observations is None else observations[i], trajectory=ep.trajectory,
-                  title=f"level {ep.level_seed}: {ep.outcome} in {ep.steps} steps")
+                  title=f"level {ep.level_seed}: {ep.outcome} in {ep.steps} step{'' if ep.steps == 1 else 's'}")
     return fig
 
 

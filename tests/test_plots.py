@@ -120,6 +120,10 @@ def test_outcome_bars(tmp_path: Path) -> None:
     assert heights == sorted([0.5, 0.375, 0.125, 0.125, 0.75, 0.125] + events)
     legend = [t.get_text() for t in axes[0, 0].get_legend().get_texts()]
     assert legend == ["cheese", "top_right", "neither", "top-right 5×5 first", "trapped"]
+    # the legend stands beside the axes, so it covers no bar or interval
+    fig.canvas.draw()
+    box = axes[0, 0].get_legend().get_window_extent()
+    assert box.x0 >= axes[0, 0].get_window_extent().x1
     fig, axes = plots.new_figure()
     plots.draw_outcome_bars(axes[0, 0], conditions, events=False)
     assert len(axes[0, 0].patches) == 6
@@ -145,7 +149,17 @@ def test_small_mazes_are_cropped_and_the_lines_are_named(seeded_states: list[Maz
     assert ax.get_xlim()[1] - ax.get_xlim()[0] == pytest.approx(12.8)
     assert ax.get_ylim()[0] > ax.get_ylim()[1], "image orientation: row 0 at the top"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert {"path to top-right", "path to cheese", "trajectory"} <= set(labels)
+    assert {"path to top-right", "path to cheese", "trajectory", "cheese"} <= set(labels)
+    # the cheese is ringed on its cell, whatever the wall texture around it
+    ring = next(c for c in ax.collections if c.get_label() == "cheese")
+    assert np.allclose(ring.get_offsets(), plots.cell_centre_xy([small.cheese], small.maze_size))
+    # the trajectory's legend key shows on the white figure: its white line has a dark edge
+    key = next(h for h, t in zip(ax.get_legend().legend_handles, labels) if t == "trajectory")
+    import matplotlib.colors
+
+    assert matplotlib.colors.to_hex(key.get_color()) == "#ffffff" and key.get_path_effects()
+    edge = key.get_path_effects()[0]._gc["foreground"]
+    assert sum(matplotlib.colors.to_rgb(edge)) < 0.5
     assert plots.maze_view_limits(25) == ((-0.5, 63.5), (63.5, -0.5))
     import matplotlib.pyplot as plt
 
@@ -217,6 +231,7 @@ def test_trajectories_draw_at_most_eight_mazes_with_their_paths(seeded_states: l
     drawn = [ax for ax in fig.axes if ax.get_title()]
     assert len(fig.axes) == 8 and len(drawn) == 8
     assert drawn[3].get_title() == f"level {states[3].level_seed}: neither in 3 steps"
+    assert drawn[1].get_title() == f"level {states[1].level_seed}: neither in 1 step"
     line = next(l for l in drawn[3].get_lines() if l.get_label() == "trajectory")
     assert np.allclose(np.c_[line.get_xdata(), line.get_ydata()],
                        plots.cell_centre_xy([states[3].mouse], states[3].maze_size))
