@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mazeinterp import cli_args
+from mazeinterp.animation import DEFAULT_MAX_FRAMES, FORMATS
 from mazeinterp.cli.common import (
     CliError,
     add_common,
@@ -44,9 +45,12 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 
     if args.animate is not None and args.animate > args.n_mazes:
         raise CliError(f"--animate {args.animate} asks for more episodes than --n-mazes {args.n_mazes}")
+    if args.animate_frames < 2:
+        raise CliError(f"--animate-frames must be at least 2 (an episode's start and end), got {args.animate_frames}")
     model = load_model(args)
     names = ["summary.json", "episodes.csv"] + (["outcomes.png", "trajectories.png"] if args.plots else [])
-    names += ["rollout.gif"] if args.animate else []
+    animation = f"rollout.{args.animate_format}"
+    names += [animation] if args.animate else []
     settings = _rollout_settings(args, model)
     if args.resume:  # the partial run's own files are replaced
         args.overwrite = True
@@ -93,8 +97,11 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.animate:
         from mazeinterp.animation import animate_rollouts
 
-        written.append(animate_rollouts(result.episodes[: args.animate], states[: args.animate],
-                                        paths["rollout.gif"]))
+        try:
+            written.append(animate_rollouts(result.episodes[: args.animate], states[: args.animate],
+                                            paths[animation], max_frames=args.animate_frames))
+        except ValueError as exc:  # MP4 without its encoder package
+            raise CliError(str(exc)) from None
     print_written(written)
     return 0
 
@@ -153,7 +160,13 @@ def add_rollout(sub: Any) -> None:
     add_common(rollout, "rollout", 100)
     add_rollout_options(rollout)
     rollout.add_argument("--animate", type=positive_int, default=None, metavar="N",
-                         help="also write rollout.gif: the first N episodes step by step, with the move probabilities")
+                         help="also write rollout.gif (or .mp4): the first N episodes step by step, with the move "
+                              "probabilities")
+    rollout.add_argument("--animate-format", choices=FORMATS, default="gif",
+                         help="animation file format (default: gif; mp4 needs mazeinterp[video])")
+    rollout.add_argument("--animate-frames", type=positive_int, default=DEFAULT_MAX_FRAMES, metavar="K",
+                         help="most frames per animated episode; longer ones show every k-th step "
+                              f"(default: {DEFAULT_MAX_FRAMES})")
     rollout.add_argument("--resume", action="store_true",
                          help="finish an interrupted run in --out (same arguments): only its unfinished mazes run")
     add_compute_options(rollout)

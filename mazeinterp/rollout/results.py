@@ -68,6 +68,10 @@ class Episode:
     """Geometric features of the maze (:func:`~mazeinterp.maze.grid.maze_features`); None without a cheese."""
     trajectory: tuple[grid.Cell, ...] | None = field(default=None, repr=False)
     """Visited cells, start included (only with ``record_trajectories``)."""
+    moves: tuple[int, ...] | None = field(default=None, repr=False)
+    """The :class:`~mazeinterp.model.Move` of each step (only with ``record_trajectories``): unlike the
+    trajectory it shows a move into a wall, which still turns the mouse's sprite (see
+    :attr:`MazeState.mouse_reflected <mazeinterp.maze.state.MazeState.mouse_reflected>`)."""
     action_probs: np.ndarray | None = field(default=None, repr=False, compare=False)
     """(steps, 5) read-only: the policy's move probabilities (:class:`~mazeinterp.model.Move` order) on the
     observation of each step, before its move (only with ``record_action_probs``)."""

@@ -143,6 +143,7 @@ class _Runner:
         self.steps = np.zeros(B, dtype=np.int64)
         self.uniforms = np.zeros((B, config.max_steps), dtype=np.float64)
         self.trajectories: list[list[grid.Cell]] = [[] for _ in range(B)]
+        self.moves: list[list[int]] = [[] for _ in range(B)]
         self.action_probs: list[list[np.ndarray]] = [[] for _ in range(B)]
         self.maze_size = np.zeros(B, dtype=np.int64)
         self.offset = np.zeros(B, dtype=np.int64)
@@ -192,6 +193,7 @@ class _Runner:
             self.uniforms[slot] = maze.uniforms
         if self.config.record_trajectories:
             self.trajectories[slot] = [mouse]
+            self.moves[slot] = []
         if self.config.record_action_probs:
             self.action_probs[slot] = []
         return True
@@ -202,6 +204,7 @@ class _Runner:
         state = maze.state
         features = maze.features
         trajectory = tuple(self.trajectories[slot]) if self.config.record_trajectories else None
+        moves = tuple(self.moves[slot]) if self.config.record_trajectories else None
         action_probs = None
         if self.config.record_action_probs:
             action_probs = np.array(self.action_probs[slot], dtype=np.float64).reshape(-1, len(Move))
@@ -217,7 +220,7 @@ class _Runner:
             decision_square=None if features is None else features.decision_square,
             outcome=outcome, steps=int(self.steps[slot]), start=self.starts[slot],
             top_right_counts=maze.top_right_counts,
-            features=features, trajectory=trajectory, action_probs=action_probs, region_size=self.config.region_size,
+            features=features, trajectory=trajectory, moves=moves, action_probs=action_probs, region_size=self.config.region_size,
             region_step=None if region_step < 0 else region_step, trap=trap,
         )
         self.progress.update(1)
@@ -293,16 +296,18 @@ class _Runner:
             reward, obs, first = self.env.step(full)
 
             # track the mouse on the grid
-            deltas = self._move_deltas[self._action_moves[actions]]
+            moves = self._action_moves[actions]
+            deltas = self._move_deltas[moves]
             target = self.pos[active] + deltas
             ok = self.open_world[active, target[:, 0], target[:, 1]]
             new_pos = np.where(ok[:, None], target, self.pos[active])
             self.pos[active] = new_pos
             self.steps[active] += 1
             if cfg.record_trajectories:
-                for slot, (r, c) in zip(active.tolist(), new_pos.tolist()):
+                for slot, (r, c), move in zip(active.tolist(), new_pos.tolist(), moves.tolist()):
                     off = self.mazes[slot].offset  # type: ignore[union-attr]
                     self.trajectories[slot].append((r - off, c - off))
+                    self.moves[slot].append(move)
 
             inner = new_pos - self.offset[active, None]
             self.recent[active, (self.steps[active] - 1) % outcomes.TRAP_WINDOW] = inner
