@@ -46,6 +46,7 @@ from torch import Tensor, nn
 from mazeinterp.defaults import FORWARD_BATCH_SIZE
 from mazeinterp.intervention_base import Intervention, as_intervention_list, validate
 from mazeinterp.model import HOOK_SUFFIX, ImpalaPolicy, obs_to_tensor
+from mazeinterp.numerics import as_network_input, check_reference_weights
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import StateRenderer
@@ -165,7 +166,8 @@ def intervene(model: ImpalaPolicy, interventions: Sequence[Intervention] | Inter
         def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> Tensor:
             for iv in chain:
                 output = iv(output)
-            return output
+            # an edit may return another memory layout; the next layers keep the pass's own
+            return as_network_input(output)
 
         return hook
 
@@ -223,7 +225,7 @@ def run_with_cache(
 
     def recorder(name: str):
         def hook(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
-            acts[name] = output.detach()
+            acts[name] = output.detach().contiguous()  # NCHW whatever the numerics, as users expect
             if name == last:
                 raise _StopForward
 
@@ -314,7 +316,8 @@ def forward_from(model: ImpalaPolicy, hook: str, act: Tensor) -> tuple[Tensor, T
         model.module_for_hook(hook)
         raise ValueError(f"cannot resume a forward pass from {hook!r}: it lies inside a residual branch; "
                          "use a full forward pass with an intervention instead")
-    h = act.to(_device_of(model))
+    check_reference_weights(model.embedder.block1.conv.weight)
+    h = as_network_input(act.to(_device_of(model)))
     for _, module in _main_chain(model)[index + 1 :]:
         h = module(h)
     return model.fc_policy(h), model.fc_value(h).squeeze(-1)

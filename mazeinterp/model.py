@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from mazeinterp.hook_points import HOOK_SUFFIX, unknown_hook_point
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, MOVES, NUM_ACTIONS, Move
+from mazeinterp.numerics import as_network_input, check_reference_weights
 from mazeinterp.observations import OBS_SHAPE, obs_to_tensor
 
 __all__ = [
@@ -187,14 +188,19 @@ class ImpalaPolicy(nn.Module):
         nn.init.orthogonal_(self.fc_value.weight, gain=1.0)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Run the policy: x (B, 3, 64, 64) float → (logits (B, 15), value (B,))."""
+        """Run the policy: x (B, 3, 64, 64) float → (logits (B, 15), value (B,)).
+
+        The input is laid out by :func:`mazeinterp.numerics.as_network_input` (channels-last on
+        the fast path, contiguous on the reference path); the weights stay contiguous.
+        """
         if x.ndim != 4 or tuple(x.shape[1:]) != (3, 64, 64) or not x.is_floating_point():
             raise ValueError(
                 "ImpalaPolicy expects float input of shape (B, 3, 64, 64) in [0, 1], "
                 f"got dtype {x.dtype} and shape {tuple(x.shape)}; "
                 "convert uint8 (B, 64, 64, 3) observations with obs_to_tensor"
             )
-        hidden = self.embedder(x)
+        check_reference_weights(self.embedder.block1.conv.weight)
+        hidden = self.embedder(as_network_input(x))
         return self.fc_policy(hidden), self.fc_value(hidden).squeeze(-1)
 
     def extra_repr(self) -> str:

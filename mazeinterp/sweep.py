@@ -63,6 +63,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mazeinterp.numerics import ENV_VAR, is_reference, numerics_mode
 from mazeinterp.sweep_config import KINDS, Condition, SweepConfig, SweepConfigError, conditions, load_sweep_config
 from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
 from mazeinterp.sweep_shard import (
@@ -167,7 +168,8 @@ def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: S
         raise RuntimeError('running a sweep on Ray needs the ray package: pip install "mazeinterp[ray]"') from None
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(num_cpus=1)(_ray_task)
+    # Ray workers do not inherit this process's environment: hand them the numerics switch
+    task = ray.remote(num_cpus=1, runtime_env={"env_vars": {ENV_VAR: "1" if is_reference() else "0"}})(_ray_task)
     ref = ray.put(payload)
     pending = [task.remote(ref, config, shard, grid) for shard in shards]
     try:
@@ -208,7 +210,7 @@ def _model_digest(model: ImpalaPolicy) -> str:
 def _manifest(config: SweepConfig, checkpoint: str, model: ImpalaPolicy, grid: Sequence[Condition]) -> dict[str, Any]:
     digest = hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()
     return {"config": config.as_dict(), "checkpoint": checkpoint, "model_sha256": _model_digest(model),
-            "conditions": len(grid), "conditions_sha256": digest}
+            "conditions": len(grid), "conditions_sha256": digest, "numerics": numerics_mode()}
 
 
 def _claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
@@ -219,9 +221,14 @@ def _claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
             earlier = json.loads(path.read_text())
         except json.JSONDecodeError:
             raise SweepConfigError(f"{path} is not a sweep manifest; choose another output folder") from None
+        if isinstance(earlier, dict):
+            earlier.setdefault("numerics", "fast")  # older sweeps ran their rollouts channels-last
         if earlier != json.loads(json.dumps(manifest)):
             old, new = earlier.get("config", {}), manifest["config"]
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["the model's weights"]
+            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            if earlier["numerics"] != manifest["numerics"]:
+                diff.append(f"numerics: {earlier['numerics']} there, {manifest['numerics']} now")
+            diff = diff or ["the model's weights"]
             raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(diff)}); "
                                    "choose another output folder")
     elif out.exists() and any(out.iterdir()):
@@ -316,7 +323,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
     backend = f"ray ({ray_address})" if ray_address else f"{workers} local process(es)" if workers else "in process"
     summary = {"config": config.as_dict(), "checkpoint": str(checkpoint), "conditions": len(grid),
                "shards": config.n_shards, "shards_run": sorted(ran), "backend": backend,
-               "episodes_run": episodes, "seconds": seconds,
+               "episodes_run": episodes, "seconds": seconds, "numerics": numerics_mode(),
                "episodes_per_second": episodes / seconds if episodes else None,
                "top": sorted(rows, key=lambda r: -abs(r["effect"]))[:10]}
     paths["summary"] = out / "summary.json"

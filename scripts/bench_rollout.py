@@ -4,8 +4,9 @@ Prints, in one run:
 
 * env-only steps/s -- ``MazeEnv`` stepping random actions (no network);
 * model-only frames/s -- forward passes of a random-weight ``ImpalaPolicy`` on
-  real observations, batch ``--batch-size``, inference mode, channels-last
-  (the format the rollout uses);
+  real observations, batch ``--batch-size``, inference mode, with the package's
+  numerics (channels-last unless ``MAZEINTERP_REFERENCE_NUMERICS=1``; see
+  ``scripts/bench_forward.py`` for the two compared);
 * end-to-end rollout frames/s -- :func:`mazeinterp.rollout.run_rollouts` on
   ``--n-mazes`` level seeds with ``--max-steps`` steps, counting every frame sent
   through the network (maze loading and outcome tracking included);
@@ -44,23 +45,19 @@ def env_only(batch_size: int, steps: int, seed: int) -> float:
 
 
 def model_only(model: ImpalaPolicy, batch_size: int, batches: int, device: torch.device) -> float:
-    """Frames per second of the network alone, on real observations, channels-last, inference mode."""
+    """Frames per second of the network alone, on real observations, in inference mode (the package's numerics)."""
     with MazeEnv.from_seeds(range(batch_size)) as env:
         obs = env.observe()[1].copy()
-    model.to(memory_format=torch.channels_last)
-    try:
-        with torch.inference_mode():
-            x = obs_to_tensor(obs, device=device).contiguous(memory_format=torch.channels_last)
-            model(x)  # warm-up
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            for _ in range(batches):
-                logits, _ = model(x)
-            logits.cpu()
-            return batch_size * batches / (time.perf_counter() - start)
-    finally:
-        model.to(memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        x = obs_to_tensor(obs, device=device)
+        model(x)  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(batches):
+            logits, _ = model(x)
+        logits.cpu()
+        return batch_size * batches / (time.perf_counter() - start)
 
 
 def main() -> None:

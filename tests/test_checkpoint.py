@@ -25,6 +25,7 @@ from mazeinterp.checkpoint import (
     save_policy,
 )
 from mazeinterp.model import ImpalaPolicy
+from mazeinterp.numerics import reference_numerics
 
 
 def published_shapes(scale: int) -> dict[str, tuple[int, ...]]:
@@ -72,10 +73,12 @@ def write_published(path: Path, state: dict[str, torch.Tensor]) -> Path:
     return path
 
 
-def reference_forward(state: dict[str, torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The IMPALA forward pass written directly with torch.nn.functional, in float64."""
-    sd = {k: v.double() for k, v in state.items()}
-    h = x.double()
+def reference_forward(state: dict[str, torch.Tensor], x: torch.Tensor,
+                      dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
+    """The IMPALA forward pass written directly with torch.nn.functional on contiguous tensors, in ``dtype``
+    (float64 by default; in float32 it is the published research code's computation)."""
+    sd = {k: v.to(dtype) for k, v in state.items()}
+    h = x.to(dtype)
     for block in (1, 2, 3):
         p = f"embedder.block{block}."
         h = F.conv2d(h, sd[p + "conv.weight"], sd[p + "conv.bias"], padding=1)
@@ -110,6 +113,21 @@ def test_published_checkpoint_matches_reference_forward(tmp_path: Path, scale: i
     assert ref_logits.abs().max() > 1e-3
     torch.testing.assert_close(logits.double(), ref_logits, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(value.double(), ref_value, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_reference_numerics_equal_the_published_computation_bit_for_bit(tmp_path: Path, scale: int) -> None:
+    """The fast path (default) stays within 1e-5 of float64 (the test above); the reference path is exact."""
+    state = random_state_dict(scale, seed=scale)
+    model = load_policy(write_published(tmp_path / f"published_scale{scale}.pth", state))
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    ref_logits, ref_value = reference_forward(state, x, dtype=torch.float32)
+    with torch.no_grad():
+        with reference_numerics():
+            logits, value = model(x)
+        fast_logits, _ = model(x)
+    assert torch.equal(logits, ref_logits) and torch.equal(value, ref_value)
+    assert not torch.equal(fast_logits, ref_logits)  # the fast path is a different computation
 
 
 def test_bare_state_dict_loads(tmp_path: Path) -> None:

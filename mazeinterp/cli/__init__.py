@@ -20,7 +20,9 @@ Subcommands::
 Common options: ``--checkpoint`` (file or shipped name; default the shipped
 default agent), ``--n-mazes``, ``--start-level`` (mazes are the level seeds
 ``start-level … start-level + n - 1``), ``--seed`` (action sampling, cheese
-placement, reference sets), ``--device``, ``--out``, ``--overwrite``, ``--plots``.
+placement, reference sets), ``--device``, ``--out``, ``--overwrite``, ``--plots``;
+``--reference-numerics`` on every command that runs the network (the contiguous
+layout of the published code instead of the faster channels-last path).
 Every run writes ``summary.json`` (settings and results) and a CSV of rows.
 """
 
@@ -30,6 +32,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 
 from mazeinterp.cli import data_cmd, probe_cmd, rollout_cmd, train_cmd
 from mazeinterp.cli.common import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, STEERING_HOOK, CliError, Parser
@@ -108,6 +111,17 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def _numerics(args: argparse.Namespace) -> AbstractContextManager[None]:
+    """The numerics the command asked for (``--reference-numerics``); CliError for a bad environment variable."""
+    from mazeinterp.numerics import is_reference, reference_numerics
+
+    try:
+        is_reference()
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    return reference_numerics() if getattr(args, "reference_numerics", False) else nullcontext()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mazeinterp`` console script; returns the exit status."""
     from mazeinterp.checkpoint import CheckpointError
@@ -119,7 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        code = func(args)
+        with _numerics(args):
+            code = func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's exit-time flush
         return code
     except (CliError, CheckpointError, RunSetupError, FileExistsError, FileNotFoundError) as exc:

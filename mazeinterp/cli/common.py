@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from mazeinterp import cli_args
 from mazeinterp.defaults import DEFAULT_STEERING_HOOK, ROLLOUT_BATCH_SIZE
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
+from mazeinterp.numerics import numerics_record
 
 if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
@@ -118,6 +119,15 @@ def add_compute_options(parser: argparse.ArgumentParser) -> None:
                             "else up to 4; one thread stays fast on a busy machine)")
     group.add_argument("--no-progress", dest="progress", action="store_false",
                        help="no progress reports (default: a bar on a terminal, else a stderr line every 2 s)")
+    add_numerics_option(group)
+
+
+def add_numerics_option(parser: Any) -> None:
+    """--reference-numerics (a parser or an argument group), for every command that runs the network."""
+    parser.add_argument("--reference-numerics", action="store_true",
+                        help="run the network with the contiguous layout of the published research code, bit "
+                             "for bit, instead of the faster channels-last path (default: fast; also "
+                             "MAZEINTERP_REFERENCE_NUMERICS=1); summary.json records which")
 
 
 def add_layer_option(parser: argparse.ArgumentParser, default: str) -> None:
@@ -201,7 +211,8 @@ def claim(args: argparse.Namespace, names: Sequence[str]) -> tuple[OutputDir, di
 
 
 def header(args: argparse.Namespace, model: ImpalaPolicy | None = None) -> dict[str, Any]:
-    """The head of every summary.json: command, argv, arguments and the checkpoint's source, scale, size."""
+    """The head of every summary.json: command, argv, arguments; with a model also the checkpoint's source,
+    scale, size and the numerics of its forward passes (:func:`mazeinterp.numerics.numerics_record`)."""
     head: dict[str, Any] = {
         "command": args.command, "argv": list(getattr(args, "argv", [])),
         "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "argv")},
@@ -212,6 +223,7 @@ def header(args: argparse.Namespace, model: ImpalaPolicy | None = None) -> dict[
         head["checkpoint"] = str(model.source) if model.source else None
         head["scale"] = model.scale
         head["parameters"] = count_parameters(model)
+        head.update(numerics_record(next(model.parameters()).device))
     return head
 
 

@@ -10,6 +10,7 @@ from mazeinterp import cli_args
 from mazeinterp.cli.common import (
     CliError,
     add_common,
+    add_numerics_option,
     add_output_options,
     claim,
     header,
@@ -146,6 +147,7 @@ def add_sweep(sub: Any) -> None:
     sweep.add_argument("--ray-address", default=None, metavar="ADDRESS",
                        help='run on a Ray cluster ("auto", "ray://HOST:10001"; needs mazeinterp[ray])')
     sweep.add_argument("--top", type=positive_int, default=10, help="rows to print (default: 10)")
+    add_numerics_option(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
 

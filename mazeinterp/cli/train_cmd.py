@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mazeinterp import cli_args
-from mazeinterp.cli.common import CliError
+from mazeinterp.cli.common import CliError, add_numerics_option
 
 TRAIN_EXAMPLES: dict[str, str] = {
     "ppo": """
@@ -57,9 +57,11 @@ def add_train(sub: Any) -> None:
     trainers = train.add_subparsers(dest="trainer", required=True, metavar="TRAINER")
     ppo_parser = trainers.add_parser("ppo", help="PPO at the published maze settings", **_examples("ppo"))
     ppo.add_ppo_arguments(ppo_parser)
+    add_numerics_option(ppo_parser)
     ppo_parser.set_defaults(func=lambda args: run_trainer(ppo.run_from_args, args, ppo.config_from_args))
     imitate_parser = trainers.add_parser("imitate", help="behaviour cloning (+ DAgger) from the BFS oracle",
                                          **_examples("imitate"))
     imitate.add_imitation_arguments(imitate_parser)
+    add_numerics_option(imitate_parser)
     imitate_parser.set_defaults(func=lambda args: run_trainer(imitate.run_from_args, args,
                                                               imitate.config_from_args))

@@ -43,7 +43,8 @@ class RolloutConfig:
     """Torch CPU threads for the forward passes; None → :func:`mazeinterp.threads.default_threads` of the
     batch (one thread for small batches, which stays fast on a busy machine). Restored afterwards."""
     channels_last: bool = True
-    """Run the network in the channels-last memory format (faster convolutions on CPU)."""
+    """True: the package's numerics (the fast channels-last path unless the reference numerics are switched
+    on, see :mod:`mazeinterp.numerics`); False: this run uses the reference numerics (contiguous layout)."""
     check_positions: bool = False
     """After every step, read each active env's state and check the tracked mouse cell (slow; tests)."""
     region_size: int = outcomes.DEFAULT_REGION_SIZE

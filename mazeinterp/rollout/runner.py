@@ -21,9 +21,10 @@ How it runs
 * An env stops being stepped through the network as soon as its outcome is
   known; its slot in the batch is refilled with the next maze, so the batch
   stays full until the mazes run out.
-* Forward passes run in ``torch.inference_mode`` on channels-last tensors (about
-  2× faster for the IMPALA CNN on a CPU); only the active envs' observations are
-  sent through the network. Interventions apply at every forward pass through
+* Forward passes run in ``torch.inference_mode`` with the package's numerics
+  (:mod:`mazeinterp.numerics`: channels-last on the fast path, about 2× faster
+  for the IMPALA CNN on a CPU; ``RolloutConfig.channels_last=False`` asks for the
+  reference path); only the active envs' observations are sent through the network. Interventions apply at every forward pass through
   :func:`mazeinterp.hooks.intervene`; one with a ``set_episode_indices(indices)``
   method is told, before each forward pass, which maze each batch row shows
   (:class:`~mazeinterp.rollout.EpisodeVectors`).
@@ -249,8 +250,6 @@ class _Runner:
             logits = self.policy.logits(states)
             return torch.as_tensor(np.asarray(logits, dtype=np.float32))
         x = obs_to_tensor(obs[active], device=self.device)
-        if self.config.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
         if self.episode_aware:
             rows = self.slot_index[active]
             for iv in self.episode_aware:
@@ -372,24 +371,6 @@ def _validate_interventions(policy: Any, interventions: tuple[Any, ...]) -> None
         validate(policy, iv)
 
 
-@contextlib.contextmanager
-def _channels_last(policy: Any, enabled: bool) -> Iterator[None]:
-    """Run the module in channels-last format; restore the original format afterwards."""
-    import torch
-
-    if not enabled or not isinstance(policy, torch.nn.Module):
-        yield
-        return
-    convs = [p for p in policy.parameters() if p.ndim == 4]
-    was_last = bool(convs) and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
-    policy.to(memory_format=torch.channels_last)
-    try:
-        yield
-    finally:
-        if not was_last:
-            policy.to(memory_format=torch.contiguous_format)
-
-
 def run_rollouts(
     policy: Policy | ScriptedPolicy | Callable[..., Any],
     mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range,
@@ -454,7 +435,9 @@ def run_rollouts(
         stack.enter_context(torch_threads(threads))
         progress = stack.enter_context(progress_bar(total=len(source), desc="rollouts", unit="maze",
                                                     enabled=config.progress))
-        stack.enter_context(_channels_last(policy, config.channels_last))
+        from mazeinterp.numerics import reference_unless
+
+        stack.enter_context(reference_unless(config.channels_last))
         if interventions:
             from mazeinterp.hooks import intervene
 

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
+from mazeinterp.numerics import numerics_mode, reference_unless
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,
@@ -117,6 +118,7 @@ def _save(policy: ImpalaPolicy, optimizer: torch.optim.Optimizer, path: Path, co
         "samples": samples,
         "wall_time_s": round(wall_s, 1),
         "streams": streams,
+        "numerics": numerics_mode(),
     }
     # the training-only field head travels with the optimizer state: the policy file keeps its architecture
     optimizer_state = optimizer.state_dict()
@@ -170,6 +172,11 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
         FileExistsError: a fresh run would overwrite a run already in ``out_dir``.
         FileNotFoundError: ``resume=True`` but there is no ``checkpoint_latest.pt`` to resume.
     """
+    with reference_unless(config.channels_last):
+        return _train(config, resume=resume, progress=progress)
+
+
+def _train(config: ImitationConfig, *, resume: bool, progress: bool) -> Path:
     out = Path(config.out_dir)
     if resume and not (out / LATEST).is_file():
         raise FileNotFoundError(f"cannot resume: {out / LATEST} does not exist (start without --resume)")
@@ -188,8 +195,6 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
     generator = torch.Generator().manual_seed(config.seed)
     samples = int(resumed.get("samples", 0))
     wall_before = float(resumed.get("wall_time_s", 0.0))
-    if config.channels_last:
-        policy = policy.to(memory_format=torch.channels_last)
     head = FieldHead(policy.scale).to(device) if config.field_loss_weight > 0 else None
     parameters = list(policy.parameters()) + (list(head.parameters()) if head is not None else [])
     optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, eps=1e-5, weight_decay=config.weight_decay)
@@ -241,8 +246,6 @@ def train_imitation(config: ImitationConfig, *, resume: bool = False, progress: 
                 for group in optimizer.param_groups:
                     group["lr"] = learning_rate_at(config, samples)
                 x = obs_to_tensor(chunk.obs[batch], device=device)
-                if config.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
                 loss, acc = imitation_loss(policy, x, torch.as_tensor(chunk.moves[batch], device=device))
                 n = len(chunk.moves[batch])
                 total = loss

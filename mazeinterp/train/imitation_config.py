@@ -56,7 +56,8 @@ class ImitationConfig:
     num_threads: int = 0
     """torch CPU threads (0: torch's default)."""
     channels_last: bool = True
-    """Use the channels-last memory format (about 2× faster on CPU)."""
+    """True: the package's numerics (channels-last activations, about 2× faster on CPU, unless the reference
+    numerics are switched on, see :mod:`mazeinterp.numerics`); False: train with the reference numerics."""
     out_dir: str = "runs/imitate"
     """Where the log, checkpoints and config go."""
     init_checkpoint: str | None = None

@@ -61,6 +61,7 @@ from torch import Tensor
 from mazeinterp.checkpoint import load_policy, save_policy
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.model import ImpalaPolicy, obs_to_tensor
+from mazeinterp.numerics import numerics_mode, reference_unless
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,
@@ -184,7 +185,8 @@ class PPOConfig:
     mixed_precision: bool = True
     """bf16 autocast for forward passes on CUDA (ignored on CPU)."""
     channels_last: bool = True
-    """Channels-last memory format for the model and its input (faster convolutions on CUDA and on CPU)."""
+    """True: the package's numerics (channels-last activations unless the reference numerics are switched on,
+    see :mod:`mazeinterp.numerics`); False: train with the reference numerics (contiguous layout)."""
     torch_threads: int | None = None
     """torch's intra-op CPU threads, set at the start of the run (None = torch's default); 1 helps on a busy machine."""
 
@@ -368,7 +370,7 @@ class PPOBatch:
 
 
 def policy_forward(
-    model: ImpalaPolicy, obs: Tensor, *, mixed_precision: bool = False, channels_last: bool = False
+    model: ImpalaPolicy, obs: Tensor, *, mixed_precision: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Run the policy on uint8 observations: obs (B, 64, 64, 3) → (logits (B, 15), value (B,)), float32.
 
@@ -377,8 +379,6 @@ def policy_forward(
     autocast (CUDA only; ignored elsewhere); outputs are cast back to float32.
     """
     x = obs_to_tensor(obs)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
     amp = mixed_precision and x.device.type == "cuda"
     with torch.autocast(device_type=x.device.type, dtype=torch.bfloat16, enabled=amp):
         logits, value = model(x)
@@ -387,7 +387,6 @@ def policy_forward(
 
 def ppo_loss(
     model: ImpalaPolicy, batch: PPOBatch, config: PPOConfig, *, mixed_precision: bool = False,
-    channels_last: bool = False,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """PPO loss of one minibatch, and its parts (detached 0-d tensors).
 
@@ -398,8 +397,7 @@ def ppo_loss(
     ``approx_kl`` (the low-variance estimator ``(r - 1) - log r``) and
     ``clipfrac`` (fraction of ratios outside the clip range).
     """
-    logits, new_value = policy_forward(model, batch.obs, mixed_precision=mixed_precision,
-                                       channels_last=channels_last)
+    logits, new_value = policy_forward(model, batch.obs, mixed_precision=mixed_precision)
     log_probs = F.log_softmax(logits, dim=-1)
     new_logprob = log_probs.gather(1, batch.actions.long().unsqueeze(1)).squeeze(1)
     entropy = -(log_probs.exp() * log_probs).sum(-1).mean()
@@ -433,7 +431,7 @@ def ppo_loss(
 
 def ppo_update(
     model: ImpalaPolicy, optimizer: torch.optim.Optimizer, batch: PPOBatch, config: PPOConfig, *,
-    mixed_precision: bool = False, channels_last: bool = False,
+    mixed_precision: bool = False,
 ) -> dict[str, float]:
     """Optimize ``model`` on one batch: ``update_epochs`` passes of ``num_minibatches`` shuffled minibatches.
 
@@ -452,7 +450,7 @@ def ppo_update(
         order = torch.randperm(size).to(batch.actions.device, non_blocking=True)
         for start in range(0, size - minibatch + 1, minibatch):
             loss, stats = ppo_loss(model, batch[order[start : start + minibatch]], config,
-                                   mixed_precision=mixed_precision, channels_last=channels_last)
+                                   mixed_precision=mixed_precision)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             stats["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm).detach()
@@ -587,8 +585,6 @@ class PPOTrainer:
                 )
         else:
             self.model = ImpalaPolicy(scale=config.scale).to(self.device)
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
         self.model.train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate, eps=config.adam_eps)
         self.normalizer = RewardNormalizer(config.num_envs, config.gamma, config.reward_clip)
@@ -659,6 +655,8 @@ class PPOTrainer:
         restore_rng_states(state["rng"])
 
     def _metadata(self, *, resumable: bool) -> dict[str, Any]:
+        with reference_unless(self.channels_last):
+            numerics = numerics_mode()
         metadata: dict[str, Any] = {
             "trainer": "ppo",
             "config": self.config.to_dict(),
@@ -668,6 +666,7 @@ class PPOTrainer:
             "saved_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "device": str(self.device),
             "torch_version": str(torch.__version__),
+            "numerics": numerics,
             "reward_normalizer": self.normalizer.state_dict(),
         }
         if resumable:
@@ -706,8 +705,7 @@ class PPOTrainer:
         for step in range(cfg.num_steps):
             self.obs[step].copy_(self.next_obs)
             self.dones[step] = self.next_done
-            logits, value = policy_forward(self.model, self.next_obs, mixed_precision=self.amp,
-                                           channels_last=self.channels_last)
+            logits, value = policy_forward(self.model, self.next_obs, mixed_precision=self.amp)
             log_probs = F.log_softmax(logits, dim=-1)
             action = torch.multinomial(log_probs.exp(), 1).squeeze(1)
             self.actions[step] = action
@@ -726,8 +724,7 @@ class PPOTrainer:
         """GAE over the current rollout buffers, flattened into one :class:`PPOBatch`."""
         cfg = self.config
         with torch.no_grad():
-            _, next_value = policy_forward(self.model, self.next_obs, mixed_precision=self.amp,
-                                           channels_last=self.channels_last)
+            _, next_value = policy_forward(self.model, self.next_obs, mixed_precision=self.amp)
             rewards = torch.from_numpy(self.rewards).to(self.device)
             dones = torch.from_numpy(self.dones).to(self.device)
             next_done = torch.from_numpy(self.next_done).to(self.device)
@@ -752,8 +749,7 @@ class PPOTrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         batch = self.batch()
-        stats = ppo_update(self.model, self.optimizer, batch, self.config, mixed_precision=self.amp,
-                           channels_last=self.channels_last)
+        stats = ppo_update(self.model, self.optimizer, batch, self.config, mixed_precision=self.amp)
         stats["explained_variance"] = explained_variance(batch.values, batch.returns)
         stats["learning_rate"] = lr
         self.update += 1
@@ -762,11 +758,12 @@ class PPOTrainer:
     def step(self) -> dict[str, Any]:
         """One full update (rollout, GAE, optimization) and its log row (also appended to ``log.csv``)."""
         start = time.perf_counter()
-        episodes = self.collect()
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        collected = time.perf_counter()
-        losses = self.optimize()
+        with reference_unless(self.channels_last):
+            episodes = self.collect()
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            collected = time.perf_counter()
+            losses = self.optimize()
         done = time.perf_counter()
         self.elapsed_s += done - start
         row = {
