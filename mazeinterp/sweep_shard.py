@@ -182,6 +182,9 @@ def run_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: Sequen
 
     import torch
 
+    if config.estimator != "sampled":
+        raise ValueError(f"run_shard samples rollouts; a sweep with estimator {config.estimator!r} runs its shards "
+                         "with mazeinterp.sweep_exact.run_exact_shard")
     started = time.perf_counter()
     levels = config.shard_levels(shard)
     n = len(levels)
