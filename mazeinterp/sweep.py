@@ -339,8 +339,7 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
     seconds = time.perf_counter() - started
     backend = f"ray ({ray_address})" if ray_address else f"{workers} local process(es)" if workers else "in process"
     summary = {"config": config.as_dict(), "estimator": config.estimator, "checkpoint": str(checkpoint),
-               "conditions": len(grid),
-               "shards": config.n_shards, "shards_run": sorted(ran), "backend": backend,
+               "conditions": len(grid), "shards": config.n_shards, "shards_run": sorted(ran), "backend": backend,
                "episodes_run": episodes, "seconds": seconds,
                "episodes_per_second": episodes / seconds if episodes else None,
                "top": sorted(rows, key=lambda r: -abs(r["effect"]))[:10]}

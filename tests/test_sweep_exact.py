@@ -50,8 +50,8 @@ def serial(agent, tmp_path_factory):
 def _files(out: Path) -> dict[str, bytes]:
     """results.csv and the shards' probabilities (not their timings), to compare two runs byte for byte."""
     shards = [json.loads(p.read_text()) for p in sorted((out / "shards").glob("shard-*.json"))]
-    return {"results.csv": (out / "results.csv").read_bytes(),
-            "shards": json.dumps([(s["shard"], s["level_seeds"], s["baseline"], s["treated"]) for s in shards]).encode()}
+    outcomes = [(s["shard"], s["level_seeds"], s["baseline"], s["treated"]) for s in shards]
+    return {"results.csv": (out / "results.csv").read_bytes(), "shards": json.dumps(outcomes).encode()}
 
 
 def test_exact_sweep_equals_outcome_probabilities_of_each_condition(agent, serial) -> None:
@@ -92,20 +92,8 @@ def test_worker_processes_give_byte_identical_results(agent, serial, tmp_path: P
     assert _files(tmp_path / "out") == _files(serial.paths["csv"].parent)
 
 
-def test_local_ray_gives_byte_identical_results(agent, serial, tmp_path: Path) -> None:
-    import ray
-
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as exc:  # Ray gives its raylet 30 s to register: too short on an overloaded machine
-        if "timed out during startup" not in str(exc):
-            raise
-        ray.shutdown()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        run_sweep(EXACT, tmp_path / "out", ray_address="local", model=agent, progress=False)
-    finally:
-        ray.shutdown()
+def test_local_ray_gives_byte_identical_results(agent, serial, tmp_path: Path, local_ray) -> None:
+    run_sweep(EXACT, tmp_path / "out", ray_address="local", model=agent, progress=False)
     assert _files(tmp_path / "out") == _files(serial.paths["csv"].parent)
 
 

@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from mazeinterp import cli_args
-from mazeinterp.sweep_config import ESTIMATORS
 from mazeinterp.cli.common import (
     CliError,
     add_common,
@@ -19,6 +18,7 @@ from mazeinterp.cli.common import (
     positive_int,
     print_written,
 )
+from mazeinterp.sweep_config import ESTIMATORS
 
 
 def cmd_info(args: argparse.Namespace) -> int:
