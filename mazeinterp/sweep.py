@@ -38,6 +38,12 @@ the paired difference in P(cheese) (:func:`mazeinterp.stats.paired_difference`,
 pooled over mazes and seeds) as the effect size, written as ``results.csv``
 and ``results.parquet``, with a heatmap of effect by channel and coefficient.
 
+With ``estimator="exact"`` a shard computes each maze's exact outcome
+probabilities under the baseline and every condition instead of sampling
+(:mod:`mazeinterp.sweep_exact`); the effect of a condition is then the mean
+over mazes of the paired per-maze difference, with a 95% bootstrap interval
+over mazes, for P(cheese), P(top-right), P(neither) and P(region first).
+
 Workers are local processes by default (``concurrent.futures`` with a spawn
 context, one torch thread each), this process with ``workers=0``, or the tasks
 of a Ray cluster with ``ray_address`` (``pip install "mazeinterp[ray]"``; the
@@ -64,7 +70,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mazeinterp.numerics import ENV_VAR, is_reference, numerics_mode
-from mazeinterp.sweep_config import KINDS, Condition, SweepConfig, SweepConfigError, conditions, load_sweep_config
+from mazeinterp.sweep_config import (
+    ESTIMATORS,
+    KINDS,
+    Condition,
+    SweepConfig,
+    SweepConfigError,
+    conditions,
+    load_sweep_config,
+)
+from mazeinterp.sweep_exact import exact_outcomes, merge_exact, run_exact_shard
 from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
 from mazeinterp.sweep_shard import (
     OUTCOME_CODES,
@@ -80,9 +95,15 @@ if TYPE_CHECKING:
 
     from mazeinterp.model import ImpalaPolicy
 
-__all__ = ["KINDS", "OUTCOME_CODES", "Condition", "EditsByEpisode", "PartialAblation", "SweepConfig",
-           "SweepConfigError", "SweepResult", "conditions", "intervention", "load_sweep_config", "merge",
-           "plot_heatmap", "reference_activations", "run_shard", "run_sweep"]
+__all__ = ["ESTIMATORS", "KINDS", "OUTCOME_CODES", "Condition", "EditsByEpisode", "PartialAblation", "SweepConfig",
+           "SweepConfigError", "SweepResult", "conditions", "exact_outcomes", "intervention", "load_sweep_config",
+           "merge", "merge_exact", "plot_heatmap", "reference_activations", "run_exact_shard", "run_shard",
+           "run_sweep"]
+
+
+def _shard_runner(config: SweepConfig) -> Callable[..., dict[str, Any]]:
+    """The function that runs one shard of ``config``: :func:`run_shard` or :func:`run_exact_shard`."""
+    return run_exact_shard if config.estimator == "exact" else run_shard
 
 
 # --------------------------------------------------------------------------------------
@@ -130,12 +151,12 @@ def _init_process(payload: bytes) -> None:
 def _process_task(config: SweepConfig, shard: int, grid: Sequence[Condition]) -> dict[str, Any]:
     assert _PROCESS_PAYLOAD is not None
     model, refs = _unpack(_PROCESS_PAYLOAD)
-    return run_shard(model, config, shard, grid, refs)
+    return _shard_runner(config)(model, config, shard, grid, refs)
 
 
 def _ray_task(payload: bytes, config: SweepConfig, shard: int, grid: Sequence[Condition]) -> dict[str, Any]:
     model, refs = _unpack(payload)
-    return run_shard(model, config, shard, grid, refs)
+    return _shard_runner(config)(model, config, shard, grid, refs)
 
 
 def _run_local(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: Sequence[Condition],
@@ -144,7 +165,7 @@ def _run_local(payload: bytes, config: SweepConfig, shards: Sequence[int], grid:
     if workers == 0:
         model, refs = _unpack(payload)
         for shard in shards:
-            yield run_shard(model, config, shard, grid, refs)
+            yield _shard_runner(config)(model, config, shard, grid, refs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -223,6 +244,8 @@ def _claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
             raise SweepConfigError(f"{path} is not a sweep manifest; choose another output folder") from None
         if isinstance(earlier, dict):
             earlier.setdefault("numerics", "fast")  # older sweeps ran their rollouts channels-last
+            if isinstance(earlier.get("config"), dict):
+                earlier["config"].setdefault("estimator", "sampled")  # written before sweeps had estimators
         if earlier != json.loads(json.dumps(manifest)):
             old, new = earlier.get("config", {}), manifest["config"]
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
@@ -246,7 +269,8 @@ def _finished(out: Path, config: SweepConfig, n_conditions: int) -> dict[int, di
         if not path.exists():
             continue
         data = json.loads(path.read_text())
-        if data.get("level_seeds") == config.shard_levels(shard) and len(data.get("treated", ())) == n_conditions:
+        if (data.get("level_seeds") == config.shard_levels(shard) and len(data.get("treated", ())) == n_conditions
+                and data.get("estimator", "sampled") == config.estimator):
             done[shard] = data
     return done
 
@@ -316,13 +340,13 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
                 bar.update(1)
                 if on_shard is not None:
                     on_shard(shard)
-    rows = merge(config, grid, done)
+    rows = (merge_exact if config.estimator == "exact" else merge)(config, grid, done)
     paths = write_table(out, rows)
     paths["heatmap"] = plot_heatmap(rows, out / "heatmap.png")
     seconds = time.perf_counter() - started
     backend = f"ray ({ray_address})" if ray_address else f"{workers} local process(es)" if workers else "in process"
-    summary = {"config": config.as_dict(), "checkpoint": str(checkpoint), "conditions": len(grid),
-               "shards": config.n_shards, "shards_run": sorted(ran), "backend": backend,
+    summary = {"config": config.as_dict(), "estimator": config.estimator, "checkpoint": str(checkpoint),
+               "conditions": len(grid), "shards": config.n_shards, "shards_run": sorted(ran), "backend": backend,
                "episodes_run": episodes, "seconds": seconds, "numerics": numerics_mode(),
                "episodes_per_second": episodes / seconds if episodes else None,
                "top": sorted(rows, key=lambda r: -abs(r["effect"]))[:10]}

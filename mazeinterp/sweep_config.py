@@ -24,10 +24,13 @@ import numpy as np
 from mazeinterp.hook_points import check_channels, hook_shape
 from mazeinterp.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
 
-__all__ = ["KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions", "load_sweep_config"]
+__all__ = ["ESTIMATORS", "KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions",
+           "load_sweep_config"]
 
 KINDS: tuple[str, ...] = ("zero", "mean", "resample", "scale", "clamp", "add")
 """The kinds of edit a sweep knows (see :mod:`mazeinterp.sweep` for the coefficient of each)."""
+ESTIMATORS: tuple[str, ...] = ("sampled", "exact")
+"""How a sweep measures outcomes: sampled rollouts, or exact probabilities (:mod:`mazeinterp.sweep_exact`)."""
 
 
 class SweepConfigError(ValueError):
@@ -72,6 +75,9 @@ class SweepConfig:
     """If k, move each cheese to a random open cell of the top-right k×k corner first."""
     batch_size: int = ROLLOUT_BATCH_SIZE
     """Envs stepped together inside a shard (does not change the numbers)."""
+    estimator: str = "sampled"
+    """``"sampled"``: one sampled rollout per maze, condition and seed; ``"exact"``: each maze's exact
+    outcome probabilities (:mod:`mazeinterp.sweep_exact`), effects bootstrapped over mazes."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hooks", _str_tuple(self.hooks, "hooks"))
@@ -91,6 +97,14 @@ class SweepConfig:
             _check_int(self.cheese_region, "cheese_region", minimum=1)
         if not isinstance(self.greedy, bool):
             raise SweepConfigError(f"greedy: expected true or false, got {self.greedy!r}")
+        if self.estimator not in ESTIMATORS:
+            raise SweepConfigError(f"estimator: unknown estimator {self.estimator!r}; choose from "
+                                   f"{', '.join(ESTIMATORS)}")
+        if self.estimator == "exact" and self.greedy:
+            raise SweepConfigError("estimator: 'exact' gives the outcome probabilities of the sampled policy; "
+                                   "greedy = true needs estimator = 'sampled'")
+        if self.estimator == "exact" and self.n_mazes < 2:
+            raise SweepConfigError("estimator: 'exact' needs n_mazes >= 2 (its intervals bootstrap over mazes)")
         if self.checkpoint is not None and not isinstance(self.checkpoint, str):
             raise SweepConfigError(f"checkpoint: expected a string, got {self.checkpoint!r}")
         if self.start_level + self.n_mazes > 2**31 - 1:

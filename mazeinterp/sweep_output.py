@@ -29,8 +29,9 @@ class SweepResult:
     config: SweepConfig
     """The sweep."""
     rows: tuple[dict[str, Any], ...]
-    """Per condition, in grid order: hook, channel, kind, coefficient, n, P(cheese) baseline and edited, the
-    paired difference (``effect``, ``effect_low``, ``effect_high``), the same for P(top-right)."""
+    """Per condition, in grid order: hook, channel, kind, coefficient, estimator, n, P(cheese) baseline and
+    edited, the paired difference (``effect``, ``effect_low``, ``effect_high``), the same for P(top-right)
+    (and, for an exact sweep, for P(neither) and P(region first): :func:`~mazeinterp.sweep_exact.merge_exact`)."""
     paths: dict[str, Path] = field(default_factory=dict)
     """Written files: ``csv``, ``parquet``, ``heatmap``, ``summary``."""
     ran: tuple[int, ...] = ()
@@ -46,7 +47,10 @@ class SweepResult:
 
 
 def merge(config: SweepConfig, grid: Sequence[Condition], shards: Mapping[int, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per condition from every shard's outcome codes (pooled over mazes and seeds)."""
+    """One row per condition from every sampled shard's outcome codes (pooled over mazes and seeds).
+
+    Exact shards are merged by :func:`mazeinterp.sweep_exact.merge_exact`.
+    """
     from mazeinterp.stats import paired_difference
 
     order = [shards[k] for k in range(config.n_shards)]
@@ -54,7 +58,7 @@ def merge(config: SweepConfig, grid: Sequence[Condition], shards: Mapping[int, M
     rows = []
     for i, cond in enumerate(grid):
         treated = np.concatenate([np.asarray(s["treated"][i], dtype=np.int8).ravel() for s in order])
-        row: dict[str, Any] = {**asdict(cond), "n": int(len(base))}
+        row: dict[str, Any] = {**asdict(cond), "estimator": "sampled", "n": int(len(base))}
         for name in ("cheese", "top_right"):
             code = OUTCOME_CODES[name]
             b, t = base == code, treated == code
@@ -93,10 +97,14 @@ def write_table(out: Path, rows: Sequence[Mapping[str, Any]]) -> dict[str, Path]
 
 
 def plot_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
-    """Heatmap of the effect on P(cheese) by channel (x) and coefficient (y), one panel per hook and kind."""
+    """Heatmap of the effect on P(cheese) by channel (x) and coefficient (y), one panel per hook and kind.
+
+    The titles name the rows' ``estimator`` (sampled or exact).
+    """
     from mazeinterp.plots import new_figure, save_figure
 
     panels = list(dict.fromkeys((r["hook"], r["kind"]) for r in rows))
+    estimator = rows[0].get("estimator", "sampled")
     channels = sorted({r["channel"] for r in rows})
     coefs = sorted({r["coefficient"] for r in rows})
     limit = max(0.05, max(abs(r["effect"]) for r in rows))  # a sweep of null effects stays pale
@@ -115,6 +123,6 @@ def plot_heatmap(rows: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
         ax.set_xticks(range(0, len(channels), step), [str(c) for c in channels[::step]], fontsize=7)
         ax.set_xlabel("channel")
         ax.set_ylabel("coefficient")
-        ax.set_title(f"{kind} at {hook}: change in P(cheese)", fontsize=9)
+        ax.set_title(f"{kind} at {hook}: change in P(cheese), {estimator}", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="effect")
     return save_figure(fig, path)

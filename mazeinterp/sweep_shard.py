@@ -174,14 +174,17 @@ def run_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: Sequen
     whole sweep (``streams``), so baseline and edits share them (common random
     numbers) and they do not depend on the shard size.
 
-    Returns plain data: ``shard``, ``level_seeds``, ``baseline`` (seeds × mazes
-    outcome codes: 0 cheese, 1 top-right, 2 neither), ``treated`` (conditions ×
-    seeds × mazes), ``episodes`` and ``seconds``.
+    Returns plain data: ``estimator`` (``"sampled"``), ``shard``, ``level_seeds``,
+    ``baseline`` (seeds × mazes outcome codes: 0 cheese, 1 top-right, 2 neither),
+    ``treated`` (conditions × seeds × mazes), ``episodes`` and ``seconds``.
     """
     from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 
     import torch
 
+    if config.estimator != "sampled":
+        raise ValueError(f"run_shard samples rollouts; a sweep with estimator {config.estimator!r} runs its shards "
+                         "with mazeinterp.sweep_exact.run_exact_shard")
     started = time.perf_counter()
     levels = config.shard_levels(shard)
     n = len(levels)
@@ -204,6 +207,6 @@ def run_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: Sequen
         baseline.append(codes[0].tolist())
         for row, block in zip(treated, codes[1:]):
             row.append(block.tolist())
-    return {"format": SHARD_FORMAT, "shard": shard, "level_seeds": levels, "baseline": baseline,
-            "treated": treated, "episodes": n * len(config.seeds) * len(blocks),
+    return {"format": SHARD_FORMAT, "estimator": "sampled", "shard": shard, "level_seeds": levels,
+            "baseline": baseline, "treated": treated, "episodes": n * len(config.seeds) * len(blocks),
             "seconds": time.perf_counter() - started}

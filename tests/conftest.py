@@ -63,3 +63,21 @@ def model():
 
     torch.manual_seed(0)
     return ImpalaPolicy(scale=1).eval()
+
+
+@pytest.fixture()
+def local_ray():
+    """A local Ray cluster of 2 CPUs for one test (shut down afterwards)."""
+    import ray
+
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    except Exception as exc:  # Ray gives its raylet 30 s to register: too short on an overloaded machine
+        if "timed out during startup" not in str(exc):
+            raise
+        ray.shutdown()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()

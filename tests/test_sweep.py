@@ -127,20 +127,8 @@ def test_worker_processes_give_the_same_result(agent, serial, tmp_path: Path) ->
     assert result.ran == (0, 1, 2)
 
 
-def test_local_ray_gives_the_same_result(agent, serial, tmp_path: Path) -> None:
-    import ray
-
-    try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    except Exception as exc:  # Ray gives its raylet 30 s to register: too short on an overloaded machine
-        if "timed out during startup" not in str(exc):
-            raise
-        ray.shutdown()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        result = run_sweep(SMALL, tmp_path / "out", ray_address="local", model=agent, progress=False)
-    finally:
-        ray.shutdown()
+def test_local_ray_gives_the_same_result(agent, serial, tmp_path: Path, local_ray) -> None:
+    result = run_sweep(SMALL, tmp_path / "out", ray_address="local", model=agent, progress=False)
     assert _numbers(result) == _numbers(serial)
     assert _shard_outcomes(tmp_path / "out") == _shard_outcomes(serial.paths["csv"].parent)
 
@@ -215,7 +203,7 @@ def test_cli_sweep(tmp_path: Path, capsys) -> None:
                     "max_steps = 10\n")
     assert cli.main(["sweep", str(path), "--out", str(tmp_path / "out"), "--workers", "0"]) == 0
     out = capsys.readouterr().out
-    assert "1 conditions × 2 mazes × 1 seed(s): 1 shard(s) run" in out
+    assert "1 conditions × 2 mazes × 1 seed(s), sampled estimator: 1 shard(s) run" in out
     assert (tmp_path / "out" / "results.csv").exists()
     path.write_text('kinds = ["ablate"]\n')
     assert cli.main(["sweep", str(path), "--out", str(tmp_path / "other")]) == 2

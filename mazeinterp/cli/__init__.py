@@ -71,6 +71,7 @@ mazeinterp channels --method attribution --only 3 7 42               # P(cheese-
 mazeinterp sweep sweep.toml --out runs/sweep                         # local worker processes; rerun to resume
 mazeinterp sweep sweep.toml --workers 0                              # in this process
 mazeinterp sweep sweep.toml --ray-address auto                       # on a running Ray cluster
+mazeinterp sweep sweep.toml --estimator exact                        # exact outcome probabilities, no sampling
 """,
     "fetch": """
 mazeinterp fetch --list                                              # published names, URLs and hashes

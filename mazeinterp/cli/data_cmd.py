@@ -19,6 +19,7 @@ from mazeinterp.cli.common import (
     positive_int,
     print_written,
 )
+from mazeinterp.sweep_config import ESTIMATORS
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -73,15 +74,20 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep from a TOML config; print the conditions with the largest effect."""
+    from dataclasses import replace
+
     from mazeinterp.sweep import SweepConfigError, load_sweep_config, run_sweep
 
     try:  # a bad config, hook point, channel or output folder is the user's error
         config = load_sweep_config(args.config)
+        if args.estimator is not None:
+            config = replace(config, estimator=args.estimator)
         result = run_sweep(config, args.out, workers=args.workers, ray_address=args.ray_address)
     except SweepConfigError as exc:
         raise CliError(str(exc)) from None
     skipped = config.n_shards - len(result.ran)
-    print(f"{len(result.rows)} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s): "
+    print(f"{len(result.rows)} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s), "
+          f"{config.estimator} estimator: "
           f"{len(result.ran)} shard(s) run, {skipped} found finished, {result.episodes} episodes "
           f"in {result.seconds:.1f} s")
     print(f"{'hook':<34} {'channel':>7} {'kind':>8} {'coef':>6} {'P(cheese)':>9} {'base':>6} "
@@ -146,6 +152,8 @@ def add_sweep(sub: Any) -> None:
                        help="local worker processes (default: the CPU count; 0 = this process)")
     sweep.add_argument("--ray-address", default=None, metavar="ADDRESS",
                        help='run on a Ray cluster ("auto", "ray://HOST:10001"; needs mazeinterp[ray])')
+    sweep.add_argument("--estimator", choices=ESTIMATORS, default=None,
+                       help="sampled rollouts or exact outcome probabilities (default: the config's, else sampled)")
     sweep.add_argument("--top", type=positive_int, default=10, help="rows to print (default: 10)")
     add_numerics_option(sweep)
     sweep.set_defaults(func=cmd_sweep)
