@@ -117,12 +117,12 @@ class ScanResult:
         """The ranked channels as aligned text (the first ``limit``; all when None)."""
 
         def num(value: float | None) -> str:
-            return "" if value is None else f"{value:+.4f}"
+            return "" if value is None else f"{value:+.4g}"
 
-        lines = [f"{'rank':>4} {'channel':>7} {'estimate':>9} {'exact':>9} {'95% interval':>21}"]
+        lines = [f"{'rank':>4} {'channel':>7} {'estimate':>9} {'exact':>9} {'95% interval':>23}"]
         for rank, s in enumerate(self.scores[:limit], 1):
             interval = "" if s.exact_low is None else f"[{num(s.exact_low)}, {num(s.exact_high)}]"
-            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>9} {num(s.exact):>9} {interval:>21}")
+            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>9} {num(s.exact):>9} {interval:>23}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
