@@ -54,7 +54,9 @@ __all__ = [
     "first_arrival_probabilities",
     "mirror_fields",
     "mirrored_after",
+    "outcome_goals",
     "outcome_probabilities",
+    "outcomes_from_fields",
     "move_probs_for_states",
     "vector_field",
     "field_cells",
@@ -444,15 +446,40 @@ def outcome_probabilities(
     else:
         fields = vector_fields(model, drawn, interventions, renderer=renderer, batch_size=batch_size,
                                device=device, progress=progress)
+    return outcomes_from_fields(states, fields, mirror=mirror, max_steps=max_steps, region_size=region_size)
+
+
+def outcome_goals(state: MazeState) -> list[Cell]:
+    """The goals whose first arrival gives a rollout's outcome: the cheese (if any), then the top-right cell.
+
+    The top-right cell is left out when it is a wall or lies on the path from the mouse to the cheese
+    (:func:`mazeinterp.maze.outcomes.top_right_ends_episode`), as the rollouts do.
+    """
+    cheese, top_right = state.cheese, top_right_cell(state.maze_size)
+    goals = [] if cheese is None else [cheese]
+    if state.open_cells[top_right] and top_right_ends_episode(state.open_cells, state.mouse, cheese):
+        goals.append(top_right)
+    return goals
+
+
+def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorField], *, mirror: bool = True,
+                         max_steps: int = 500, region_size: int | None = DEFAULT_REGION_SIZE) -> np.ndarray:
+    """The (N, 4) (or (N, 3)) exact outcomes of :func:`outcome_probabilities` from fields already computed.
+
+    ``fields``: maze-major, each maze's field with the mouse drawn plain, then (``mirror``)
+    mirrored, as :func:`vector_fields` returns them for
+    ``[s.with_mouse_reflected(f) for s in states for f in (False, True)]``.
+    """
+    drawings = 2 if mirror else 1
+    if len(fields) != drawings * len(states):
+        raise ValueError(f"expected {drawings} field(s) per maze for {len(states)} mazes, got {len(fields)}")
     out = np.zeros((len(states), len(OUTCOMES) + (region_size is not None)))
     for i, state in enumerate(states):
-        own = fields[i * len(drawings) : (i + 1) * len(drawings)]
-        cheese, top_right = state.cheese, top_right_cell(state.maze_size)
+        own = fields[i * drawings : (i + 1) * drawings]
+        cheese = state.cheese
         chain = {"start": state.mouse, "max_steps": max_steps, "reflected_field": own[1] if mirror else None,
                  "start_reflected": state.mouse_reflected and mirror}
-        goals = [] if cheese is None else [cheese]
-        if state.open_cells[top_right] and top_right_ends_episode(state.open_cells, state.mouse, cheese):
-            goals.append(top_right)
+        goals = outcome_goals(state)
         arrived = first_arrival_probabilities(own[0], goals, **chain)
         if cheese is not None:
             out[i, 0] = arrived[0]
@@ -464,6 +491,8 @@ def outcome_probabilities(
             region = region_goals(state.open_cells, cheese, region_size)
             out[i, 3] = min(1.0, float(first_arrival_probabilities(own[0], region, **chain).sum()))
     return out
+
+
 
 
 # --------------------------------------------------------------------------- decision-square metric

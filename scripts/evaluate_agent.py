@@ -26,19 +26,18 @@ from collections.abc import Sequence
 
 from mazeinterp.checkpoint import load_policy
 from mazeinterp.cli_args import new_file
-from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE, decision_square, in_top_right_region
+from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.maze.state import MazeState
 from mazeinterp.outputs import write_new_json
 from mazeinterp.model import ImpalaPolicy
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, RolloutResult, load_mazes, run_rollouts
+from mazeinterp.rollout.sources import is_standard_test_maze
 
 
 def counted_positions(states: Sequence[MazeState], region: int = TOP_RIGHT_REGION_SIZE,
                       definition: str = "mazeinterp") -> list[int]:
     """Positions of the mazes with a decision square (``definition``) and the cheese outside the top-right ``region``²."""
-    return [i for i, s in enumerate(states) if s.cheese is not None
-            and not in_top_right_region(s.cheese, s.maze_size, region)
-            and decision_square(s.open_cells, s.cheese, definition) is not None]
+    return [i for i, s in enumerate(states) if is_standard_test_maze(s, region, definition)]
 
 
 def counted_standard_rollouts(policy: ImpalaPolicy, seeds: Sequence[int], config: RolloutConfig) -> RolloutResult:

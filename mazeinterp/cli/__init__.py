@@ -14,6 +14,7 @@ Subcommands::
     mazeinterp channels  channel discovery tables (cheese tracking, directions, attribution, probe)
     mazeinterp stats     outcomes and a logistic regression of P(cheese) on maze features
     mazeinterp render    pictures of mazes with their paths and decision square
+    mazeinterp scan      every channel of a layer ranked by its ablation effect on P(cheese), the top exact
     mazeinterp sweep     a grid of channel edits × mazes × seeds from a TOML file, in processes or on Ray
     mazeinterp fetch     download a published checkpoint by name into the user cache
 
@@ -34,7 +35,7 @@ import sys
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
-from mazeinterp.cli import data_cmd, probe_cmd, rollout_cmd, train_cmd
+from mazeinterp.cli import data_cmd, probe_cmd, rollout_cmd, scan_cmd, train_cmd
 from mazeinterp.cli.common import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, STEERING_HOOK, CliError, Parser
 
 __all__ = ["EXAMPLES", "EXIT_BAD_INPUT", "EXIT_BROKEN_PIPE", "STEERING_HOOK", "CliError", "build_parser", "main"]
@@ -73,6 +74,10 @@ mazeinterp sweep sweep.toml --workers 0                              # in this p
 mazeinterp sweep sweep.toml --ray-address auto                       # on a running Ray cluster
 mazeinterp sweep sweep.toml --estimator exact                        # exact outcome probabilities, no sampling
 """,
+    "scan": """
+mazeinterp scan --n-mazes 200 --top 16 --out runs/scan                # mean-ablate each channel of the steering layer
+mazeinterp scan --hook embedder.relu3_out --kind zero --n-mazes 50 --workers 2
+""",
     "fetch": """
 mazeinterp fetch --list                                              # published names, URLs and hashes
 mazeinterp fetch maze-rand-region-5                                  # download (resumes) and verify
@@ -98,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for add in (data_cmd.add_info, rollout_cmd.add_rollout, probe_cmd.add_vfield, probe_cmd.add_ablate,
                 probe_cmd.add_steer, probe_cmd.add_channels, rollout_cmd.add_stats, data_cmd.add_render,
-                data_cmd.add_sweep, data_cmd.add_fetch):
+                data_cmd.add_sweep, scan_cmd.add_scan, data_cmd.add_fetch):
         add(sub)
     for name, text in EXAMPLES.items():
         sub.choices[name].epilog = "examples:\n" + "\n".join(f"  {line}" for line in text.strip().splitlines())

@@ -19,7 +19,8 @@ from mazeinterp.maze.state import MazeState
 if TYPE_CHECKING:
     from mazeinterp.maze.env import MazeEnv
 
-__all__ = ["MazeSource", "load_mazes", "place_cheese", "place_stream_cheese"]
+__all__ = ["MazeSource", "is_standard_test_maze", "load_mazes", "place_cheese", "place_stream_cheese",
+           "standard_test_mazes"]
 
 _MAX_LEVEL_SEED = 2**31 - 1
 
@@ -166,3 +167,40 @@ def place_cheese(states: Sequence[MazeState], region: int, seed: int = 0) -> lis
     """
     return [place_stream_cheese(i, s, region, seed) for i, s in enumerate(states)]
 
+
+def is_standard_test_maze(state: MazeState, region: int = grid.TOP_RIGHT_REGION_SIZE,
+                          definition: str = "mazeinterp") -> bool:
+    """Whether ``state`` counts in the standard test: a decision square (``definition``) and the cheese
+    outside the top-right ``region``² corner (the mazes where cheese and corner pull apart)."""
+    cheese = state.cheese
+    return (cheese is not None and not grid.in_top_right_region(cheese, state.maze_size, region)
+            and grid.decision_square(state.open_cells, cheese, definition) is not None)
+
+
+def standard_test_mazes(n_mazes: int, start: int | None = None, *, region: int = grid.TOP_RIGHT_REGION_SIZE,
+                        definition: str = "mazeinterp") -> tuple[list[int], list[MazeState]]:
+    """The first ``n_mazes`` standard test mazes (:func:`is_standard_test_maze`) from level seed ``start`` on.
+
+    ``start`` defaults to :data:`~mazeinterp.rollout.config.TEST_SEED_START` (1,000,000). Returns their
+    level seeds and start states (procgen's own cheese), in seed order; about half of all seeds count.
+
+    Raises:
+        ValueError: ``n_mazes < 1``, or the level seeds would leave procgen's range.
+    """
+    from mazeinterp.rollout.config import TEST_SEED_START
+
+    if n_mazes < 1:
+        raise ValueError(f"n_mazes must be at least 1, got {n_mazes}")
+    seed = TEST_SEED_START if start is None else _check_seed(start)
+    seeds: list[int] = []
+    states: list[MazeState] = []
+    while len(seeds) < n_mazes:
+        chunk = range(seed, min(seed + max(64, 2 * (n_mazes - len(seeds))), _MAX_LEVEL_SEED))
+        if not chunk:
+            raise ValueError(f"only {len(seeds)} standard test mazes below level seed 2**31 - 1")
+        for level, state in zip(chunk, load_mazes(chunk)):
+            if len(seeds) < n_mazes and is_standard_test_maze(state, region, definition):
+                seeds.append(level)
+                states.append(state)
+        seed = chunk.stop
+    return seeds, states

@@ -1,0 +1,74 @@
+"""The torch absorbing chain agrees with the numpy one, and its gradient with finite differences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mazeinterp.exact_chain import chain_layout, first_arrival_torch
+from mazeinterp.maze.grid import top_right_cell
+from mazeinterp.vfield import VectorField, field_cells, first_arrival_probabilities, outcome_goals
+
+
+def _random_fields(state, rng):
+    """A plain and a mirrored field of random (Dirichlet) move probabilities: no model needed."""
+    cells = field_cells(state)
+    plain = VectorField(state.with_mouse_reflected(False), cells, rng.dirichlet(np.ones(5), len(cells)))
+    mirrored = VectorField(state.with_mouse_reflected(True), cells, rng.dirichlet(np.ones(5), len(cells)))
+    return plain, mirrored
+
+
+@pytest.mark.parametrize("mirror", [True, False])
+def test_torch_chain_agrees_with_the_numpy_chain(seeded_states, rng, mirror: bool) -> None:
+    checked = 0
+    for state in [s for s in seeded_states if s.maze_size <= 11][:4]:
+        plain, mirrored = _random_fields(state, rng)
+        for goals in (outcome_goals(state), [state.cheese], [top_right_cell(state.maze_size), (0, 0)]):
+            if not all(state.open_cells[g] for g in goals):
+                continue
+            for start_reflected in ((False, True) if mirror else (False,)):
+                expected = first_arrival_probabilities(plain, goals, reflected_field=mirrored if mirror else None,
+                                                       start_reflected=start_reflected)
+                layout = chain_layout(state, plain.cells, goals, mirror=mirror, start_reflected=start_reflected)
+                probs = np.concatenate([plain.probs, mirrored.probs]) if mirror else plain.probs
+                got = first_arrival_torch(layout, torch.tensor(probs)).numpy()
+                np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+                checked += 1
+    assert checked >= 8
+
+
+def test_gradient_matches_finite_differences(hand_maze, rng) -> None:
+    plain, mirrored = _random_fields(hand_maze, rng)
+    layout = chain_layout(hand_maze, plain.cells, outcome_goals(hand_maze))
+    probs = torch.tensor(np.concatenate([plain.probs, mirrored.probs]), requires_grad=True)
+    (grad,) = torch.autograd.grad(first_arrival_torch(layout, probs, max_steps=60)[0], probs)
+    assert grad.abs().max() > 1e-3
+    eps = 1e-6
+    for row, move in [(0, 0), (3, 3), (len(plain.cells) + 2, 1), (len(plain.cells) + 5, 4)]:
+        bumped = [probs.detach().clone() for _ in range(2)]
+        bumped[0][row, move] += eps
+        bumped[1][row, move] -= eps
+        up, down = (float(first_arrival_torch(layout, b, max_steps=60)[0]) for b in bumped)
+        assert (up - down) / (2 * eps) == pytest.approx(float(grad[row, move]), abs=1e-7)
+
+
+def test_a_walk_that_cannot_move_never_arrives_and_a_goal_start_has_arrived(hand_maze) -> None:
+    cells = field_cells(hand_maze)
+    noop = np.tile([0.0, 0.0, 0.0, 0.0, 1.0], (2 * len(cells), 1))
+    layout = chain_layout(hand_maze, cells, [hand_maze.cheese])
+    assert float(first_arrival_torch(layout, torch.tensor(noop))[0]) == 0.0
+    # always right from the start (4, 0): (4, 1), then a wall at (4, 2): never the cheese
+    right = np.tile([0.0, 0.0, 0.0, 1.0, 0.0], (2 * len(cells), 1))
+    assert float(first_arrival_torch(layout, torch.tensor(right))[0]) == 0.0
+    started = chain_layout(hand_maze, cells, [(4, 0), hand_maze.cheese])
+    np.testing.assert_array_equal(first_arrival_torch(started, torch.tensor(noop)).numpy(), [1.0, 0.0])
+
+
+def test_bad_layouts_and_probabilities_are_refused(hand_maze) -> None:
+    cells = field_cells(hand_maze)
+    with pytest.raises(ValueError, match=r"goal \(0, 2\) is not an open cell"):
+        chain_layout(hand_maze, cells, [(0, 2)])
+    layout = chain_layout(hand_maze, cells, [hand_maze.cheese])
+    with pytest.raises(ValueError, match=r"probs must have shape \(\d+, 5\)"):
+        first_arrival_torch(layout, torch.ones(3, 5))
