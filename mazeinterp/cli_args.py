@@ -14,15 +14,20 @@ import math
 import os
 from pathlib import Path
 
+from mazeinterp.finite import FLOAT32_MAX
+
 
 def finite_float(text: str) -> float:
-    """A finite float (no ``nan``, ``inf``)."""
+    """A finite float within float32's range (no ``nan``, ``inf``, ``1e308``: the network computes in float32)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if abs(value) > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"expected a number within float32's range (±{FLOAT32_MAX:.3g}), "
+                                         f"got {text!r}")
     return value
 
 
