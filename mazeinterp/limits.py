@@ -31,6 +31,7 @@ __all__ = [
     "check_memory",
     "check_rollout_memory",
     "check_states_memory",
+    "format_bytes",
     "forward_bytes_per_input",
     "memory_limit",
 ]
@@ -67,8 +68,8 @@ def memory_limit() -> int:
         return 16 * 2**30
 
 
-def _size(n_bytes: float) -> str:
-    """``n_bytes`` as a short human size (``"4.7 TiB"``)."""
+def format_bytes(n_bytes: float) -> str:
+    """``n_bytes`` as a short human size: ``format_bytes(3 * 2**30)`` is ``"3.0 GiB"``."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n_bytes < 1024 or unit == "PiB":
             return f"{n_bytes:.0f} {unit}" if unit == "B" else f"{n_bytes:.1f} {unit}"
@@ -83,8 +84,8 @@ def check_memory(what: str, needed: int, advice: str) -> None:
     """
     limit = memory_limit()
     if needed > limit:
-        raise ResourceLimitError(f"{what} would need at least {_size(needed)} of memory, more than this "
-                                 f"machine's {_size(limit)}; {advice}")
+        raise ResourceLimitError(f"{what} would need at least {format_bytes(needed)} of memory, more than this "
+                                 f"machine's {format_bytes(limit)}; {advice}")
 
 
 def check_episode_steps(max_steps: int, what: str) -> None:
