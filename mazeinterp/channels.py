@@ -61,11 +61,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChannelTable",
+    "PROBE_MIN_MAZES",
     "behaviour_attribution",
     "cheese_probe",
     "cheese_tracking_channels",
     "directional_channels",
 ]
+
+PROBE_MIN_MAZES = 4
+"""Fewest mazes :func:`cheese_probe` takes: at least one held out and some to train on."""
 
 _REAL_MOVES = (Move.LEFT, Move.DOWN, Move.UP, Move.RIGHT)
 
@@ -444,8 +448,8 @@ def cheese_probe(
 
     states = _cheese_states(states, "cheese_probe")
     n = len(states)
-    if n < 4:
-        raise ValueError(f"cheese_probe needs at least 4 mazes, got {n}")
+    if n < PROBE_MIN_MAZES:
+        raise ValueError(f"cheese_probe needs at least {PROBE_MIN_MAZES} mazes, got {n}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     c_, res, _ = hook_shape(model.hook_points(), hook, need_map=True)

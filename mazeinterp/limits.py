@@ -89,9 +89,9 @@ def check_memory(what: str, needed: int, advice: str) -> None:
 
 
 def check_episode_steps(max_steps: int, what: str) -> None:
-    """Raise :class:`ResourceLimitError` when ``max_steps`` exceeds :data:`MAX_EPISODE_STEPS`."""
+    """Raise :class:`ResourceLimitError` when ``max_steps`` exceeds :data:`MAX_EPISODE_STEPS`; ``what`` names it."""
     if max_steps > MAX_EPISODE_STEPS:
-        raise ResourceLimitError(f"{what}: max_steps {max_steps} is above procgen's limit of "
+        raise ResourceLimitError(f"{what}: {max_steps} is above procgen's limit of "
                                  f"{MAX_EPISODE_STEPS} steps per episode (a 32-bit timeout)")
 
 
@@ -100,7 +100,6 @@ def check_rollout_memory(batch_size: int, max_steps: int, what: str) -> None:
 
     Counts :data:`ENV_BYTES` per env and :data:`STEP_BYTES` per step of each env's cap.
     """
-    check_episode_steps(max_steps, what)
     needed = batch_size * (ENV_BYTES + STEP_BYTES * max_steps)
     check_memory(f"{what}: {batch_size} envs × {max_steps} steps", needed, "lower max_steps or batch_size")
 

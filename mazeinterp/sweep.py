@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 from mazeinterp.sweep_config import KINDS, Condition, SweepConfig, SweepConfigError, conditions, load_sweep_config
 from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
+from mazeinterp.sweep_ray import connect_ray
 from mazeinterp.sweep_shard import (
     OUTCOME_CODES,
     EditsByEpisode,
@@ -161,12 +162,7 @@ def _run_local(payload: bytes, config: SweepConfig, shards: Sequence[int], grid:
 def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: Sequence[Condition],
              address: str) -> Iterable[dict[str, Any]]:
     """Yield shard results as Ray tasks finish (connects to ``address`` unless Ray is already initialised)."""
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError('running a sweep on Ray needs the ray package: pip install "mazeinterp[ray]"') from None
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    ray = connect_ray(address)
     task = ray.remote(num_cpus=1)(_ray_task)
     ref = ray.put(payload)
     pending = [task.remote(ref, config, shard, grid) for shard in shards]
@@ -273,12 +269,15 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
     Raises:
         SweepConfigError: a bad grid (unknown hook point, channel out of range), or an output
         folder that holds something else.
+        RayUnavailableError: ``ray_address`` given, and Ray is not installed or nothing answers there.
     """
     from tqdm.auto import tqdm
 
     from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 
     started = time.perf_counter()
+    if ray_address:
+        connect_ray(ray_address)  # a missing cluster is found before any work
     checkpoint = config.checkpoint or DEFAULT_AGENT
     if model is None:
         if checkpoint is None:

@@ -41,7 +41,7 @@ def test_rollout_memory_counts_envs_and_steps(one_gib: int) -> None:
 
 def test_a_cap_beyond_procgens_timeout_is_refused_whatever_the_memory() -> None:
     limits.check_episode_steps(2**31 - 2, "x")
-    with pytest.raises(ResourceLimitError, match=r"x: max_steps 2147483647 is above procgen's limit of 2147483646"):
+    with pytest.raises(ResourceLimitError, match=r"x: 2147483647 is above procgen's limit of 2147483646"):
         limits.check_episode_steps(2**31 - 1, "x")
 
 
@@ -67,7 +67,7 @@ def test_forward_batch(one_gib: int) -> None:
 def test_rollout_config_refuses_what_cannot_fit() -> None:
     from mazeinterp.rollout import RolloutConfig
 
-    with pytest.raises(ResourceLimitError, match="RolloutConfig: max_steps 10000000000 is above procgen's limit"):
+    with pytest.raises(ResourceLimitError, match="RolloutConfig.max_steps: 10000000000 is above procgen's limit"):
         RolloutConfig(max_steps=10_000_000_000)
     with pytest.raises(ResourceLimitError, match=r"RolloutConfig: 64 envs × 2000000000 steps would need at least"):
         RolloutConfig(max_steps=2_000_000_000)  # 64 × 16 GB
