@@ -152,3 +152,20 @@ def test_channel_tables_refuse_non_finite_logits(ones_policy: ImpalaPolicy, seed
         behaviour_attribution(huge, seeded_states[:4], HOOK, channels=[0, 1], progress=False)
     with pytest.raises(NonFiniteOutputError, match="unsaved ImpalaPolicy"):
         directional_channels(huge, seeded_states[:4], progress=False)
+
+
+def test_the_widget_shows_a_non_finite_clamp_value_as_an_error_and_changes_nothing(model, seeded_states) -> None:
+    pytest.importorskip("ipywidgets")
+    from mazeinterp.explorer import Explorer
+    from mazeinterp.widgets import ExplorerWidget
+
+    state = next(s for s in seeded_states if s.maze_size <= 7)
+    widget = ExplorerWidget(Explorer(model, state), background=False)
+    try:
+        before = widget.explorer.view
+        for bad in (1e308, math.nan):
+            widget.clamp_value.value = bad
+            assert "clamp_value must be a finite number" in widget.status.value
+            assert widget.explorer.view is before
+    finally:
+        widget.close()
