@@ -37,6 +37,7 @@ from torch import Tensor
 
 from mazeinterp.channel_table import ChannelTable
 from mazeinterp.defaults import DEFAULT_STEERING_HOOK, DIRECTIONAL_HOOK, FORWARD_BATCH_SIZE
+from mazeinterp.finite import check_logits
 from mazeinterp.hook_points import hook_shape
 from mazeinterp.hooks import (
     activations,
@@ -60,11 +61,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChannelTable",
+    "PROBE_MIN_MAZES",
     "behaviour_attribution",
     "cheese_probe",
     "cheese_tracking_channels",
     "directional_channels",
 ]
+
+PROBE_MIN_MAZES = 4
+"""Fewest mazes :func:`cheese_probe` takes: at least one held out and some to train on."""
 
 _REAL_MOVES = (Move.LEFT, Move.DOWN, Move.UP, Move.RIGHT)
 
@@ -85,7 +90,7 @@ def _cheese_states(states: Sequence[MazeState], what: str) -> list[MazeState]:
 def _activations_and_logits(model: ImpalaPolicy, obs: np.ndarray, hook: str, batch_size: int) -> tuple[Tensor, Tensor]:
     """Activations (N, ...) at ``hook`` and the clean logits (N, 15), on CPU."""
     (logits, _), cache = run_batched_with_cache(model, obs, [hook], batch_size=batch_size, progress=False)
-    return cache[hook], logits
+    return cache[hook], check_logits(logits, model)
 
 
 def _cheese_masks(states: Sequence[MazeState], res: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
@@ -117,6 +122,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
     resumable = can_forward_from(hook)
     with torch.inference_mode():
         for j, c in enumerate(progress_bar(channels, total=len(channels), desc=desc, enabled=progress)):
+            iv = ZeroAblate(hook, channels=[c]) if fill is None else MeanAblate(hook, fill, channels=[c])
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 if resumable:
@@ -124,11 +130,9 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
                     act[:, c] = 0.0 if fill is None else fill[c]
                     logits, _ = forward_from(model, hook, act)
                 else:
-                    iv = (ZeroAblate(hook, channels=[c]) if fill is None
-                          else MeanAblate(hook, fill, channels=[c]))
                     with intervene(model, [iv]):
                         logits, _ = model(to_model_input(model, obs[start:stop]))
-                out[j, start:stop] = move_probs(logits.double()).cpu()
+                out[j, start:stop] = move_probs(check_logits(logits, model, [iv]).double()).cpu()
     return out
 
 
@@ -159,7 +163,7 @@ def _grad_times_act(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.ndarra
                 finally:
                     handle.remove()
                 leaf = holder["leaf"]
-            logp = _log_move_probs(logits)
+            logp = _log_move_probs(check_logits(logits, model))
             for m in Move:
                 (grad,) = torch.autograd.grad(logp[:, m].sum(), leaf, retain_graph=m != Move.NOOP)
                 contrib = (grad * leaf.detach()).double()
@@ -444,8 +448,8 @@ def cheese_probe(
 
     states = _cheese_states(states, "cheese_probe")
     n = len(states)
-    if n < 4:
-        raise ValueError(f"cheese_probe needs at least 4 mazes, got {n}")
+    if n < PROBE_MIN_MAZES:
+        raise ValueError(f"cheese_probe needs at least {PROBE_MIN_MAZES} mazes, got {n}")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     c_, res, _ = hook_shape(model.hook_points(), hook, need_map=True)

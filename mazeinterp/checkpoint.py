@@ -25,6 +25,7 @@ from mazeinterp.checkpoint_file import (
     CheckpointKeyError,
     CheckpointNotFoundError,
     CheckpointShapeError,
+    CheckpointTooLargeError,
     NonFiniteWeightsError,
     NotACheckpointError,
     UnreadableCheckpointError,

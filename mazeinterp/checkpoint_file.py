@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mazeinterp.limits import MAX_CHECKPOINT_BYTES, check_memory, format_bytes
 from mazeinterp.model import BASE_WIDTHS, ImpalaPolicy
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "CheckpointKeyError",
     "CheckpointNotFoundError",
     "CheckpointShapeError",
+    "CheckpointTooLargeError",
     "NonFiniteWeightsError",
     "NotACheckpointError",
     "UnreadableCheckpointError",
@@ -130,7 +132,11 @@ class UnsafeCheckpointError(NotACheckpointError):
 
 
 class NonFiniteWeightsError(CheckpointError):
-    """A weight tensor holds NaN or inf; ``key`` names it."""
+    """A weight tensor holds NaN or inf (``key`` names it), or finite weights give non-finite outputs (``key`` None)."""
+
+
+class CheckpointTooLargeError(NotACheckpointError):
+    """The file is larger than any checkpoint (:data:`mazeinterp.limits.MAX_CHECKPOINT_BYTES`); it is not read."""
 
 
 class UnsupportedScaleError(CheckpointError):
@@ -196,6 +202,15 @@ def unsafe_global(data: bytes) -> str | None:
 
 def _read(path: Path) -> Any:
     # the file is read here, so that an OS error (permissions, I/O) is told apart from bad content
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = 0  # reading it says what is wrong
+    if size > MAX_CHECKPOINT_BYTES:
+        raise CheckpointTooLargeError(
+            f"{path} is {format_bytes(size)}, larger than any checkpoint (the limit is "
+            f"{format_bytes(MAX_CHECKPOINT_BYTES)}, mazeinterp.limits.MAX_CHECKPOINT_BYTES); it was not read",
+            path=path)
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -315,6 +330,34 @@ def _check_shapes(state: Mapping[str, Tensor], expected: Mapping[str, Tensor], p
             )
 
 
+def _expected_state(scale: int) -> dict[str, Tensor]:
+    """The state dict of a scale-``scale`` policy on the meta device: its keys and shapes, no memory."""
+    with torch.device("meta"):
+        return ImpalaPolicy(scale=scale).state_dict()
+
+
+def _check_memory(expected: Mapping[str, Tensor], scale: int, path: Path) -> None:
+    needed = sum(t.numel() * t.element_size() for t in expected.values())
+    check_memory(f"{path}: a scale-{scale} policy", needed, "this checkpoint cannot be loaded here")
+
+
+_PROBE_SEED = 0
+
+
+def _check_outputs(model: ImpalaPolicy, path: Path) -> None:
+    """Refuse finite weights whose outputs overflow: one forward pass of a black, a white and a noise input."""
+    noise = torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(_PROBE_SEED))
+    x = torch.stack([torch.zeros(3, 64, 64), torch.ones(3, 64, 64), noise])
+    with torch.inference_mode():
+        logits, value = model(x)
+    if not (bool(logits.isfinite().all()) and bool(value.isfinite().all())):
+        error = NonFiniteWeightsError(
+            f"{path}: the weights are finite, but the policy's outputs on a probe input are not (NaN or inf); "
+            "the weights overflow float32", path=path)
+        error.key = None
+        raise error
+
+
 def read_policy(path: str | os.PathLike) -> ImpalaPolicy:
     """The policy in checkpoint file ``path``, on the CPU, in eval mode.
 
@@ -323,22 +366,31 @@ def read_policy(path: str | os.PathLike) -> ImpalaPolicy:
     (``path``). To load by a shipped or published name, use
     :func:`mazeinterp.checkpoint.load_policy`.
 
+    Before anything is built, the file's size is checked (a file larger than
+    :data:`~mazeinterp.limits.MAX_CHECKPOINT_BYTES` is not read), then its keys
+    and shapes, and the memory the model would need; after loading, one probe
+    forward pass must give finite outputs.
+
     Raises:
-        NotACheckpointError, UnsafeCheckpointError, UnreadableCheckpointError,
+        NotACheckpointError, CheckpointTooLargeError, UnsafeCheckpointError, UnreadableCheckpointError,
         NonFiniteWeightsError, CheckpointKeyError, CheckpointShapeError,
         UnsupportedScaleError: see their docstrings.
+        mazeinterp.limits.ResourceLimitError: the model would not fit in this machine's memory.
     """
     path = Path(path)
     state, metadata = _split(_read(path), path)
-    _check_keys(state, ImpalaPolicy(scale=1).state_dict(), path)
+    _check_keys(state, _expected_state(1), path)
     scale = _infer_scale(state, metadata, path)
-    model = ImpalaPolicy(scale=scale)
-    _check_shapes(state, model.state_dict(), path)
+    expected = _expected_state(scale)  # shapes are checked before any model is built
+    _check_shapes(state, expected, path)
+    _check_memory(expected, scale, path)
     _check_finite(state, path)
+    model = ImpalaPolicy(scale=scale)
     model.load_state_dict(state)
     model.metadata = metadata
     model.source = path
-    return model.eval()
+    _check_outputs(model.eval(), path)
+    return model
 
 
 def _plain(value: Any, where: str) -> Any:

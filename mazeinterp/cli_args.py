@@ -14,15 +14,50 @@ import math
 import os
 from pathlib import Path
 
+from mazeinterp.finite import FLOAT32_MAX
+from mazeinterp.limits import MAX_EPISODE_STEPS
+
+LEVEL_SEED_LIMIT = 2**31 - 1
+"""procgen's level seeds are 0 … LEVEL_SEED_LIMIT - 1."""
+
 
 def finite_float(text: str) -> float:
-    """A finite float (no ``nan``, ``inf``)."""
+    """A finite float within float32's range (no ``nan``, ``inf``, ``1e308``: the network computes in float32)."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    if abs(value) > FLOAT32_MAX:
+        raise argparse.ArgumentTypeError(f"expected a number within float32's range (±{FLOAT32_MAX:.3g}), "
+                                         f"got {text!r}")
+    return value
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def level_seed(text: str) -> int:
+    """A procgen level seed: an integer in 0 … 2**31 - 2."""
+    value = _int(text)
+    if not 0 <= value < LEVEL_SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"level seeds must lie in 0 … {LEVEL_SEED_LIMIT - 1}, got {value}")
+    return value
+
+
+def max_steps(text: str) -> int:
+    """A step cap per episode: an integer in 1 … :data:`mazeinterp.limits.MAX_EPISODE_STEPS` (procgen's limit)."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if value > MAX_EPISODE_STEPS:
+        raise argparse.ArgumentTypeError(f"{value} is above procgen's limit of {MAX_EPISODE_STEPS} steps "
+                                         "per episode (a 32-bit timeout)")
     return value
 
 

@@ -39,7 +39,9 @@ from mazeinterp.defaults import (
     FORWARD_BATCH_SIZE,
     RETARGET_VALUE,
 )
+from mazeinterp.finite import check_logits, finite_number
 from mazeinterp.hook_points import hook_shape
+from mazeinterp.limits import check_forward_batch
 from mazeinterp.hooks import activations, can_forward_from, forward_from, run_states_with_cache
 from mazeinterp.interventions import AddVector, Intervention, ZeroAblate, validate
 from mazeinterp.maze.grid import Cell
@@ -88,8 +90,8 @@ class InterventionSettings:
         if self.vector not in (None, "cheese", "top_right"):
             raise ValueError(f"vector must be None, 'cheese' or 'top_right', got {self.vector!r}")
         object.__setattr__(self, "ablate", tuple(sorted({int(c) for c in self.ablate})))
-        object.__setattr__(self, "coefficient", float(self.coefficient))
-        object.__setattr__(self, "clamp_value", float(self.clamp_value))
+        object.__setattr__(self, "coefficient", finite_number(self.coefficient, "coefficient"))
+        object.__setattr__(self, "clamp_value", finite_number(self.clamp_value, "clamp_value"))
         if self.clamp_cell is not None:
             object.__setattr__(self, "clamp_cell", (int(self.clamp_cell[0]), int(self.clamp_cell[1])))
 
@@ -278,6 +280,7 @@ class Explorer:
     def __init__(self, policy: ImpalaPolicy, state: MazeState, *, hook: str = DEFAULT_STEERING_HOOK,
                  channel: int = 0, settings: InterventionSettings | None = None,
                  batch_size: int = FORWARD_BATCH_SIZE, progressive: bool = False) -> None:
+        check_forward_batch(batch_size, policy.hook_points(), "Explorer")
         self.policy = policy
         self.batch_size = batch_size
         self.progressive = progressive
@@ -468,7 +471,8 @@ class Explorer:
                                                    batch_size=len(batch), progress=False)
             assert outputs is not None
             rows = list(dict.fromkeys(batch))  # the padding repeats rows at the end
-            plain.fill(rows, move_probs(outputs[0][: len(rows)]).double().numpy())
+            logits = check_logits(outputs[0][: len(rows)], self.policy)
+            plain.fill(rows, move_probs(logits).double().numpy())
             if prefix is not None:
                 prefix.fill(rows, cache[hook][: len(rows)])
             self.plain_cells += len(rows)
@@ -495,7 +499,8 @@ class Explorer:
                 acts = iv(acts)
             with torch.inference_mode():
                 logits, _ = forward_from(self.policy, hook, acts)
-            edited.fill(rows, move_probs(logits[: len(rows)]).double().cpu().numpy())
+            logits = check_logits(logits[: len(rows)], self.policy, ivs)
+            edited.fill(rows, move_probs(logits).double().cpu().numpy())
             self.edited_cells += len(rows)
 
     def _single_pass(self, state: MazeState, settings: InterventionSettings | None,
@@ -505,7 +510,7 @@ class Explorer:
         def compute() -> tuple[np.ndarray, ActivationCache]:
             outputs, cache = run_states_with_cache(self.policy, [state], None, interventions=ivs, progress=False)
             assert outputs is not None
-            return move_probs(outputs[0]).double().numpy()[0], cache
+            return move_probs(check_logits(outputs[0], self.policy, ivs)).double().numpy()[0], cache
 
         return self._passes.get((state.to_bytes(), settings), compute)
 

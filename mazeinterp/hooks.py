@@ -382,8 +382,10 @@ def run_batched_with_cache(
     >>> logits.shape, cache["embedder.relu3_out"].shape
     (torch.Size([8, 15]), torch.Size([8, 32, 8, 8]))
     """
+    from mazeinterp.limits import check_forward_batch
     from mazeinterp.progress import progress_bar
 
+    check_forward_batch(batch_size, model.hook_points(), "run_batched_with_cache")
     observations = isinstance(inputs, (np.ndarray, Tensor))
     if not observations:
         inputs = list(inputs)

@@ -38,8 +38,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mazeinterp.finite import check_finite_tensor, finite_number
 from mazeinterp.hooks import activations, render_states, run_with_cache
 from mazeinterp.intervention_base import Intervention, as_intervention_list, validate
+from mazeinterp.limits import check_states_memory
 
 if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
@@ -72,15 +74,19 @@ def as_tensor_copy(value: Any, name: str) -> Tensor:
 
     Raises:
         TypeError: ``value`` is neither a tensor nor a numpy array.
+        ValueError: ``value`` holds NaN or inf (an edit with them could only give non-finite outputs).
 
     >>> as_tensor_copy(np.array([1, 2]), "vector")
     tensor([1., 2.])
     """
     if isinstance(value, Tensor):
-        return value.detach().clone()
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(np.array(value, dtype=np.float32))
-    raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(value).__name__}")
+        copy = value.detach().clone()
+    elif isinstance(value, np.ndarray):
+        copy = torch.from_numpy(np.array(value, dtype=np.float32))
+    else:
+        raise TypeError(f"{name} must be a torch tensor or numpy array, got {type(value).__name__}")
+    check_finite_tensor(copy, name)
+    return copy
 
 
 
@@ -116,6 +122,7 @@ def _random_maze_states(n_mazes: int, seed: int) -> list[MazeState]:
 
     if n_mazes < 1:
         raise ValueError(f"n_mazes must be at least 1, got {n_mazes}")
+    check_states_memory(n_mazes, "reference mazes", observations=True)
     level_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=n_mazes)
     states: list[MazeState] = []
     for start in range(0, n_mazes, 256):
@@ -252,7 +259,7 @@ class AddVector(Intervention):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "vector", as_tensor_copy(self.vector, "vector"))
-        object.__setattr__(self, "coefficient", float(self.coefficient))
+        object.__setattr__(self, "coefficient", finite_number(self.coefficient, "coefficient"))
 
     def edit(self, act: Tensor) -> Tensor:
         vec = _like(self.vector, act)
@@ -288,7 +295,10 @@ class Clamp(Intervention):
     def __post_init__(self) -> None:
         super().__post_init__()
         value = self.value
-        value = as_tensor_copy(value, "value") if isinstance(value, (Tensor, np.ndarray)) else float(value)
+        if isinstance(value, (Tensor, np.ndarray)):
+            value = as_tensor_copy(value, "value")
+        else:
+            value = finite_number(value, "value")
         object.__setattr__(self, "value", value)
 
     def edit(self, act: Tensor) -> Tensor:
@@ -370,7 +380,7 @@ class Scale(Intervention):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "factor", float(self.factor))
+        object.__setattr__(self, "factor", finite_number(self.factor, "factor"))
 
     def edit(self, act: Tensor) -> Tensor:
         return act * self.factor

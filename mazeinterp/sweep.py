@@ -81,6 +81,7 @@ from mazeinterp.sweep_config import (
 )
 from mazeinterp.sweep_exact import exact_outcomes, merge_exact, run_exact_shard
 from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
+from mazeinterp.sweep_ray import connect_ray
 from mazeinterp.sweep_shard import (
     OUTCOME_CODES,
     EditsByEpisode,
@@ -183,12 +184,7 @@ def _run_local(payload: bytes, config: SweepConfig, shards: Sequence[int], grid:
 def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: Sequence[Condition],
              address: str) -> Iterable[dict[str, Any]]:
     """Yield shard results as Ray tasks finish (connects to ``address`` unless Ray is already initialised)."""
-    try:
-        import ray
-    except ImportError:
-        raise RuntimeError('running a sweep on Ray needs the ray package: pip install "mazeinterp[ray]"') from None
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    ray = connect_ray(address)
     # Ray workers do not inherit this process's environment: hand them the numerics switch
     task = ray.remote(num_cpus=1, runtime_env={"env_vars": {ENV_VAR: "1" if is_reference() else "0"}})(_ray_task)
     ref = ray.put(payload)
@@ -304,12 +300,15 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
     Raises:
         SweepConfigError: a bad grid (unknown hook point, channel out of range), or an output
         folder that holds something else.
+        RayUnavailableError: ``ray_address`` given, and Ray is not installed or nothing answers there.
     """
     from tqdm.auto import tqdm
 
     from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 
     started = time.perf_counter()
+    if ray_address:
+        connect_ray(ray_address)  # a missing cluster is found before any work
     checkpoint = config.checkpoint or DEFAULT_AGENT
     if model is None:
         if checkpoint is None:

@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
+from mazeinterp.finite import FLOAT32_MAX
 from mazeinterp.hook_points import check_channels, hook_shape
+from mazeinterp.limits import (
+    ResourceLimitError,
+    check_episode_steps,
+    check_memory,
+    check_rollout_memory,
+    check_states_memory,
+)
 from mazeinterp.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
 
 __all__ = ["ESTIMATORS", "KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions",
@@ -109,6 +117,7 @@ class SweepConfig:
             raise SweepConfigError(f"checkpoint: expected a string, got {self.checkpoint!r}")
         if self.start_level + self.n_mazes > 2**31 - 1:
             raise SweepConfigError("start_level + n_mazes must stay below 2**31 - 1 (procgen's level seeds)")
+        _check_bounds(self)
 
     @property
     def level_seeds(self) -> list[int]:
@@ -127,6 +136,34 @@ class SweepConfig:
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON / TOML keys)."""
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+LEVEL_SEED_BYTES = 36
+"""Memory of one level seed in the list of a sweep's mazes (a list slot and an int object)."""
+
+OUTCOME_BYTES = 8
+"""Memory of one episode's outcome while shards are merged (a list slot)."""
+
+
+def _check_bounds(config: SweepConfig) -> None:
+    """Refuse settings that cannot fit in memory (:mod:`mazeinterp.limits`), naming the key."""
+    try:
+        check_episode_steps(config.max_steps, "max_steps")
+        check_rollout_memory(config.batch_size, config.max_steps, "max_steps and batch_size")
+        check_states_memory(config.reference_mazes, "reference_mazes", observations=True)
+        check_memory(f"n_mazes: {config.n_mazes} mazes", config.n_mazes * LEVEL_SEED_BYTES, "use fewer mazes")
+    except ResourceLimitError as exc:
+        raise SweepConfigError(str(exc)) from None
+
+
+def _check_grid_memory(config: SweepConfig, n_conditions: int) -> None:
+    """Refuse a grid whose outcomes (conditions × mazes × seeds) cannot be held while merging, naming the sizes."""
+    episodes = (n_conditions + 1) * config.n_mazes * len(config.seeds)  # + 1: the baseline
+    try:
+        check_memory(f"the grid: {n_conditions} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s)",
+                     episodes * OUTCOME_BYTES, "use fewer channels, kinds, coefficients, mazes or seeds")
+    except ResourceLimitError as exc:
+        raise SweepConfigError(str(exc)) from None
 
 
 def _check_int(value: Any, name: str, minimum: int) -> None:
@@ -151,8 +188,10 @@ def _float_tuple(values: Any, name: str) -> tuple[float, ...]:
     if isinstance(values, str) or not isinstance(values, Iterable):
         raise SweepConfigError(f"{name}: expected a list of numbers, got {values!r}")
     out = tuple(values)
-    if not out or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in out):
-        raise SweepConfigError(f"{name}: expected a non-empty list of finite numbers, got {list(out)!r}")
+    if not out or any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                      or abs(v) > FLOAT32_MAX for v in out):
+        raise SweepConfigError(f"{name}: expected a non-empty list of finite numbers within float32's range "
+                               f"(±{FLOAT32_MAX:.3g}), got {list(out)!r}")
     return tuple(float(v) for v in dict.fromkeys(out))
 
 
@@ -175,9 +214,15 @@ def load_sweep_config(path: str | os.PathLike) -> SweepConfig:
     """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise FileNotFoundError(f"no sweep config file {path}") from None
+    except OSError as exc:
+        raise SweepConfigError(f"{path}: cannot read the sweep config ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SweepConfigError(f"{path}: not a TOML text file (byte {exc.start} is not UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise SweepConfigError(f"{path}: not valid TOML ({exc})") from None
     known = {f.name for f in fields(SweepConfig)}
@@ -210,7 +255,8 @@ def conditions(config: SweepConfig, shapes: Mapping[str, tuple[int, ...]]) -> li
     """The grid in its fixed order (hook, kind, coefficient, channel); ``shapes`` maps hook → (C, H, W).
 
     Raises :class:`SweepConfigError` for an unknown hook point, a vector hook
-    point or a channel out of range (naming them).
+    point or a channel out of range (naming them), and for a grid whose
+    outcomes cannot fit in memory (conditions × mazes × seeds).
     """
     out = []
     for hook in config.hooks:
@@ -225,4 +271,5 @@ def conditions(config: SweepConfig, shapes: Mapping[str, tuple[int, ...]]) -> li
             raise SweepConfigError(f"channels: {exc}") from None
         out += [Condition(hook, c, kind, coef) for kind in config.kinds for coef in config.coefficients
                 for c in channels]
+    _check_grid_memory(config, len(out))
     return out

@@ -33,6 +33,8 @@ import numpy as np
 import torch
 
 from mazeinterp.defaults import FORWARD_BATCH_SIZE
+from mazeinterp.finite import check_logits
+from mazeinterp.limits import check_forward_batch
 from mazeinterp.hooks import intervene, render_states, to_model_input
 from mazeinterp.intervention_base import Intervention, as_intervention_list, validate
 from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
@@ -168,6 +170,7 @@ def move_probs_for_states(
     >>> MOVES[int(probs[0].argmax())]
     'right'
     """
+    check_forward_batch(batch_size, model.hook_points(), "move_probs_for_states")
     ivs = as_intervention_list(interventions)
     for iv in ivs:
         validate(model, iv)
@@ -181,7 +184,7 @@ def move_probs_for_states(
             if device is not None:
                 x = x.to(device)
             logits, _ = model(x)
-            out[start : start + len(obs)] = move_probs(logits).double().cpu().numpy()
+            out[start : start + len(obs)] = move_probs(check_logits(logits, model, ivs)).double().cpu().numpy()
     return out
 
 

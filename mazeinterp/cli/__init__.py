@@ -131,6 +131,8 @@ def _numerics(args: argparse.Namespace) -> AbstractContextManager[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mazeinterp`` console script; returns the exit status."""
     from mazeinterp.checkpoint import CheckpointError
+    from mazeinterp.finite import NonFiniteOutputError
+    from mazeinterp.limits import ResourceLimitError
     from mazeinterp.train.common import RunSetupError
 
     parser = build_parser()
@@ -143,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = func(args)
         sys.stdout.flush()  # a closed pipe shows here, not in Python's exit-time flush
         return code
-    except (CliError, CheckpointError, RunSetupError, FileExistsError, FileNotFoundError) as exc:
+    except (CliError, CheckpointError, NonFiniteOutputError, ResourceLimitError, RunSetupError, FileExistsError,
+            FileNotFoundError) as exc:
         # only the user's errors end here; anything else is ours and keeps its traceback
         print(f"mazeinterp {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT

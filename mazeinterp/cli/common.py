@@ -91,7 +91,8 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
 def add_rollout_options(parser: argparse.ArgumentParser) -> None:
     """The settings of rollouts (step cap, batch, greedy, cheese placement, region, decision square)."""
     group = parser.add_argument_group("rollouts")
-    group.add_argument("--max-steps", type=positive_int, default=500, help="step cap per episode (default: 500)")
+    group.add_argument("--max-steps", type=cli_args.max_steps, default=500,
+                       help="step cap per episode (default: 500)")
     group.add_argument("--batch-size", type=positive_int, default=ROLLOUT_BATCH_SIZE,
                        help=f"envs stepped together (default: {ROLLOUT_BATCH_SIZE})")
     group.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
@@ -177,7 +178,7 @@ def checked_layer(model: ImpalaPolicy, layer: str, channels: Sequence[int] | Non
 def seeds(args: argparse.Namespace) -> list[int]:
     """The level seeds --start-level … --start-level + --n-mazes - 1."""
     last = args.start_level + args.n_mazes - 1
-    if last >= 2**31 - 1:
+    if last >= cli_args.LEVEL_SEED_LIMIT:
         raise CliError(f"level seeds must stay below 2**31 - 1; got up to {last}")
     return list(range(args.start_level, args.start_level + args.n_mazes))
 

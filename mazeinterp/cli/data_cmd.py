@@ -77,13 +77,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from mazeinterp.sweep import SweepConfigError, load_sweep_config, run_sweep
+    from mazeinterp.sweep_ray import RayUnavailableError
 
-    try:  # a bad config, hook point, channel or output folder is the user's error
+    try:  # a bad config, hook point, channel, output folder or Ray address is the user's error
         config = load_sweep_config(args.config)
         if args.estimator is not None:
             config = replace(config, estimator=args.estimator)
         result = run_sweep(config, args.out, workers=args.workers, ray_address=args.ray_address)
-    except SweepConfigError as exc:
+    except (SweepConfigError, RayUnavailableError) as exc:
         raise CliError(str(exc)) from None
     skipped = config.n_shards - len(result.ran)
     print(f"{len(result.rows)} conditions × {config.n_mazes} mazes × {len(config.seeds)} seed(s), "
@@ -137,7 +138,7 @@ def add_info(sub: Any) -> None:
 def add_render(sub: Any) -> None:
     """The ``render`` subcommand."""
     render = sub.add_parser("render", help="draw mazes with their paths and decision square")
-    render.add_argument("--seeds", type=int, nargs="+", default=[0], help="level seeds (default: 0)")
+    render.add_argument("--seeds", type=cli_args.level_seed, nargs="+", default=[0], help="level seeds (default: 0)")
     add_output_options(render, "runs/render")
     render.set_defaults(func=cmd_render)
 

@@ -222,6 +222,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
     """Channel discovery tables: cheese tracking, move directions, behaviour attribution, linear probe."""
     from mazeinterp import channels as ch
 
+    if args.method == "probe" and args.n_mazes < ch.PROBE_MIN_MAZES:
+        raise CliError(f"the probe needs at least {ch.PROBE_MIN_MAZES} mazes, got {args.n_mazes} (--n-mazes)")
     model = load_model(args)
     layer = args.layer or (DIRECTIONAL_HOOK if args.method == "directional" else STEERING_HOOK)
     shape, chosen = checked_layer(model, layer, args.only, need_map=args.method != "directional")

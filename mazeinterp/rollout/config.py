@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from mazeinterp.limits import check_episode_steps, check_rollout_memory
 from mazeinterp.maze import grid, outcomes
 
 __all__ = ["TEST_SEED_START", "RolloutConfig"]
@@ -58,6 +59,8 @@ class RolloutConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"RolloutConfig.{name} must be a positive int, got {value!r}")
+        check_episode_steps(int(self.max_steps), "RolloutConfig.max_steps")
+        check_rollout_memory(int(self.batch_size), int(self.max_steps), "RolloutConfig")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"RolloutConfig.seed must be a non-negative int, got {self.seed!r}")
         grid.check_decision_square_definition(self.decision_square)

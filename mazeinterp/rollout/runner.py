@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mazeinterp.finite import check_logits
 from mazeinterp.interventions import Intervention
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, NOOP_ACTION, NUM_ACTIONS, Move
@@ -123,6 +124,7 @@ class _Runner:
         from mazeinterp.maze.env import MazeEnv
 
         self.policy = policy
+        self.interventions = interventions
         self.source = source
         self.config = config
         self.device = device
@@ -259,7 +261,7 @@ class _Runner:
         if tuple(logits.shape) != (len(active), NUM_ACTIONS):
             raise ValueError(f"policy returned logits of shape {tuple(logits.shape)}, "
                              f"expected ({len(active)}, {NUM_ACTIONS})")
-        return logits
+        return check_logits(logits, self.policy, self.interventions)
 
     def _actions(self, logits: Tensor, active: np.ndarray) -> np.ndarray:
         # in numpy: a (k, 15) softmax is far too small for torch's thread pool to pay off

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mazeinterp.finite import finite_number
 from mazeinterp.interventions import Intervention, as_tensor_copy
 
 if TYPE_CHECKING:
@@ -72,7 +73,7 @@ class EpisodeVectors(Intervention):
             raise ValueError(f"vectors must be (num_mazes, *hook_shape), got shape {tuple(vectors.shape)}")
         # normalise the given values once, at construction (the fields never change afterwards)
         object.__setattr__(self, "vectors", vectors)
-        object.__setattr__(self, "coefficient", float(self.coefficient))
+        object.__setattr__(self, "coefficient", finite_number(self.coefficient, "coefficient"))
 
     def set_episode_indices(self, indices: np.ndarray | Sequence[int]) -> None:
         """Select the maze of every row of the next forward pass (writes :attr:`rows`)."""
