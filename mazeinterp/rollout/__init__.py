@@ -59,6 +59,7 @@ from mazeinterp.rollout.results import Episode, OutcomeSummary, RolloutResult
 from mazeinterp.rollout.resume import (
     RESUME_FILE,
     ResumeError,
+    ResumeKey,
     episode_from_dict,
     episode_to_dict,
     finish,
