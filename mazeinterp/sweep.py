@@ -63,7 +63,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mazeinterp.digests import data_sha256, model_sha256
 from mazeinterp.sweep_config import KINDS, Condition, SweepConfig, SweepConfigError, conditions, load_sweep_config
+from mazeinterp.sweep_files import (
+    SweepFileError,
+    claim_folder,
+    finished_shards,
+    seal_shard,
+    shard_path,
+    write_atomic,
+)
 from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
 from mazeinterp.sweep_shard import (
     OUTCOME_CODES,
@@ -80,7 +89,7 @@ if TYPE_CHECKING:
     from mazeinterp.model import ImpalaPolicy
 
 __all__ = ["KINDS", "OUTCOME_CODES", "Condition", "EditsByEpisode", "PartialAblation", "SweepConfig",
-           "SweepConfigError", "SweepResult", "conditions", "intervention", "load_sweep_config", "merge",
+           "SweepConfigError", "SweepFileError", "SweepResult", "conditions", "intervention", "load_sweep_config", "merge",
            "plot_heatmap", "reference_activations", "run_shard", "run_sweep"]
 
 
@@ -180,68 +189,12 @@ def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: S
 
 
 # --------------------------------------------------------------------------------------
-# the output folder
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _shard_path(out: Path, shard: int) -> Path:
-    return out / "shards" / f"shard-{shard:05d}.json"
-
-
-def _model_digest(model: ImpalaPolicy) -> str:
-    """sha256 of the model's parameters (names, shapes and values), to tell two networks apart."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(f"{name}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+# the output folder (its files: mazeinterp.sweep_files)
 
 
 def _manifest(config: SweepConfig, checkpoint: str, model: ImpalaPolicy, grid: Sequence[Condition]) -> dict[str, Any]:
-    digest = hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()
-    return {"config": config.as_dict(), "checkpoint": checkpoint, "model_sha256": _model_digest(model),
-            "conditions": len(grid), "conditions_sha256": digest}
-
-
-def _claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
-    """Create ``out`` for this sweep, or check that it holds the same sweep (then it is resumed)."""
-    path = out / "sweep.json"
-    if path.exists():
-        try:
-            earlier = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise SweepConfigError(f"{path} is not a sweep manifest; choose another output folder") from None
-        if earlier != json.loads(json.dumps(manifest)):
-            old, new = earlier.get("config", {}), manifest["config"]
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["the model's weights"]
-            raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(diff)}); "
-                                   "choose another output folder")
-    elif out.exists() and any(out.iterdir()):
-        raise SweepConfigError(f"{out} exists and holds no sweep; choose another output folder")
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
-
-
-def _finished(out: Path, config: SweepConfig, n_conditions: int) -> dict[int, dict[str, Any]]:
-    """Shard results already in ``out`` (complete files of this sweep only)."""
-    done = {}
-    for shard in range(config.n_shards):
-        path = _shard_path(out, shard)
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        if data.get("level_seeds") == config.shard_levels(shard) and len(data.get("treated", ())) == n_conditions:
-            done[shard] = data
-    return done
+    return {"config": config.as_dict(), "checkpoint": checkpoint, "model_sha256": model_sha256(model),
+            "conditions": len(grid), "conditions_sha256": hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()}
 
 
 # --------------------------------------------------------------------------------------
@@ -286,8 +239,10 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
         model = load_policy(checkpoint)
     grid = conditions(config, model.hook_points())
     out = Path(out)
-    _claim_folder(out, _manifest(config, str(checkpoint), model, grid))
-    done = _finished(out, config, len(grid))
+    manifest = _manifest(config, str(checkpoint), model, grid)
+    claim_folder(out, manifest)
+    sweep_sha256 = data_sha256(manifest)
+    done = finished_shards(out, config, sweep_sha256, len(grid))
     todo = [k for k in range(config.n_shards) if k not in done]
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 0:
@@ -302,8 +257,9 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
         with bar:
             for result in results:
                 shard = result["shard"]
-                _write_atomic(_shard_path(out, shard), json.dumps(result) + "\n")
-                done[shard] = result
+                sealed = seal_shard(result, config, sweep_sha256)
+                write_atomic(shard_path(out, shard), json.dumps(sealed) + "\n")
+                done[shard] = sealed
                 ran.append(shard)
                 episodes += result["episodes"]
                 bar.update(1)
@@ -320,6 +276,6 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
                "episodes_per_second": episodes / seconds if episodes else None,
                "top": sorted(rows, key=lambda r: -abs(r["effect"]))[:10]}
     paths["summary"] = out / "summary.json"
-    _write_atomic(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    write_atomic(paths["summary"], json.dumps(summary, indent=2) + "\n")
     return SweepResult(config=config, rows=tuple(rows), paths=paths, ran=tuple(sorted(ran)), seconds=seconds,
                        episodes=episodes)
