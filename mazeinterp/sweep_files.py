@@ -61,13 +61,13 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _read_json(path: Path, what: str) -> Any:
+def _read_json(path: Path, what: str, advice: str) -> Any:
     """The parsed JSON of ``path``; :class:`SweepFileError` (one line) for a folder, unreadable or non-JSON file."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SweepFileError(f"{path} is not {what} ({reason})") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).split("\n")[0]
+        raise SweepFileError(f"{path} is not {what} ({reason or type(exc).__name__}); {advice}") from None
 
 
 # --------------------------------------------------------------------------------------
@@ -79,7 +79,7 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
     path = out / MANIFEST
     if not path.exists():
         return None
-    data = _read_json(path, "a sweep manifest; choose another output folder")
+    data = _read_json(path, "a sweep manifest", "choose another output folder")
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise SweepFileError(f"{path} is not a sweep manifest (no config object); choose another output folder")
     return data
@@ -175,7 +175,7 @@ def read_shard(path: Path, config: SweepConfig, sweep_sha256: str, n_conditions:
     Raises:
         SweepFileError: one line naming ``path`` and the first problem.
     """
-    data = _read_json(path, "a shard file (half-written or corrupted?); delete it to run that shard again")
+    data = _read_json(path, "a shard file (half-written or corrupted?)", "delete it to run that shard again")
     try:
         _check_shard(data, config, sweep_sha256, n_conditions, shard)
     except ValueError as exc:
