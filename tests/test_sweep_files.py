@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mazeinterp import cli
 from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 from mazeinterp.digests import data_sha256
