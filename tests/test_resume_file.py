@@ -150,3 +150,38 @@ def test_a_folder_in_place_of_the_file_is_one_line(run, tmp_path: Path) -> None:
     (tmp_path / RESUME_FILE).mkdir()
     _refused(tmp_path, run, "is not a resume file .*Is a directory")
     _refused(tmp_path / "none", run, "nothing to resume in")
+
+
+def test_the_command_line_refuses_a_resume_with_another_agent_in_the_file(tmp_path: Path, capsys,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import mazeinterp.rollout.runner
+    from mazeinterp import cli
+    from mazeinterp.checkpoint import save_policy
+
+    checkpoint = tmp_path / "agent.pt"
+    torch.manual_seed(0)
+    save_policy(ImpalaPolicy(scale=1), checkpoint)
+    argv = ["rollout", "--checkpoint", str(checkpoint), "--n-mazes", "3", "--max-steps", "5", "--out",
+            str(tmp_path / "run"), "--no-progress"]
+    finish = mazeinterp.rollout.runner._Runner._finish
+
+    def finish_then_interrupt(self, slot, outcome):
+        finish(self, slot, outcome)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(mazeinterp.rollout.runner._Runner, "_finish", finish_then_interrupt)
+    assert cli.main(argv) == 130
+    monkeypatch.undo()
+    torch.manual_seed(1)
+    save_policy(ImpalaPolicy(scale=1), checkpoint, overwrite=True)  # the same path now holds another agent
+    capsys.readouterr()
+
+    def one_error() -> str:
+        assert cli.main([*argv, "--resume"]) == 2
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("mazeinterp rollout: error: ")
+        return lines[0]
+
+    assert "the checkpoint's weights differ" in one_error()
+    (tmp_path / "run" / RESUME_FILE).write_bytes(bytes(range(256)))
+    assert "is not a resume file of an interrupted rollout" in one_error()
