@@ -31,8 +31,10 @@ every seed, with :func:`mazeinterp.rollout.run_rollouts`; the rollout seed of
 shard ``k`` under sweep seed ``s`` is drawn from ``SeedSequence([s, k])``, so
 each shard has its own random numbers and every number depends only on the
 config, never on how many workers ran it or in which order. Each finished
-shard is written atomically to ``OUT/shards/``; a sweep started again on the
-same folder skips the shards already there (a killed sweep resumes). When all
+shard is written atomically to ``OUT/shards/``, sealed with the sweep's hash,
+its maze range and a checksum; a sweep started again on the same folder skips
+the shards already there (a killed sweep resumes) once each has passed its
+checks, and stops with a one-line :class:`SweepFileError` at one that has not. When all
 shards are in, they are merged into one table, one row per condition, with
 the paired difference in P(cheese) (:func:`mazeinterp.stats.paired_difference`,
 pooled over mazes and seeds) as the effect size, written as ``results.csv``
@@ -46,8 +48,9 @@ sent to each worker once.
 
 The pieces: :mod:`mazeinterp.sweep_config` (the config and its grid),
 :mod:`mazeinterp.sweep_shard` (the interventions and one shard's rollouts),
-:mod:`mazeinterp.sweep_output` (merged table and heatmap); this module runs
-the shards on workers and keeps the output folder. Their public names are
+:mod:`mazeinterp.sweep_files` (``sweep.json`` and the shard files: sealed,
+found and checked before merging), :mod:`mazeinterp.sweep_output` (merged
+table and heatmap); this module runs the shards on workers. Their public names are
 importable from here.
 """
 
@@ -89,8 +92,8 @@ if TYPE_CHECKING:
     from mazeinterp.model import ImpalaPolicy
 
 __all__ = ["KINDS", "OUTCOME_CODES", "Condition", "EditsByEpisode", "PartialAblation", "SweepConfig",
-           "SweepConfigError", "SweepFileError", "SweepResult", "conditions", "intervention", "load_sweep_config", "merge",
-           "plot_heatmap", "reference_activations", "run_shard", "run_sweep"]
+           "SweepConfigError", "SweepFileError", "SweepResult", "conditions", "intervention", "load_sweep_config",
+           "merge", "plot_heatmap", "reference_activations", "run_shard", "run_sweep"]
 
 
 # --------------------------------------------------------------------------------------
@@ -225,7 +228,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
 
     Raises:
         SweepConfigError: a bad grid (unknown hook point, channel out of range), or an output
-        folder that holds something else.
+        folder that holds something else; :class:`SweepFileError` (a subclass) for a
+        ``sweep.json`` or shard file that fails its checks (:mod:`mazeinterp.sweep_files`).
     """
     from tqdm.auto import tqdm
 

@@ -41,7 +41,8 @@ Modules
 * :mod:`~mazeinterp.rollout.compare` -- :func:`compare`,
   :class:`Comparison`, :func:`pairing_mismatch`.
 * :mod:`~mazeinterp.rollout.resume` -- keep an interrupted run's episodes and
-  finish it later to the same result.
+  finish it later to the same result; :mod:`~mazeinterp.rollout.episode_schema`
+  checks each stored episode before it is trusted.
 
 The outcome, region and trap rules themselves are maze-level and live in
 :mod:`mazeinterp.maze.outcomes` (:data:`OUTCOMES`, :data:`EVENTS` and
