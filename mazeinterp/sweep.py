@@ -196,8 +196,10 @@ def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: S
 
 
 def _manifest(config: SweepConfig, checkpoint: str, model: ImpalaPolicy, grid: Sequence[Condition]) -> dict[str, Any]:
+    """``sweep.json``'s content; its sha256 (:func:`~mazeinterp.digests.data_sha256`) is the sweep's hash."""
+    grid_sha256 = hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()  # as earlier versions
     return {"config": config.as_dict(), "checkpoint": checkpoint, "model_sha256": model_sha256(model),
-            "conditions": len(grid), "conditions_sha256": hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()}
+            "conditions": len(grid), "conditions_sha256": grid_sha256}
 
 
 # --------------------------------------------------------------------------------------

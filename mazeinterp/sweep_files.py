@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mazeinterp.digests import data_sha256
+from mazeinterp.messages import short_repr
 from mazeinterp.sweep_config import SweepConfig, SweepConfigError
 from mazeinterp.sweep_shard import OUTCOME_CODES, SHARD_FORMAT
 
@@ -54,11 +55,6 @@ def write_atomic(path: Path, text: str) -> None:
 def shard_path(out: Path, shard: int) -> Path:
     """Path of shard ``shard``'s file in the output folder ``out``."""
     return out / "shards" / f"shard-{shard:05d}.json"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read_json(path: Path, what: str, advice: str) -> Any:
@@ -128,7 +124,7 @@ def _check_codes(table: Any, shape: tuple[int, ...], name: str) -> None:
     """``table`` must be nested lists of ``shape`` holding outcome codes (ints 0, 1, 2)."""
     if not shape:
         if not isinstance(table, int) or isinstance(table, bool) or table not in _CODES:
-            raise ValueError(f"{name} holds {_short(table)}, not an outcome code {sorted(_CODES)}")
+            raise ValueError(f"{name} holds {short_repr(table)}, not an outcome code {sorted(_CODES)}")
         return
     if not isinstance(table, list) or len(table) != shape[0]:
         raise ValueError(f"{name} is not a list of {shape[0]}")
@@ -145,12 +141,13 @@ def _check_shard(data: Any, config: SweepConfig, sweep_sha256: str, n_conditions
         if data.get("format") in (None, 1):
             raise ValueError(f"written by an earlier version of mazeinterp that kept no checksum; {rerun} "
                              "(or rerun the sweep in a new folder)")
-        raise ValueError(f"unknown format {_short(data.get('format'))} (this version writes {SHARD_FORMAT}); {rerun}")
+        raise ValueError(f"unknown format {short_repr(data.get('format'))} (this version writes {SHARD_FORMAT}); "
+                         f"{rerun}")
     body = {k: v for k, v in data.items() if k != "checksum"}
     if data.get("checksum") != data_sha256(body):
         raise ValueError(f"its checksum does not match its contents (edited or corrupted); {rerun}")
     if data.get("sweep_sha256") != sweep_sha256:
-        raise ValueError(f"it belongs to another sweep (sweep_sha256 {_short(data.get('sweep_sha256'))}); {rerun}")
+        raise ValueError(f"it belongs to another sweep (sweep_sha256 {short_repr(data.get('sweep_sha256'))}); {rerun}")
     levels = config.shard_levels(shard)
     n, seeds = len(levels), len(config.seeds)
     for key, expected in (("shard", shard), ("mazes", _maze_range(config, shard)), ("level_seeds", levels),
@@ -158,7 +155,7 @@ def _check_shard(data: Any, config: SweepConfig, sweep_sha256: str, n_conditions
         if key not in data:
             raise ValueError(f"missing key {key!r}; {rerun}")
         if data[key] != expected or isinstance(data[key], bool):
-            raise ValueError(f"{key} is {_short(data[key])}, not this shard's {_short(expected)}; {rerun}")
+            raise ValueError(f"{key} is {short_repr(data[key])}, not this shard's {short_repr(expected)}; {rerun}")
     for key in ("baseline", "treated", "seconds"):
         if key not in data:
             raise ValueError(f"missing key {key!r}; {rerun}")
@@ -166,7 +163,7 @@ def _check_shard(data: Any, config: SweepConfig, sweep_sha256: str, n_conditions
     _check_codes(data["treated"], (n_conditions, seeds, n), "treated")
     seconds = data["seconds"]
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        raise ValueError(f"seconds is {_short(seconds)}, not a duration; {rerun}")
+        raise ValueError(f"seconds is {short_repr(seconds)}, not a duration; {rerun}")
 
 
 def read_shard(path: Path, config: SweepConfig, sweep_sha256: str, n_conditions: int, shard: int) -> dict[str, Any]:

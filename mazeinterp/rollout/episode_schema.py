@@ -17,6 +17,7 @@ from typing import Any
 
 from mazeinterp.maze.outcomes import OUTCOMES
 from mazeinterp.maze.state import MazeState
+from mazeinterp.messages import short_repr
 from mazeinterp.rollout.results import Episode
 
 __all__ = ["EPISODE_KEYS", "check_episode_data"]
@@ -25,11 +26,6 @@ EPISODE_KEYS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Epis
 """The keys of a stored episode (its maze features are recomputed from the maze, not stored)."""
 
 _MOVES = 5  # columns of Episode.action_probs
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_int(value: Any) -> bool:
@@ -52,25 +48,26 @@ def check_episode_data(data: Any, states: Sequence[MazeState], max_steps: int) -
         ValueError: one line naming what is wrong (``episode 3: steps 600 is outside 0…500``).
     """
     if not isinstance(data, dict):
-        raise ValueError(f"an episode is {_short(data)}, not a JSON object")
+        raise ValueError(f"an episode is {short_repr(data, 40)}, not a JSON object")
     index = data.get("index")
     if not _is_int(index) or not 0 <= index < len(states):
-        raise ValueError(f"episode index {_short(index)} is not a maze position 0…{len(states) - 1} of this run")
+        raise ValueError(f"episode index {short_repr(index, 40)} is not a maze position 0…{len(states) - 1} "
+                         "of this run")
     where = f"episode {index}"
     missing = sorted(EPISODE_KEYS - set(data))
     if missing:
         raise ValueError(f"{where}: missing key {missing[0]!r}")
     unknown = sorted(set(data) - EPISODE_KEYS)
     if unknown:
-        raise ValueError(f"{where}: unknown key {_short(unknown[0])}")
+        raise ValueError(f"{where}: unknown key {short_repr(unknown[0], 40)}")
     state = states[index]
     for key, expected in (("level_seed", state.level_seed), ("maze_size", state.maze_size)):
         if not _is_int(data[key]) or data[key] != expected:
-            raise ValueError(f"{where}: {key} {_short(data[key])} is not its maze's ({expected})")
+            raise ValueError(f"{where}: {key} {short_repr(data[key], 40)} is not its maze's ({expected})")
     size = state.maze_size
 
     def bad(key: str, rule: str) -> ValueError:
-        return ValueError(f"{where}: {key} {_short(data[key])} {rule}")
+        return ValueError(f"{where}: {key} {short_repr(data[key], 40)} {rule}")
 
     if data["outcome"] not in OUTCOMES:
         raise bad("outcome", f"is not one of {', '.join(OUTCOMES)}")

@@ -38,6 +38,7 @@ from mazeinterp.digests import data_sha256
 from mazeinterp.maze import grid
 from mazeinterp.maze.outcomes import Trap
 from mazeinterp.maze.state import MazeState
+from mazeinterp.messages import short_repr
 from mazeinterp.outputs import to_json
 from mazeinterp.rollout.config import RolloutConfig
 from mazeinterp.rollout.episode_schema import check_episode_data
@@ -201,13 +202,8 @@ def _difference(name: str, was: Any, now: Any) -> str | None:
     if isinstance(was, dict) and isinstance(now, dict):
         for key in sorted(set(was) | set(now), key=str):
             if was.get(key) != now.get(key):
-                return f"{name}{key} was {_short(was.get(key))}, now {_short(now.get(key))}"
+                return f"{name}{key} was {short_repr(was.get(key))}, now {short_repr(now.get(key))}"
     return f"{name.rstrip('.') or 'the settings'} differ"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -224,7 +220,7 @@ def _read(path: Path) -> dict[str, Any]:
     if "format" not in data and "episodes" in data:
         raise ResumeError(f"{path} was written by an earlier version of mazeinterp that kept no checksum; {rerun}")
     if data.get("format") != RESUME_FORMAT:
-        raise ResumeError(f"{path}: unknown format {_short(data.get('format'))} (this version writes "
+        raise ResumeError(f"{path}: unknown format {short_repr(data.get('format'))} (this version writes "
                           f"{RESUME_FORMAT}); {rerun}")
     stored = data.pop("checksum", None)
     if stored != data_sha256(data):
@@ -265,12 +261,12 @@ def load_partial(folder: str | Path, key: ResumeKey, states: Sequence[MazeState]
         raise ResumeError(f"cannot resume {folder}: it was a run of {count} mazes, now {len(key.mazes)}")
     for position, (was, now) in enumerate(zip(mazes, key.mazes)):
         if was != now:
-            raise ResumeError(f"cannot resume {folder}: maze {position} was level seed {_short(was)}, now {now}")
+            raise ResumeError(f"cannot resume {folder}: maze {position} was level seed {short_repr(was)}, now {now}")
     if data["mazes_sha256"] != key.mazes_sha256:
         raise ResumeError(f"cannot resume {folder}: the mazes' start states differ (same level seeds)")
     seconds = data["seconds"]
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
-        raise ResumeError(f"{path}: seconds {_short(seconds)} is not a duration")
+        raise ResumeError(f"{path}: seconds {short_repr(seconds)} is not a duration")
     if not isinstance(data["episodes"], list):
         raise ResumeError(f"{path}: episodes is not a list")
     seen: set[int] = set()
