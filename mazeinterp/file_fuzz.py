@@ -9,6 +9,8 @@ traceback.
   (cut, deletion, insertion, duplication, a changed character) or a JSON-level
   edit (a value replaced by a boundary or odd value, a key removed or added,
   list items duplicated, swapped or dropped, or the same data re-indented);
+* :func:`reseal` -- give a mutated file a matching checksum again, so that the
+  checks behind the checksum (the schemas) are fuzzed too;
 * :func:`try_file` -- read one mutated text back and classify what happened;
 * :func:`fuzz_file` -- many mutations of one file, returning :class:`FileFuzzCounts`;
 * :func:`resume_reader`, :func:`shard_reader`, :func:`manifest_reader` -- how
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
     from mazeinterp.rollout.resume import ResumeKey
     from mazeinterp.sweep_config import SweepConfig
 
-__all__ = ["KINDS", "FileFuzzCounts", "fuzz_file", "manifest_reader", "mutate", "resume_reader", "shard_reader",
-           "try_file"]
+__all__ = ["KINDS", "FileFuzzCounts", "fuzz_file", "manifest_reader", "mutate", "reseal", "resume_reader",
+           "shard_reader", "try_file"]
 
 KINDS: tuple[str, ...] = ("refused", "identical", "different", "traceback", "multi_line_error")
 """What reading a mutated file back can give; the last three are failures."""
@@ -124,6 +126,25 @@ def mutate(text: str, rng: random.Random) -> tuple[str, str]:
     return json.dumps(data), what
 
 
+def reseal(text: str) -> str:
+    """``text`` with its ``checksum`` recomputed over its other keys (text that is not such a JSON object unchanged).
+
+    A re-sealed edit that the schemas accept is a valid file of other contents: it gives a
+    different result by design (no checksum can tell), so :class:`FileFuzzCounts` does not count
+    it as a failure; tracebacks and multi-line errors still are.
+    """
+    from mazeinterp.digests import data_sha256
+
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(data, dict) or "checksum" not in data:
+        return text
+    data.pop("checksum")
+    return json.dumps({**data, "checksum": data_sha256(data)})
+
+
 @dataclass(frozen=True)
 class FileFuzzCounts:
     """What a fuzz of one file saw: how many mutations gave each of :data:`KINDS`, and the first failures."""
@@ -134,6 +155,8 @@ class FileFuzzCounts:
     """Mutations per kind of outcome (every kind of :data:`KINDS` present)."""
     examples: tuple[str, ...] = ()
     """Descriptions of the first few failures."""
+    resealed: bool = False
+    """Whether every mutated file was given a matching checksum (:func:`reseal`)."""
 
     @property
     def mutations(self) -> int:
@@ -142,12 +165,14 @@ class FileFuzzCounts:
 
     @property
     def failures(self) -> int:
-        """Mutations that gave a different result, a traceback or a multi-line error (must be 0)."""
-        return self.counts["different"] + self.counts["traceback"] + self.counts["multi_line_error"]
+        """Mutations that gave a traceback, a multi-line error or (unless re-sealed) a different result (must be 0)."""
+        different = 0 if self.resealed else self.counts["different"]
+        return different + self.counts["traceback"] + self.counts["multi_line_error"]
 
     def __str__(self) -> str:
         parts = ", ".join(f"{kind.replace('_', ' ')} {self.counts[kind]}" for kind in KINDS)
-        lines = [f"{self.file}: {self.mutations} mutations: {parts}"]
+        sealed = " (re-sealed: a different result is a valid edit, not a failure)" if self.resealed else ""
+        lines = [f"{self.file}: {self.mutations} mutations{sealed}: {parts}"]
         return "\n".join(lines + [f"  {e}" for e in self.examples])
 
 
@@ -168,19 +193,20 @@ def try_file(text: str, read: Callable[[str], Any], expected: Any,
 
 
 def fuzz_file(file: str, text: str, read: Callable[[str], Any], refusals: tuple[type[Exception], ...], n: int,
-              seed: int) -> FileFuzzCounts:
-    """Try ``n`` mutations of ``text`` (seeded by ``seed``) with :func:`try_file`; the counts."""
+              seed: int, resealed: bool = False) -> FileFuzzCounts:
+    """Try ``n`` mutations of ``text`` (seeded by ``seed``; each :func:`reseal`-ed with ``resealed``) with
+    :func:`try_file`; the counts."""
     expected = read(text)
     rng = random.Random(seed)
     counts: Counter[str] = Counter({kind: 0 for kind in KINDS})
     examples: list[str] = []
     for _ in range(n):
         mutated, what = mutate(text, rng)
-        kind, note = try_file(mutated, read, expected, refusals)
+        kind, note = try_file(reseal(mutated) if resealed else mutated, read, expected, refusals)
         counts[kind] += 1
-        if kind not in ("refused", "identical") and len(examples) < 10:
+        if kind not in ("refused", "identical", *(("different",) if resealed else ())) and len(examples) < 10:
             examples.append(f"{kind}: {what}: {note[:300]}")
-    return FileFuzzCounts(file=file, counts=dict(counts), examples=tuple(examples))
+    return FileFuzzCounts(file=file, counts=dict(counts), examples=tuple(examples), resealed=resealed)
 
 
 # --------------------------------------------------------------------------------------

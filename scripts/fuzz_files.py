@@ -8,13 +8,19 @@ then reads ``--n`` mutated copies of each back the way the tool does (see
 refused (a one-line error), identical (the unchanged file's result), different,
 a traceback, or an error of several lines.
 
-Prints the counts per file; exits 1 if any file had a different result, a
-traceback or a multi-line error.
+With ``--reseal`` every mutated file gets a matching checksum again, so the
+checks behind the checksum are fuzzed too; a different result then is a valid
+edit (not counted as a failure), and tracebacks and multi-line errors must
+still be 0.
+
+Prints the counts per file; exits 1 if any file had a different result (without
+``--reseal``), a traceback or a multi-line error.
 
 Usage::
 
     python scripts/fuzz_files.py                  # 2,000 mutations of each file
     python scripts/fuzz_files.py --n 10000 --seed 1 --files shard
+    python scripts/fuzz_files.py --reseal         # past the checksums, into the schemas
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from mazeinterp.file_fuzz import FileFuzzCounts, fuzz_file, manifest_reader, res
 FILES = ("resume", "shard", "sweep.json")
 
 
-def fuzz_resume(work: Path, n: int, seed: int) -> FileFuzzCounts:
+def fuzz_resume(work: Path, n: int, seed: int, resealed: bool) -> FileFuzzCounts:
     """Mutations of a real resume file, read back by ``load_partial``."""
     import torch
 
@@ -51,10 +57,10 @@ def fuzz_resume(work: Path, n: int, seed: int) -> FileFuzzCounts:
     folder.mkdir()
     save_partial(folder, result, key)
     text = (folder / RESUME_FILE).read_text()
-    return fuzz_file("resume", text, resume_reader(folder, key, states), (ResumeError,), n, seed)
+    return fuzz_file("resume", text, resume_reader(folder, key, states), (ResumeError,), n, seed, resealed)
 
 
-def fuzz_sweep(work: Path, n: int, seed: int, files: list[str]) -> list[FileFuzzCounts]:
+def fuzz_sweep(work: Path, n: int, seed: int, files: list[str], resealed: bool) -> list[FileFuzzCounts]:
     """Mutations of a real shard and of its sweep's ``sweep.json``, read back as a resumed sweep reads them."""
     import torch
 
@@ -76,10 +82,11 @@ def fuzz_sweep(work: Path, n: int, seed: int, files: list[str]) -> list[FileFuzz
     if "shard" in files:
         path = shard_path(out, 1)
         read = shard_reader(path, config, data_sha256(manifest), manifest["conditions"], 1)
-        counts.append(fuzz_file("shard", path.read_text(), read, (SweepConfigError,), n, seed))
+        counts.append(fuzz_file("shard", path.read_text(), read, (SweepConfigError,), n, seed, resealed))
     if "sweep.json" in files:
         read = manifest_reader(out, manifest)
-        counts.append(fuzz_file("sweep.json", (out / MANIFEST).read_text(), read, (SweepConfigError,), n, seed))
+        counts.append(fuzz_file("sweep.json", (out / MANIFEST).read_text(), read, (SweepConfigError,), n, seed,
+                                resealed))
     return counts
 
 
@@ -89,15 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2000, help="mutations of each file (default: 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the files and mutations (default: 0)")
     parser.add_argument("--files", nargs="+", choices=FILES, default=list(FILES), help="which files (default: all)")
+    parser.add_argument("--reseal", action="store_true",
+                        help="give every mutated file a matching checksum (fuzz the checks behind it)")
     args = parser.parse_args(argv)
     if args.n < 1 or args.seed < 0:
         parser.error("--n must be positive and --seed >= 0")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
-        counts = [fuzz_resume(Path(work), args.n, args.seed)] if "resume" in args.files else []
+        counts = [fuzz_resume(Path(work), args.n, args.seed, args.reseal)] if "resume" in args.files else []
         if {"shard", "sweep.json"} & set(args.files):
-            counts += fuzz_sweep(Path(work), args.n, args.seed, args.files)
+            counts += fuzz_sweep(Path(work), args.n, args.seed, args.files, args.reseal)
     for count in counts:
         print(count)
     print(f"{time.perf_counter() - started:.0f} s, seed {args.seed}")
