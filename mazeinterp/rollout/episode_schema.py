@@ -3,8 +3,9 @@
 :func:`check_episode_data` checks one stored episode against the run it is
 said to belong to before it is trusted: every key present and no other, each
 value of its type, the outcome from :data:`~mazeinterp.maze.outcomes.OUTCOMES`,
-steps within the step cap, cells inside the maze, and the index, level seed and
-maze size those of the run's own maze list. It raises ``ValueError`` with one
+steps within the step cap, cells inside the maze, a trajectory that walks from
+the start one cell at a time for ``steps`` moves, one row of move probabilities
+per step, and the index, level seed and maze size those of the run's own maze list. It raises ``ValueError`` with one
 line naming the episode, the key and the value.
 """
 
@@ -88,12 +89,16 @@ def check_episode_data(data: Any, states: Sequence[MazeState], max_steps: int) -
     if region_step is not None and (not _is_int(region_step) or not 0 <= region_step <= steps):
         raise bad("region_step", f"is neither null nor a step 0…{steps}")
     trajectory = data["trajectory"]
-    if trajectory is not None and not (isinstance(trajectory, list) and all(_is_cell(c, size) for c in trajectory)):
-        raise bad("trajectory", f"is neither null nor a list of cells of a {size}×{size} maze")
+    if trajectory is not None and not (
+            isinstance(trajectory, list) and len(trajectory) == steps + 1 and all(_is_cell(c, size) for c in trajectory)
+            and trajectory[0] == data["start"]
+            and all(abs(a - b) + abs(c - d) <= 1 for (a, c), (b, d) in zip(trajectory, trajectory[1:]))):
+        raise bad("trajectory", f"is neither null nor a walk of {steps + 1} cells from the start")
     probs = data["action_probs"]
-    if probs is not None and not (isinstance(probs, list) and all(
-            isinstance(row, list) and len(row) == _MOVES and all(map(_is_probability, row)) for row in probs)):
-        raise bad("action_probs", f"is neither null nor rows of {_MOVES} probabilities")
+    if probs is not None and not (isinstance(probs, list) and len(probs) == steps and all(
+            isinstance(row, list) and len(row) == _MOVES and all(map(_is_probability, row))
+            and abs(sum(row) - 1.0) < 1e-4 for row in probs)):
+        raise bad("action_probs", f"is neither null nor {steps} rows of {_MOVES} probabilities summing to 1")
     trap = data["trap"]
     if trap is not None and not (isinstance(trap, dict) and set(trap) == {"cells", "share"}
                                  and isinstance(trap["cells"], list) and len(trap["cells"]) == 2
