@@ -123,6 +123,8 @@ def _duplicate(data: dict[str, Any]) -> None:
     (lambda d: d["episodes"][0]["action_probs"][0].__setitem__(0, 0.9), "episode 0: action_probs .* summing to 1"),
     (lambda d: d["episodes"][0]["trajectory"].pop(), "episode 0: trajectory .* a walk of .* cells from the start"),
     (lambda d: d["episodes"][0]["trajectory"].__setitem__(1, [0, 0]), "episode 0: trajectory .* a walk of"),
+    (lambda d: d["episodes"][0].update(trajectory=[[0, 0]] * len(d["episodes"][0]["trajectory"])),
+     "episode 0: trajectory .* a walk of"),  # a walk (standing still), but not from the start
     (_set(0, colour="red"), "episode 0: unknown key 'colour'"),
     (lambda d: d["episodes"][0].pop("outcome"), "episode 0: missing key 'outcome'"),
     (lambda d: d["episodes"].append("cheese"), "an episode is 'cheese', not a JSON object"),
