@@ -31,8 +31,10 @@ every seed, with :func:`mazeinterp.rollout.run_rollouts`; the rollout seed of
 shard ``k`` under sweep seed ``s`` is drawn from ``SeedSequence([s, k])``, so
 each shard has its own random numbers and every number depends only on the
 config, never on how many workers ran it or in which order. Each finished
-shard is written atomically to ``OUT/shards/``; a sweep started again on the
-same folder skips the shards already there (a killed sweep resumes). When all
+shard is written atomically to ``OUT/shards/``, sealed with the sweep's hash,
+its maze range and a checksum; a sweep started again on the same folder skips
+the shards already there (a killed sweep resumes) once each has passed its
+checks, and stops with a one-line :class:`SweepFileError` at one that has not. When all
 shards are in, they are merged into one table, one row per condition, with
 the paired difference in P(cheese) (:func:`mazeinterp.stats.paired_difference`,
 pooled over mazes and seeds) as the effect size, written as ``results.csv``
@@ -52,8 +54,9 @@ sent to each worker once.
 
 The pieces: :mod:`mazeinterp.sweep_config` (the config and its grid),
 :mod:`mazeinterp.sweep_shard` (the interventions and one shard's rollouts),
-:mod:`mazeinterp.sweep_output` (merged table and heatmap); this module runs
-the shards on workers and keeps the output folder. Their public names are
+:mod:`mazeinterp.sweep_files` (``sweep.json`` and the shard files: sealed,
+found and checked before merging), :mod:`mazeinterp.sweep_output` (merged
+table and heatmap); this module runs the shards on workers. Their public names are
 importable from here.
 """
 
@@ -69,6 +72,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mazeinterp.digests import data_sha256, model_sha256
 from mazeinterp.numerics import ENV_VAR, is_reference, numerics_mode
 from mazeinterp.sweep_config import (
     ESTIMATORS,
@@ -80,6 +84,14 @@ from mazeinterp.sweep_config import (
     load_sweep_config,
 )
 from mazeinterp.sweep_exact import exact_outcomes, merge_exact, run_exact_shard
+from mazeinterp.sweep_files import (
+    SweepFileError,
+    claim_folder,
+    finished_shards,
+    seal_shard,
+    shard_path,
+    write_atomic,
+)
 from mazeinterp.sweep_output import SweepResult, merge, plot_heatmap, write_table
 from mazeinterp.sweep_ray import connect_ray
 from mazeinterp.sweep_shard import (
@@ -97,9 +109,9 @@ if TYPE_CHECKING:
     from mazeinterp.model import ImpalaPolicy
 
 __all__ = ["ESTIMATORS", "KINDS", "OUTCOME_CODES", "Condition", "EditsByEpisode", "PartialAblation", "SweepConfig",
-           "SweepConfigError", "SweepResult", "conditions", "exact_outcomes", "intervention", "load_sweep_config",
-           "merge", "merge_exact", "plot_heatmap", "reference_activations", "run_exact_shard", "run_shard",
-           "run_sweep"]
+           "SweepConfigError", "SweepFileError", "SweepResult", "conditions", "exact_outcomes", "intervention",
+           "load_sweep_config", "merge", "merge_exact", "plot_heatmap", "reference_activations", "run_exact_shard",
+           "run_shard", "run_sweep"]
 
 
 def _shard_runner(config: SweepConfig) -> Callable[..., dict[str, Any]]:
@@ -199,76 +211,14 @@ def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: S
 
 
 # --------------------------------------------------------------------------------------
-# the output folder
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def _shard_path(out: Path, shard: int) -> Path:
-    return out / "shards" / f"shard-{shard:05d}.json"
-
-
-def _model_digest(model: ImpalaPolicy) -> str:
-    """sha256 of the model's parameters (names, shapes and values), to tell two networks apart."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(f"{name}{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+# the output folder (its files: mazeinterp.sweep_files)
 
 
 def _manifest(config: SweepConfig, checkpoint: str, model: ImpalaPolicy, grid: Sequence[Condition]) -> dict[str, Any]:
-    digest = hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()
-    return {"config": config.as_dict(), "checkpoint": checkpoint, "model_sha256": _model_digest(model),
-            "conditions": len(grid), "conditions_sha256": digest, "numerics": numerics_mode()}
-
-
-def _claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
-    """Create ``out`` for this sweep, or check that it holds the same sweep (then it is resumed)."""
-    path = out / "sweep.json"
-    if path.exists():
-        try:
-            earlier = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise SweepConfigError(f"{path} is not a sweep manifest; choose another output folder") from None
-        if isinstance(earlier, dict):
-            earlier.setdefault("numerics", "fast")  # older sweeps ran their rollouts channels-last
-            if isinstance(earlier.get("config"), dict):
-                earlier["config"].setdefault("estimator", "sampled")  # written before sweeps had estimators
-        if earlier != json.loads(json.dumps(manifest)):
-            old, new = earlier.get("config", {}), manifest["config"]
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            if earlier["numerics"] != manifest["numerics"]:
-                diff.append(f"numerics: {earlier['numerics']} there, {manifest['numerics']} now")
-            diff = diff or ["the model's weights"]
-            raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(diff)}); "
-                                   "choose another output folder")
-    elif out.exists() and any(out.iterdir()):
-        raise SweepConfigError(f"{out} exists and holds no sweep; choose another output folder")
-    (out / "shards").mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        _write_atomic(path, json.dumps(manifest, indent=2) + "\n")
-
-
-def _finished(out: Path, config: SweepConfig, n_conditions: int) -> dict[int, dict[str, Any]]:
-    """Shard results already in ``out`` (complete files of this sweep only)."""
-    done = {}
-    for shard in range(config.n_shards):
-        path = _shard_path(out, shard)
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        if (data.get("level_seeds") == config.shard_levels(shard) and len(data.get("treated", ())) == n_conditions
-                and data.get("estimator", "sampled") == config.estimator):
-            done[shard] = data
-    return done
+    """``sweep.json``'s content; its sha256 (:func:`~mazeinterp.digests.data_sha256`) is the sweep's hash."""
+    grid_sha256 = hashlib.sha256(json.dumps([asdict(c) for c in grid]).encode()).hexdigest()  # as earlier versions
+    return {"config": config.as_dict(), "checkpoint": checkpoint, "model_sha256": model_sha256(model),
+            "conditions": len(grid), "conditions_sha256": grid_sha256, "numerics": numerics_mode()}
 
 
 # --------------------------------------------------------------------------------------
@@ -299,7 +249,8 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
 
     Raises:
         SweepConfigError: a bad grid (unknown hook point, channel out of range), or an output
-        folder that holds something else.
+        folder that holds something else; :class:`SweepFileError` (a subclass) for a
+        ``sweep.json`` or shard file that fails its checks (:mod:`mazeinterp.sweep_files`).
         RayUnavailableError: ``ray_address`` given, and Ray is not installed or nothing answers there.
     """
     from tqdm.auto import tqdm
@@ -316,8 +267,10 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
         model = load_policy(checkpoint)
     grid = conditions(config, model.hook_points())
     out = Path(out)
-    _claim_folder(out, _manifest(config, str(checkpoint), model, grid))
-    done = _finished(out, config, len(grid))
+    manifest = _manifest(config, str(checkpoint), model, grid)
+    claim_folder(out, manifest)
+    sweep_sha256 = data_sha256(manifest)
+    done = finished_shards(out, config, sweep_sha256, len(grid))
     todo = [k for k in range(config.n_shards) if k not in done]
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 0:
@@ -332,8 +285,9 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
         with bar:
             for result in results:
                 shard = result["shard"]
-                _write_atomic(_shard_path(out, shard), json.dumps(result) + "\n")
-                done[shard] = result
+                sealed = seal_shard(result, config, sweep_sha256)
+                write_atomic(shard_path(out, shard), json.dumps(sealed) + "\n")
+                done[shard] = sealed
                 ran.append(shard)
                 episodes += result["episodes"]
                 bar.update(1)
@@ -350,6 +304,6 @@ def run_sweep(config: SweepConfig, out: str | os.PathLike, *, workers: int | Non
                "episodes_per_second": episodes / seconds if episodes else None,
                "top": sorted(rows, key=lambda r: -abs(r["effect"]))[:10]}
     paths["summary"] = out / "summary.json"
-    _write_atomic(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    write_atomic(paths["summary"], json.dumps(summary, indent=2) + "\n")
     return SweepResult(config=config, rows=tuple(rows), paths=paths, ran=tuple(sorted(ran)), seconds=seconds,
                        episodes=episodes)

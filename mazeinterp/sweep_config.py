@@ -131,7 +131,8 @@ class SweepConfig:
 
     def shard_levels(self, shard: int) -> list[int]:
         """Level seeds of shard ``shard``."""
-        return self.level_seeds[shard * self.shard_size : (shard + 1) * self.shard_size]
+        first = self.start_level + shard * self.shard_size  # not via level_seeds: a sweep may be huge
+        return list(range(first, min(first + self.shard_size, self.start_level + self.n_mazes)))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data (JSON / TOML keys)."""

@@ -28,8 +28,9 @@ __all__ = ["OUTCOME_CODES", "SHARD_FORMAT", "EditsByEpisode", "PartialAblation",
 
 OUTCOME_CODES = {"cheese": 0, "top_right": 1, "neither": 2}
 """Episode outcome → the code stored in shard files."""
-SHARD_FORMAT = 1
-"""Version of the shard files' layout."""
+SHARD_FORMAT = 2
+"""Version of the shard files' layout (2: sealed with the sweep's hash, maze range and a checksum by
+:func:`mazeinterp.sweep_files.seal_shard`; 1 is refused)."""
 
 
 # --------------------------------------------------------------------------------------

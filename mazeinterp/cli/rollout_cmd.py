@@ -56,15 +56,16 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         args.overwrite = True
     out, paths = claim(args, [*names, rollout_resume.RESUME_FILE] if not args.resume else names)
     states = start_states(args)
-    finished, seconds_before = [], 0.0
-    if args.resume:
-        try:
-            finished, seconds_before = rollout_resume.load_partial(out.path, settings, states)
-        except rollout_resume.ResumeError as exc:
-            raise CliError(str(exc)) from None
     config = rollout_config(args, trajectories=args.plots or bool(args.animate))
     if args.animate:
         config = replace(config, record_action_probs=True)
+    key = rollout_resume.ResumeKey.of(settings, model, config, states)
+    finished, seconds_before = [], 0.0
+    if args.resume:
+        try:
+            finished, seconds_before = rollout_resume.load_partial(out.path, key, states)
+        except rollout_resume.ResumeError as exc:
+            raise CliError(str(exc)) from None
     try:
         with rollout_resume.sigterm_as_interrupt():
             result = run_rollouts(model, states, config=config,
@@ -75,7 +76,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             out.write_json("summary.json", {**header(args, model), **partial.as_dict(), "partial": True,
                                             "mazes_requested": len(states)}),
             out.write_csv("episodes.csv", partial.to_rows()),
-            rollout_resume.save_partial(out.path, partial, settings, len(states)),
+            rollout_resume.save_partial(out.path, partial, key),
         ])
         print(f"partial: {len(partial)} of {len(states)} mazes finished; run the same command with --resume "
               "to finish", file=sys.stderr)

@@ -41,7 +41,8 @@ Modules
 * :mod:`~mazeinterp.rollout.compare` -- :func:`compare`,
   :class:`Comparison`, :func:`pairing_mismatch`.
 * :mod:`~mazeinterp.rollout.resume` -- keep an interrupted run's episodes and
-  finish it later to the same result.
+  finish it later to the same result; :mod:`~mazeinterp.rollout.episode_schema`
+  checks each stored episode before it is trusted.
 
 The outcome, region and trap rules themselves are maze-level and live in
 :mod:`mazeinterp.maze.outcomes` (:data:`OUTCOMES`, :data:`EVENTS` and
@@ -59,6 +60,7 @@ from mazeinterp.rollout.results import Episode, OutcomeSummary, RolloutResult
 from mazeinterp.rollout.resume import (
     RESUME_FILE,
     ResumeError,
+    ResumeKey,
     episode_from_dict,
     episode_to_dict,
     finish,
