@@ -34,6 +34,9 @@ class PublishedCheckpoint:
     """What the network is."""
     sha256: str | None = None
     """Hex sha256 of the file, or None while no hash is known."""
+    size: int | None = None
+    """Size of the file in bytes, or None while unknown (downloads then stop at
+    :data:`mazeinterp.fetch.DEFAULT_MAX_BYTES`)."""
 
 
 PUBLISHED: dict[str, PublishedCheckpoint] = {

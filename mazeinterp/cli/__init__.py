@@ -81,6 +81,8 @@ mazeinterp scan --hook embedder.relu3_out --kind zero --n-mazes 50 --workers 2
     "fetch": """
 mazeinterp fetch --list                                              # published names, URLs and hashes
 mazeinterp fetch maze-rand-region-5                                  # download (resumes) and verify
+mazeinterp fetch maze-rand-region-5 --url https://mirror.example/model_rand_region_5.pth   # from a mirror
+mazeinterp fetch maze-rand-region-5 --from-file ~/Downloads/model_rand_region_5.pth      # from a copy
 """,
     "stats": """
 mazeinterp stats --n-mazes 500 --plots                               # outcomes and a regression on features

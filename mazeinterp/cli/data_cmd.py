@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from mazeinterp import cli_args
@@ -102,20 +103,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    """Download a published checkpoint by name (or list the names); print its path and sha256."""
-    from mazeinterp.fetch import cache_dir, fetch, recorded_hashes
+    """Fetch a published checkpoint by name (download, mirror or local copy), or list the names; print its
+    path and sha256."""
+    from mazeinterp.fetch import MIRROR_ENV, cache_dir, fetch, fetch_from_file, recorded_hashes, source_url
     from mazeinterp.published import PUBLISHED
 
     if args.list or not args.name:
+        if args.url or args.from_file:
+            raise CliError("--url and --from-file need a checkpoint NAME")
         recorded = recorded_hashes()
         for name, entry in sorted(PUBLISHED.items()):
             sha = entry.sha256 or recorded.get(name, {}).get("sha256")
             origin = "table" if entry.sha256 else "recorded" if sha else "not known yet"
-            print(f"{name}\n  {entry.description}\n  url     {entry.url}\n  source  {entry.source}\n"
+            print(f"{name}\n  {entry.description}\n  url     {source_url(name)}\n  source  {entry.source}\n"
                   f"  sha256  {sha or '-'} ({origin})")
-        print(f"cache: {cache_dir()}")
+        mirror = os.environ.get(MIRROR_ENV)
+        print(f"cache: {cache_dir()}" + (f"\nmirror: {mirror} (${MIRROR_ENV})" if mirror else ""))
         return 0
-    path = fetch(args.name, sha256=args.sha256)
+    if args.url and args.from_file:
+        raise CliError("give --url or --from-file, not both")
+    if args.from_file:
+        path = fetch_from_file(args.name, args.from_file, sha256=args.sha256)
+    else:
+        path = fetch(args.name, sha256=args.sha256, url=args.url)
     import pooch
 
     print(f"{args.name}: {path}\nsha256 {pooch.file_hash(str(path))}")
@@ -166,5 +176,11 @@ def add_fetch(sub: Any) -> None:
     fetch.add_argument("name", nargs="?", default=None, help="published checkpoint name (see --list)")
     fetch.add_argument("--sha256", default=None, metavar="HEX",
                        help="expected sha256; a match is recorded (pinned) in the cache")
+    source = fetch.add_mutually_exclusive_group()
+    source.add_argument("--url", default=None, metavar="URL",
+                        help="download from this URL (a mirror) instead of the table's; hash-checked the same way. "
+                             "$MAZEINTERP_PUBLISHED_URL=BASE fetches every name from BASE/FILENAME")
+    source.add_argument("--from-file", default=None, metavar="PATH",
+                        help="copy a checkpoint file you already have into the cache, hash-checked like a download")
     fetch.add_argument("--list", action="store_true", help="list the published names, URLs and hashes")
     fetch.set_defaults(func=cmd_fetch)
