@@ -72,12 +72,14 @@ _BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: 
 class Mutant:
     """One change to one module.
 
-    ``line`` is the 1-based line of the original source, ``function`` the qualified name of
-    the enclosing function ("" at module level), ``change`` "old -> new" as source text,
+    ``line`` is the 1-based line of the original source, ``code`` that line's text (stripped),
+    ``function`` the qualified name of the enclosing function ("" at module level),
+    ``change`` "old -> new" as source text,
     ``start``/``end`` the (line, column) span of the original text that ``new`` replaces.
     """
 
     line: int
+    code: str
     function: str
     change: str
     start: tuple[int, int]
@@ -154,6 +156,7 @@ def find_mutants(source: str, functions: tuple[str, ...] | None = None) -> list[
     """
     tree = ast.parse(source)
     skip = _skip_expr_ids(tree)
+    lines = source.splitlines()
     mutants: list[Mutant] = []
 
     def visit(node: ast.AST, qualname: str) -> None:
@@ -168,7 +171,7 @@ def find_mutants(source: str, functions: tuple[str, ...] | None = None) -> list[
                     new = f"({new})"
                 short_old = " ".join(old.split())
                 mutants.append(Mutant(
-                    line=node.lineno, function=qualname, change=f"{short_old} -> {new}",
+                    line=node.lineno, code=lines[node.lineno - 1].strip(), function=qualname, change=f"{short_old} -> {new}",
                     start=(node.lineno, node.col_offset),
                     end=(node.end_lineno, node.end_col_offset), new=new))
         for child in ast.iter_child_nodes(node):
@@ -188,20 +191,25 @@ def apply_mutant(source: str, mutant: Mutant) -> str:
     return "".join(lines[:l0 - 1]) + head + mutant.new + tail + "".join(lines[l1:])
 
 
-def load_equivalents(path: Path) -> dict[str, set[tuple[str, str]]]:
-    """Module -> {(function, change)} of the listed equivalent mutants.
+def mutant_key(mutant: Mutant) -> tuple[str, str, str]:
+    """What names a mutant in the equivalents file: (function, code of its line, change)."""
+    return mutant.function, mutant.code, mutant.change
+
+
+def load_equivalents(path: Path) -> dict[str, set[tuple[str, str, str]]]:
+    """Module -> {(function, code, change)} of the listed equivalent mutants.
 
     Raises ValueError naming the entry when one lacks a field or gives no reason.
     """
     if not path.exists():
         return {}
     data = tomllib.loads(path.read_text())
-    out: dict[str, set[tuple[str, str]]] = {}
+    out: dict[str, set[tuple[str, str, str]]] = {}
     for i, entry in enumerate(data.get("equivalent", [])):
-        missing = [k for k in ("module", "function", "change", "why") if not entry.get(k)]
+        missing = [k for k in ("module", "code", "change", "why") if not entry.get(k)]
         if missing:
             raise ValueError(f"{path.name}: equivalent #{i + 1} lacks {', '.join(missing)}")
-        out.setdefault(entry["module"], set()).add((entry["function"], entry["change"]))
+        out.setdefault(entry["module"], set()).add((entry.get("function", ""), entry["code"], entry["change"]))
     return out
 
 
@@ -341,7 +349,7 @@ class ModuleResult:
         return 1.0 if total == 0 else (self.killed + len(self.timed_out)) / total
 
 
-def run_module(module: str, equivalents: set[tuple[str, str]], copy: Path,
+def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
                timeout_factor: float, progress: bool) -> ModuleResult:
     """Mutate ``module`` one change at a time in ``copy`` and run its tests against each."""
     tests, functions = MODULES[module]
@@ -357,7 +365,7 @@ def run_module(module: str, equivalents: set[tuple[str, str]], copy: Path,
     timed_out: list[Mutant] = []
     try:
         for i, mutant in enumerate(mutants):
-            if (mutant.function, mutant.change) in equivalents:
+            if mutant_key(mutant) in equivalents:
                 equivalent += 1
                 continue
             lines = set(range(mutant.start[0], mutant.end[0] + 1))
@@ -382,6 +390,9 @@ def run_module(module: str, equivalents: set[tuple[str, str]], copy: Path,
         target.write_text(original)
         if progress:
             print(file=sys.stderr)
+    for function, code, change in sorted(equivalents - {mutant_key(m) for m in mutants}):
+        print(f"warning: {module}: listed equivalent [{function}] {change} in {code!r} matches no mutant",
+              file=sys.stderr)
     return ModuleResult(module, killed, survived, timed_out, equivalent)
 
 
@@ -409,8 +420,8 @@ def main(argv: list[str] | None = None) -> int:
         for module in modules:
             source = (ROOT / "mazeinterp" / module).read_text()
             for m in find_mutants(source, MODULES[module][1]):
-                eq = " (equivalent)" if (m.function, m.change) in equivalents.get(module, ()) else ""
-                print(f"{module}:{m.line} [{m.function}] {m.change}{eq}")
+                eq = " (equivalent)" if mutant_key(m) in equivalents.get(module, ()) else ""
+                print(f"{module}:{m.line} [{m.function}] {m.change}{eq}\n    {m.code}")
         return 0
 
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -447,9 +458,9 @@ def main(argv: list[str] | None = None) -> int:
         failed |= r.score < args.target
     for r in results:
         for m in r.survived:
-            print(f"survived  {r.module}:{m.line} [{m.function}] {m.change}")
+            print(f"survived  {r.module}:{m.line} [{m.function}] {m.change}\n    {m.code}")
         for m in r.timed_out:
-            print(f"timed out {r.module}:{m.line} [{m.function}] {m.change}")
+            print(f"timed out {r.module}:{m.line} [{m.function}] {m.change}\n    {m.code}")
     return 1 if failed else 0
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.outcomes import (
+    TRAP_SHARE,
+    TRAP_WINDOW,
     Trap,
     find_trap,
     first_region_step,
@@ -95,6 +99,13 @@ def test_shuttling_between_two_cells_is_a_trap() -> None:
     assert find_trap(shuttle, share=0.61) is None
     vertical = [(3, 1), (2, 1)] * 25 + [(0, c) for c in range(5)] * 10
     assert find_trap(vertical) == Trap(((2, 1), (3, 1)), 0.5)  # exactly half is enough, cells row-major
+
+
+def test_the_trap_rule_is_half_of_the_last_100_positions_and_a_trap_is_a_value() -> None:
+    assert (TRAP_WINDOW, TRAP_SHARE) == (100, 0.5)  # the rule as the module and Episode.trap document it
+    trap = find_trap([(1, 1)] * 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trap.share = 0.0  # type: ignore[misc]
 
 
 def test_a_tie_between_traps_goes_to_the_row_major_first_pair() -> None:
