@@ -34,6 +34,7 @@ import argparse
 import ast
 import dataclasses
 import os
+import random
 import shutil
 import signal
 import sys
@@ -350,12 +351,18 @@ class ModuleResult:
 
 
 def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
-               timeout_factor: float, progress: bool) -> ModuleResult:
-    """Mutate ``module`` one change at a time in ``copy`` and run its tests against each."""
+               timeout_factor: float, progress: bool, sample: int | None = None) -> ModuleResult:
+    """Mutate ``module`` one change at a time in ``copy`` and run its tests against each.
+
+    ``sample``: run only that many mutants, drawn at random (seed 0), instead of all.
+    """
     tests, functions = MODULES[module]
     target = copy / "mazeinterp" / module
     original = target.read_text()
     mutants = find_mutants(original, functions)
+    if sample is not None and sample < len(mutants):
+        picked = sorted(random.Random(0).sample(range(len(mutants)), sample))
+        mutants = [mutants[i] for i in picked]
     t0 = time.monotonic()
     per_test, order = covering_tests(copy, target, list(tests), timeout=900)
     baseline = time.monotonic() - t0
@@ -404,9 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=0.95, help="score each module must reach")
     parser.add_argument("--timeout-factor", type=float, default=5.0,
                         help="a mutant times out after this many times the unmutated run")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="run only this many mutants per module, drawn at random (seed 0)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     modules = args.modules or list(MODULES)
+    if args.sample is not None and args.sample < 1:
+        print(f"error: --sample must be >= 1, got {args.sample}", file=sys.stderr)
+        return 2
     unknown = [m for m in modules if m not in MODULES]
     if unknown:
         print(f"error: unknown module {unknown[0]!r}; known: {', '.join(MODULES)}", file=sys.stderr)
@@ -447,7 +459,9 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         for module in modules:
             results.append(run_module(module, equivalents.get(module, set()), copy,
-                                      args.timeout_factor, not args.no_progress))
+                                      args.timeout_factor, not args.no_progress, args.sample))
+    if args.sample is not None:
+        print(f"(at most {args.sample} mutants per module, drawn at random)")
     print(f"{'module':<22} {'mutants':>7} {'equiv':>5} {'killed':>6} {'survived':>8} "
           f"{'timeout':>7} {'score':>6}")
     failed = False
