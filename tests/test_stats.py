@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -318,6 +319,7 @@ def test_a_maze_is_dropped_only_when_a_requested_feature_is_missing() -> None:
 
 
 def test_feature_table_says_which_episodes_reached_the_cheese() -> None:
-    rows = feature_table([_episode(0, {}, True), _episode(1, {}, False), _episode(2, {}, True)])
+    timed_out = dataclasses.replace(_episode(3, {}, False), outcome="neither")
+    rows = feature_table([_episode(0, {}, True), _episode(1, {}, False), _episode(2, {}, True), timed_out])
     assert [(r["outcome"], r["reached_cheese"]) for r in rows] == [
-        ("cheese", True), ("top_right", False), ("cheese", True)]
+        ("cheese", True), ("top_right", False), ("cheese", True), ("neither", False)]
