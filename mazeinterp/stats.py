@@ -443,7 +443,7 @@ def fit_cheese_regression(
     Features are standardised with the training mean and SD (a
     ``StandardScaler`` → ``LogisticRegression`` pipeline); the split into
     training and held-out mazes is seeded by ``seed`` and stratified by the
-    outcome when both classes have at least two mazes. Episodes with a missing
+    outcome when both classes have at least two mazes and so do both sides of the split. Episodes with a missing
     feature (e.g. the decision-square distances of mazes without a decision
     square) are dropped and counted.
 
@@ -474,7 +474,8 @@ def fit_cheese_regression(
     if n < 4 or n_test < 1 or n - n_test < 2:
         raise ValueError(f"need at least 4 mazes with all features to fit and hold out, got {n}")
     counts = np.bincount(y.astype(int), minlength=2)
-    stratify = y if counts.min() >= 2 else None
+    # scikit-learn stratifies only when each side of the split can hold both classes
+    stratify = y if counts.min() >= 2 and min(n_test, n - n_test) >= 2 else None
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=n_test, random_state=seed, stratify=stratify
     )

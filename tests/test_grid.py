@@ -79,11 +79,25 @@ def test_parse_ascii_and_back():
 
 
 @pytest.mark.parametrize(
-    "text", ["", "..\n...", "C.\nC.", "ab\n.."], ids=["empty", "ragged", "two-cheese", "bad-char"]
-)
-def test_parse_ascii_rejects(text):
-    with pytest.raises(ValueError):
+    ("text", "message"),
+    [("", r"non-empty square, got row lengths \[\]"), ("..\n...", r"square, got row lengths \[2, 3\]"),
+     ("...\n...", r"square, got row lengths \[3, 3\]"), ("C.\nC.", "2 cheese cells"),
+     ("ab\n..", r"unknown characters \['a', 'b'\]")],
+    ids=["empty", "ragged", "wide", "two-cheese", "bad-char"],
+)  # fmt: skip
+def test_parse_ascii_rejects(text, message):
+    with pytest.raises(ValueError, match=message):
         g.parse_ascii(text)
+
+
+def test_to_ascii_rejects_a_mark_of_more_than_one_character():
+    grid, _ = maze(MAZE_A)
+    with pytest.raises(ValueError, match=r"mark for cell \(4, 0\) must be one character, got 'S1'"):
+        g.to_ascii(grid, marks={(4, 0): "S1"})
+    with pytest.raises(ValueError, match="must be one character, got ''"):
+        g.to_ascii(grid, marks={(4, 0): ""})
+    with pytest.raises(ValueError, match=r"cell \(5, 0\) is outside the 5×5 maze"):
+        g.to_ascii(grid, marks={(5, 0): "x"})
 
 
 def test_neighbours():
@@ -235,6 +249,8 @@ def test_distances_maze_a():
     assert g.euclidean_distance(cheese, (0, 4)) == 4.0
     assert g.euclidean_distance(cheese, (2, 1)) == pytest.approx(math.sqrt(5))
     assert g.euclidean_distance((2, 1), (0, 4)) == pytest.approx(math.sqrt(13))
+    assert g.euclidean_distance((3, 1), (1, 4)) == pytest.approx(math.sqrt(13))  # neither in row 0
+    assert g.euclidean_distance((1, 4), (4, 2)) == pytest.approx(math.sqrt(13))
 
 
 def test_features_maze_a():
@@ -343,10 +359,21 @@ def test_wall_and_outside_cells_raise():
     ids=["non-square", "1-D", "3-D", "empty", "float"],
 )  # fmt: skip
 def test_bad_grids_raise(bad):
-    with pytest.raises(ValueError):
+    message = "must be boolean" if bad.dtype.kind == "f" else "non-empty square 2-D array"
+    with pytest.raises(ValueError, match=message):
         g.distance_map(bad, (0, 0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         g.legal_mouse_cells(bad)
+
+
+def test_integer_grids_must_hold_only_zeros_and_ones():
+    ones = np.array([[1, 1], [0, 1]], dtype=np.int64)
+    assert g.legal_mouse_cells(ones) == [(0, 0), (0, 1), (1, 1)]
+    assert g.legal_mouse_cells(ones.astype(np.uint8)) == [(0, 0), (0, 1), (1, 1)]
+    with pytest.raises(ValueError, match=r"boolean \(or 0/1 integers\), got dtype int64"):
+        g.legal_mouse_cells(np.array([[1, 2], [0, 1]]))
+    with pytest.raises(ValueError, match="got dtype float64"):
+        g.legal_mouse_cells(np.array([[1.0, 1.0], [0.0, 1.0]]))  # 0/1, but floats
 
 
 def test_integer_grid_accepted():

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.outcomes import (
+    TRAP_SHARE,
+    TRAP_WINDOW,
     Trap,
     find_trap,
     first_region_step,
@@ -45,6 +49,11 @@ def test_region_edge_distance_counts_cells_to_the_edge_from_either_side() -> Non
     assert region_edge_distance((5, 3), 9) == 1  # diagonally next to the region's corner
     assert region_edge_distance((2, 6), 9) == 2 and region_edge_distance((8, 0), 9) == 4
     assert region_edge_distance((0, 2), 3) == 2  # a region as large as the maze: its edge is the maze's
+    # inside, limited by the rows: (3, 7) is 1 row above the bottom edge and 3 columns right of the left one
+    assert region_edge_distance((3, 7), 9) == 1 and region_edge_distance((1, 5), 9) == 1
+    assert region_edge_distance((1, 7), 9) == 3
+    # outside, below and to the left: whichever is more, rows (7, 2) or columns (5, 0)
+    assert region_edge_distance((7, 2), 9) == 3 and region_edge_distance((5, 0), 9) == 4
 
 
 def test_region_goals_leave_out_walls_and_the_cheese() -> None:
@@ -69,6 +78,19 @@ def test_top_right_ends_episode_unless_it_is_on_the_way_to_the_cheese() -> None:
     assert top_right_ends_episode(open_cells, (4, 0), None)
 
 
+def test_top_right_ends_episode_when_the_cheese_cannot_be_reached() -> None:
+    open_cells, cheese = grid.parse_ascii("""
+        ...
+        ###
+        C#.
+    """)
+    assert top_right_ends_episode(open_cells, (2, 2), cheese)  # the mouse is walled in at (2, 2)
+    assert top_right_ends_episode(open_cells, (0, 0), cheese)  # the cheese is walled off from the corner row
+    walled = open_cells.copy()
+    walled[0, 2] = False
+    assert top_right_ends_episode(walled, (0, 0), (0, 1))  # a walled top-right cell
+
+
 def test_shuttling_between_two_cells_is_a_trap() -> None:
     shuttle = [(2, 3), (2, 4)] * 30 + [(0, 0), (0, 1), (0, 2), (1, 2)] * 10  # 60 of 100 on the pair
     trap = find_trap(shuttle)
@@ -77,6 +99,20 @@ def test_shuttling_between_two_cells_is_a_trap() -> None:
     assert find_trap(shuttle, share=0.61) is None
     vertical = [(3, 1), (2, 1)] * 25 + [(0, c) for c in range(5)] * 10
     assert find_trap(vertical) == Trap(((2, 1), (3, 1)), 0.5)  # exactly half is enough, cells row-major
+
+
+def test_the_trap_rule_is_half_of_the_last_100_positions_and_a_trap_is_a_value() -> None:
+    assert (TRAP_WINDOW, TRAP_SHARE) == (100, 0.5)  # the rule as the module and Episode.trap document it
+    trap = find_trap([(1, 1)] * 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        trap.share = 0.0  # type: ignore[misc]
+
+
+def test_a_tie_between_traps_goes_to_the_row_major_first_pair() -> None:
+    late_first = [(3, 2), (3, 3)] * 20 + [(1, 0), (1, 1)] * 20 + [(0, 4)] * 20  # 40% each, (1, 0) sorts first
+    assert find_trap(late_first, share=0.4) == Trap(((1, 0), (1, 1)), 0.4)
+    # a cell alone ties with nothing: a pair that includes it holds more
+    assert find_trap([(2, 2)] * 6 + [(2, 3)] * 2 + [(0, 0)] * 2) == Trap(((2, 2), (2, 3)), 0.8)
 
 
 def test_wandering_is_no_trap_and_holding_still_is() -> None:

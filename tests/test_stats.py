@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -251,3 +252,74 @@ def test_few_held_out_mazes_bring_a_warning() -> None:
     assert small.as_dict()["warning"] == small.few_held_out_warning
     large = fit_cheese_regression(_synthetic(200), seed=0)  # 50 held out
     assert large.few_held_out_warning is None and "warning" not in str(large)
+
+
+# ----- boundaries and branches that the tests above leave open ---------------------------
+
+
+def _wilson(k: int, n: int) -> tuple[float, float]:
+    """Wilson's interval at 95%, written out from the textbook formula."""
+    z2, p = Z * Z, k / n
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
+
+
+def test_paired_difference_newcombe_by_hand_with_weak_positive_correlation() -> None:
+    # (a, b, c, d) = (2, 3, 1, 2): A = ad - bc = 1 lies in [0, n/2 = 4], so Newcombe's phi is 0
+    d = paired_difference(*_paired(2, 3, 1, 2))
+    assert (d.both, d.treatment_only, d.baseline_only, d.neither, d.n) == (2, 3, 1, 2, 8)
+    p1, p2 = 5 / 8, 3 / 8
+    (l1, u1), (l2, u2) = _wilson(5, 8), _wilson(3, 8)
+    low = (p1 - p2) - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    high = (p1 - p2) + math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    assert (d.estimate, d.low, d.high) == pytest.approx((0.25, low, high), abs=1e-12)
+
+
+def test_z_value_refuses_confidence_zero_and_one() -> None:
+    for confidence in (0.0, 1.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=f"strictly between 0 and 1, got {confidence}"):
+            z_value(confidence)
+    assert z_value(1e-9) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_bootstrap_interval_of_zeros_and_ones_is_a_real_interval() -> None:
+    from mazeinterp.stats import bootstrap_interval
+
+    estimate, low, high = bootstrap_interval([0.0, 1.0] * 10, "mean", seed=0)  # range exactly 1
+    assert estimate == 0.5 and 0.2 < low < 0.5 < high < 0.8
+    assert bootstrap_interval([0.25, 0.25, 0.25]) == (0.25, 0.25, 0.25)  # no spread: no resampling
+
+
+def test_cheese_regression_fits_four_mazes_and_refuses_three() -> None:
+    values_outcomes = [(1.0, True), (2.0, True), (8.0, False), (9.0, False)]
+    episodes = [_episode(i, {"cheese_top_right_euclidean": v}, c) for i, (v, c) in enumerate(values_outcomes)]
+    reg = fit_cheese_regression(episodes, ["cheese_top_right_euclidean"])
+    assert (reg.n_train, reg.n_test, reg.n_dropped) == (3, 1, 0)
+    with pytest.raises(ValueError, match="need at least 4 mazes with all features to fit and hold out, got 3"):
+        fit_cheese_regression(episodes[:3], ["cheese_top_right_euclidean"])
+
+
+def test_the_warning_starts_below_30_held_out_mazes() -> None:
+    at_30 = fit_cheese_regression(_synthetic(120), test_fraction=0.25, seed=0)
+    assert at_30.n_test == 30 and at_30.few_held_out_warning is None
+    at_29 = fit_cheese_regression(_synthetic(116), test_fraction=0.25, seed=0)
+    assert at_29.n_test == 29 and "rests on only 29 mazes" in at_29.few_held_out_warning
+
+
+def test_a_maze_is_dropped_only_when_a_requested_feature_is_missing() -> None:
+    episodes = _synthetic(60)
+    no_square = {name: (float("nan") if "decision_square" in name else 1.0) for name in DEFAULT_FEATURES}
+    episodes += [_episode(100 + i, no_square, True) for i in range(5)]
+    with_square = fit_cheese_regression(episodes)
+    assert with_square.n_dropped == 5 and with_square.n_train + with_square.n_test == 60
+    others = [name for name in DEFAULT_FEATURES if "decision_square" not in name]
+    without = fit_cheese_regression(episodes, others)
+    assert without.n_dropped == 0 and without.n_train + without.n_test == 65
+
+
+def test_feature_table_says_which_episodes_reached_the_cheese() -> None:
+    timed_out = dataclasses.replace(_episode(3, {}, False), outcome="neither")
+    rows = feature_table([_episode(0, {}, True), _episode(1, {}, False), _episode(2, {}, True), timed_out])
+    assert [(r["outcome"], r["reached_cheese"]) for r in rows] == [
+        ("cheese", True), ("top_right", False), ("cheese", True), ("neither", False)]
