@@ -208,7 +208,8 @@ def run_with_cache(
 
     Returns:
         ``((logits (B, 15), value (B,)), cache)``, or ``(None, cache)`` when
-        stopped early. Runs under ``torch.no_grad``; cached tensors are detached.
+        stopped early. Runs under ``torch.no_grad``; cached tensors are detached and
+        contiguous (NCHW) whatever the numerics (:mod:`mazeinterp.numerics`).
 
     Raises:
         KeyError: an unknown hook point (the message lists close names).

@@ -5,8 +5,8 @@ fields, exact outcome probabilities, the explorer, sweeps, training -- lays its
 input out by :func:`as_network_input`, the one place this is decided:
 
 * **fast** (default): on CPU and CUDA the activations are channels-last (NHWC in
-  memory, still indexed (B, C, H, W)); PyTorch's oneDNN convolutions are then
-  1.5-2× faster on a CPU (``scripts/bench_forward.py`` measures it). The
+  memory, still indexed (B, C, H, W)); the whole scale-4 forward pass is then
+  about 1.5× faster on a CPU (``scripts/bench_forward.py`` measures it). The
   numbers differ from the reference path by float32 rounding only
   (``docs/concepts.md``, "Fast and reference numerics", states by how much).
 * **reference**: the contiguous (NCHW) layout, the same kernels as the published

@@ -17,6 +17,7 @@ import torch
 from mazeinterp import cli
 from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
 from mazeinterp.interventions import MeanAblate, Scale, ZeroAblate
+from mazeinterp.numerics import reference_numerics
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.sweep import (
     Condition,
@@ -157,6 +158,9 @@ def test_folder_of_another_sweep_is_refused_and_kept(agent, serial, tmp_path: Pa
     other = SweepConfig(**{**SMALL.as_dict(), "max_steps": 41})
     with pytest.raises(SweepConfigError, match="holds another sweep.*max_steps"):
         run_sweep(other, out, workers=0, model=agent, progress=False)
+    assert json.loads((out / "summary.json").read_text())["numerics"] == "fast"
+    with reference_numerics(), pytest.raises(SweepConfigError, match="numerics: fast there, reference now"):
+        run_sweep(SMALL, out, workers=0, model=agent, progress=False)  # results of two numerics never mix
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(SweepConfigError, match="holds no sweep"):
         run_sweep(SMALL, tmp_path, workers=0, model=agent, progress=False)

@@ -22,7 +22,7 @@ How it runs
   known; its slot in the batch is refilled with the next maze, so the batch
   stays full until the mazes run out.
 * Forward passes run in ``torch.inference_mode`` with the package's numerics
-  (:mod:`mazeinterp.numerics`: channels-last on the fast path, about 2× faster
+  (:mod:`mazeinterp.numerics`: channels-last on the fast path, 1.5-2× faster
   for the IMPALA CNN on a CPU; ``RolloutConfig.channels_last=False`` asks for the
   reference path); only the active envs' observations are sent through the network. Interventions apply at every forward pass through
   :func:`mazeinterp.hooks.intervene`; one with a ``set_episode_indices(indices)``
