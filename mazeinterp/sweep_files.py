@@ -92,7 +92,8 @@ def claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
         if earlier != json.loads(json.dumps(manifest)):
             old, new = earlier["config"], manifest["config"]
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)) or ["the model's weights"]
-            raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(map(str, diff))}); "
+            names = ", ".join(k if k in new else short_repr(k) for k in diff)  # a stored key may be anything
+            raise SweepConfigError(f"{out} holds another sweep (it differs in {names}); "
                                    "choose another output folder")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SweepConfigError(f"{out} exists and holds no sweep; choose another output folder")

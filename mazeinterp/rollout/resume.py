@@ -202,7 +202,8 @@ def _difference(name: str, was: Any, now: Any) -> str | None:
     if isinstance(was, dict) and isinstance(now, dict):
         for key in sorted(set(was) | set(now), key=str):
             if was.get(key) != now.get(key):
-                return f"{name}{key} was {short_repr(was.get(key))}, now {short_repr(now.get(key))}"
+                label = key if key in now else short_repr(key)  # a stored key may be anything
+                return f"{name}{label} was {short_repr(was.get(key))}, now {short_repr(now.get(key))}"
     return f"{name.rstrip('.') or 'the settings'} differ"
 
 
