@@ -94,10 +94,11 @@ def claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
         if earlier != json.loads(json.dumps(manifest)):
             old, new = earlier["config"], manifest["config"]
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+            names = [k if k in new else short_repr(k) for k in diff]  # a stored key may be anything
             if earlier["numerics"] != manifest.get("numerics"):
-                diff.append(f"numerics: {earlier['numerics']} there, {manifest.get('numerics')} now")
-            diff = diff or ["the model's weights"]
-            raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(map(str, diff))}); "
+                names.append(f"numerics: {short_repr(earlier['numerics'])} there, {manifest.get('numerics')} now")
+            names = names or ["the model's weights"]
+            raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(names)}); "
                                    "choose another output folder")
     elif out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SweepConfigError(f"{out} exists and holds no sweep; choose another output folder")

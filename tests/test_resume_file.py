@@ -133,6 +133,7 @@ def _duplicate(data: dict[str, Any]) -> None:
     (lambda d: d.update(seconds=-1.0), "seconds -1.0 is not a duration"),
     (lambda d: d.pop("mazes_sha256"), "missing key 'mazes_sha256'"),
     (lambda d: d.update(extra=1), "unknown key 'extra'"),
+    (lambda d: d["settings"].update({"seed\nx": 1}), r"cannot resume .*: 'seed\\nx' was 1, now None$"),
 ])
 def test_every_stored_episode_is_checked_before_any_maze_runs(folder, run, change, match) -> None:
     _edit(folder, change)  # re-sealed: the schema alone must catch it

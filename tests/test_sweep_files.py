@@ -146,6 +146,7 @@ def test_finding_shards_of_a_huge_sweep_costs_the_files_present(tmp_path: Path) 
     (b'{"config": {"n_mazes": 5}', "sweep.json is not a sweep manifest .*Expecting"),
     (bytes(range(256)), "sweep.json is not a sweep manifest .*codec can't decode"),
     (json.dumps({"config": {**CONFIG.as_dict(), "n_mazes": 6}}).encode(), "holds another sweep .*n_mazes"),
+    (json.dumps({"config": {**CONFIG.as_dict(), "kinds\nx": 1}}).encode(), r"holds another sweep .*'kinds\\nx'"),
 ])
 def test_a_manifest_that_is_not_this_sweeps_is_refused_and_kept(tmp_path: Path, content: bytes, match: str) -> None:
     (tmp_path / MANIFEST).write_bytes(content)

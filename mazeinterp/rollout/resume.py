@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mazeinterp.digests import data_sha256
+from mazeinterp.digests import data_sha256, model_sha256
 from mazeinterp.maze import grid
 from mazeinterp.maze.outcomes import Trap
 from mazeinterp.maze.state import MazeState
@@ -176,8 +176,6 @@ class ResumeKey:
     def of(cls, settings: Mapping[str, Any], model: ImpalaPolicy, config: RolloutConfig,
            states: Sequence[MazeState]) -> ResumeKey:
         """The key of a run of ``model`` under ``config`` on the start states ``states`` (any length)."""
-        from mazeinterp.digests import model_sha256
-
         rollout = {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in _NOT_DECIDING}
         return cls(settings=_plain(dict(settings)), checkpoint_sha256=model_sha256(model), config=_plain(rollout),
                    mazes=[int(s.level_seed) for s in states], mazes_sha256=_states_sha256(states))
@@ -202,7 +200,8 @@ def _difference(name: str, was: Any, now: Any) -> str | None:
     if isinstance(was, dict) and isinstance(now, dict):
         for key in sorted(set(was) | set(now), key=str):
             if was.get(key) != now.get(key):
-                return f"{name}{key} was {short_repr(was.get(key))}, now {short_repr(now.get(key))}"
+                label = key if key in now else short_repr(key)  # a stored key may be anything
+                return f"{name}{label} was {short_repr(was.get(key))}, now {short_repr(now.get(key))}"
     return f"{name.rstrip('.') or 'the settings'} differ"
 
 
