@@ -123,7 +123,7 @@ def read_hashes(path: Path) -> dict[str, dict[str, Any]]:
             raise HashesFileError(f"is {size} bytes, more than any real one ({MAX_FILE_BYTES} at most)")
         return _parse(path.read_bytes())
     except HashesFileError as exc:
-        raise HashesFileError(f"{path} {exc}; delete it to record the hashes afresh on the next fetch") from None
+        raise HashesFileError(f"{path}: {exc}; delete it to record the hashes afresh on the next fetch") from None
     except OSError as exc:
         raise HashesFileError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
 

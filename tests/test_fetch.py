@@ -455,7 +455,7 @@ def test_malformed_hashes_json_is_one_line(monkeypatch, cache, capsys, content: 
     _write(cache / "hashes.json", content)
     assert cli.main(["fetch", NAME]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and re.search(rf"error: {cache / 'hashes.json'} .*{problem}.*; delete it to record", err[0])
+    assert len(err) == 1 and re.search(rf"error: {cache / 'hashes.json'}: .*{problem}.*; delete it to record", err[0])
     assert (cache / "hashes.json").read_bytes() == content  # nothing the user had is overwritten
     assert cli.main(["fetch", "--list"]) == 2
 

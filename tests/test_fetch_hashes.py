@@ -66,14 +66,14 @@ def test_a_malformed_entry_is_never_written(tmp_path: Path) -> None:
 def test_malformed_files_are_refused_in_one_line(tmp_path: Path, text: str, problem: str) -> None:
     path = tmp_path / "hashes.json"
     path.write_text(text)
-    with pytest.raises(HashesFileError, match=rf"^{path} .*{problem}.*; delete it to record the hashes afresh") as err:
+    with pytest.raises(HashesFileError, match=rf"^{path}: .*{problem}.*; delete it to record the hashes afresh") as err:
         read_hashes(path)
     assert "\n" not in str(err.value)
 
 
 def test_a_folder_or_a_huge_file_is_refused_unread(tmp_path: Path) -> None:
     (tmp_path / "hashes.json").mkdir()
-    with pytest.raises(HashesFileError, match=r"hashes.json is not a file"):
+    with pytest.raises(HashesFileError, match=r"hashes.json: is not a file"):
         read_hashes(tmp_path / "hashes.json")
     huge = tmp_path / "huge.json"
     with open(huge, "wb") as f:

@@ -98,6 +98,19 @@ def test_walls_and_edges_stop_the_mouse_as_procgen_does(env, hand_maze: MazeStat
         assert info["cell"] == cell == env._env.get_state(0).mouse
 
 
+def test_the_tracked_cell_follows_procgen_on_random_walks() -> None:
+    env = MazeGymEnv(level_seeds=[0, 1, 2, 3])  # sizes 13, 3, 13, 5: edges and walls everywhere
+    rng = np.random.default_rng(0)
+    for seed in range(4):
+        env.reset(options={"level_seed": seed})
+        for action in rng.integers(0, 15, 150):
+            _, _, terminated, truncated, info = env.step(int(action))
+            if terminated or truncated:
+                break
+            assert info["cell"] == env._env.get_state(0).mouse
+    env.close()
+
+
 def test_passing_the_top_right_on_the_way_to_the_cheese_is_no_top_right_outcome(seeded_states) -> None:
     base = next(s for s in seeded_states if s.maze_size == 5)
     layout, cheese = parse_ascii("""
