@@ -63,6 +63,7 @@ def test_bad_numbers_are_one_line_and_exit_2_before_any_work(capsys, tiny: Path,
         (["render", *out, "--seeds", "-1"], "level seeds must lie in 0 … 2147483646, got -1"),
         (["render", *out, "--seeds", "0", "2147483647"], "got 2147483647"),
         (["channels", *ck, *out, "--method", "probe", "--n-mazes", "1"], "the probe needs at least 4 mazes, got 1"),
+        (["rollout", *ck, *out, "--n-mazes", "2000000000"], "--n-mazes: maze states: 2000000000 mazes would need at least"),
     ]
     for argv, reason in cases:
         assert reason in _error_line(capsys, argv), argv
