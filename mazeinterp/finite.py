@@ -68,13 +68,18 @@ def _describe(model: Any, interventions: Sequence[Any]) -> str:
 
 
 def check_logits(logits: Any, model: Any, interventions: Sequence[Any] = ()) -> Any:
-    """Return ``logits`` (B, 15) unchanged when finite; else raise :class:`NonFiniteOutputError`.
+    """Return ``logits`` (B, 15) unchanged when every row gives move probabilities; else raise
+    :class:`NonFiniteOutputError`.
 
-    The message says how many of the B rows are broken and names the
-    checkpoint (``model.source``) and ``interventions``, the usual causes
-    (a coefficient so large that activations overflow, broken weights).
+    A row is refused when it holds NaN or +inf, or when all of it is -inf; a
+    -inf entry beside a finite maximum is an impossible action (scripted
+    policies mark them so) and passes. The message says how many of the B
+    rows are broken and names the checkpoint (``model.source``) and
+    ``interventions``, the usual causes (a coefficient so large that
+    activations overflow, broken weights).
     """
-    finite = logits.detach().isfinite().all(dim=-1)
+    z = logits.detach()
+    finite = ~z.isnan().any(dim=-1) & z.max(dim=-1).values.isfinite()
     if bool(finite.all()):
         return logits
     bad = int((~finite).sum().item())

@@ -69,10 +69,14 @@ def test_tensor_interventions_refuse_non_finite_entries(bad: float) -> None:
 
 def test_check_logits_names_the_checkpoint_and_the_interventions(ones_policy: ImpalaPolicy) -> None:
     good = torch.zeros(3, 15)
+    good[0, 1:] = -math.inf  # impossible actions beside a finite maximum: a scripted policy's logits
     assert check_logits(good, ones_policy) is good
+    for row in (torch.full((1, 15), -math.inf), torch.full((1, 15), math.inf)):
+        with pytest.raises(NonFiniteOutputError, match="in 1 of 1 input"):
+            check_logits(row, ones_policy)
     bad = torch.zeros(3, 15)
     bad[1, 4] = math.nan
-    bad[2, 0] = -math.inf
+    bad[2, 0] = math.inf
     with pytest.raises(NonFiniteOutputError,
                        match=r"NaN or inf in 2 of 3 input\(s\) \(checkpoint ones.pt with Scale\(fc_value_out, "
                              r"factor=2.0\)\)"):
