@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from mazeinterp.finite import FLOAT32_MAX
-from mazeinterp.limits import MAX_EPISODE_STEPS
+from mazeinterp.limits import MAX_EPISODE_STEPS, ResourceLimitError, check_states_memory
 
 LEVEL_SEED_LIMIT = 2**31 - 1
 """procgen's level seeds are 0 … LEVEL_SEED_LIMIT - 1."""
@@ -58,6 +58,18 @@ def max_steps(text: str) -> int:
     if value > MAX_EPISODE_STEPS:
         raise argparse.ArgumentTypeError(f"{value} is above procgen's limit of {MAX_EPISODE_STEPS} steps "
                                          "per episode (a 32-bit timeout)")
+    return value
+
+
+def n_mazes(text: str) -> int:
+    """A number of mazes: a positive integer whose maze states fit in this machine's memory."""
+    value = _int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    try:
+        check_states_memory(value, "maze states")
+    except ResourceLimitError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return value
 
 

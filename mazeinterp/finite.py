@@ -67,14 +67,21 @@ def _describe(model: Any, interventions: Sequence[Any]) -> str:
     return f"{checkpoint} with {edits}"
 
 
-def check_logits(logits: Any, model: Any, interventions: Sequence[Any] = ()) -> Any:
-    """Return ``logits`` (B, 15) unchanged when finite; else raise :class:`NonFiniteOutputError`.
+def check_logits(logits: Any, model: Any, interventions: Sequence[Any] = (), *,
+                 impossible_actions: bool = False) -> Any:
+    """Return ``logits`` (B, 15) unchanged when every row is finite; else raise :class:`NonFiniteOutputError`.
 
-    The message says how many of the B rows are broken and names the
-    checkpoint (``model.source``) and ``interventions``, the usual causes
+    ``impossible_actions``: also pass -inf entries beside a finite maximum
+    (hand-written policies mark impossible actions so; a network's -inf is an
+    overflow). The message says how many of the B rows are broken and names
+    the checkpoint (``model.source``) and ``interventions``, the usual causes
     (a coefficient so large that activations overflow, broken weights).
     """
-    finite = logits.detach().isfinite().all(dim=-1)
+    z = logits.detach()
+    if impossible_actions:
+        finite = ~z.isnan().any(dim=-1) & z.max(dim=-1).values.isfinite()
+    else:
+        finite = z.isfinite().all(dim=-1)
     if bool(finite.all()):
         return logits
     bad = int((~finite).sum().item())

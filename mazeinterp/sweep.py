@@ -128,7 +128,7 @@ def _pack(model: ImpalaPolicy, references: Mapping[str, Tensor]) -> bytes:
 
     buffer = io.BytesIO()
     torch.save({"scale": model.scale, "state": {k: v.cpu() for k, v in model.state_dict().items()},
-                "references": dict(references)}, buffer)
+                "references": dict(references), "source": str(model.source) if model.source else None}, buffer)
     return buffer.getvalue()
 
 
@@ -147,6 +147,7 @@ def _unpack(payload: bytes) -> tuple[ImpalaPolicy, dict[str, Tensor]]:
         data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
         model = ImpalaPolicy(scale=data["scale"])
         model.load_state_dict(data["state"])
+        model.source = Path(data["source"]) if data.get("source") else None  # errors name the checkpoint
         _WORKER_CACHE.clear()
         _WORKER_CACHE[key] = (model.eval(), data["references"])
     return _WORKER_CACHE[key]

@@ -63,6 +63,7 @@ def test_bad_numbers_are_one_line_and_exit_2_before_any_work(capsys, tiny: Path,
         (["render", *out, "--seeds", "-1"], "level seeds must lie in 0 … 2147483646, got -1"),
         (["render", *out, "--seeds", "0", "2147483647"], "got 2147483647"),
         (["channels", *ck, *out, "--method", "probe", "--n-mazes", "1"], "the probe needs at least 4 mazes, got 1"),
+        (["rollout", *ck, *out, "--n-mazes", "2000000000"], "--n-mazes: maze states: 2000000000 mazes would need at least"),
     ]
     for argv, reason in cases:
         assert reason in _error_line(capsys, argv), argv
@@ -138,3 +139,16 @@ def test_ray_auto_with_no_cluster_is_one_line(capsys, tiny: Path, tmp_path: Path
     assert "cannot connect to Ray at 'auto'" in line
     assert not (tmp_path / "s").exists()
     assert os.environ.get("RAY_ADDRESS") is None
+
+
+def test_a_sweep_whose_edit_overflows_is_one_line_naming_the_checkpoint(capsys, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = ImpalaPolicy(scale=1)
+    with torch.no_grad():
+        model.embedder.fc.weight.fill_(1.0)  # every hidden unit sums relu3_out: one channel at 3e38 overflows it
+    checkpoint = save_policy(model, tmp_path / "sums.pt")
+    toml = _toml(tmp_path, "clamp.toml", f'checkpoint = "{checkpoint}"\nn_mazes = 2\nshard_size = 2\nchannels = [1]\n'
+                                         'hooks = ["embedder.relu3_out"]\nkinds = ["clamp"]\ncoefficients = [3e38]\n'
+                                         'max_steps = 5\n')
+    line = _error_line(capsys, ["sweep", str(toml), "--out", str(tmp_path / "s"), "--workers", "0"])
+    assert "the policy's logits hold NaN or inf" in line and f"(checkpoint {checkpoint} with " in line

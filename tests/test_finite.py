@@ -70,9 +70,17 @@ def test_tensor_interventions_refuse_non_finite_entries(bad: float) -> None:
 def test_check_logits_names_the_checkpoint_and_the_interventions(ones_policy: ImpalaPolicy) -> None:
     good = torch.zeros(3, 15)
     assert check_logits(good, ones_policy) is good
+    scripted = torch.zeros(3, 15)
+    scripted[0, 1:] = -math.inf  # impossible actions beside a finite maximum: a hand-written policy's logits
+    assert check_logits(scripted, ones_policy, impossible_actions=True) is scripted
+    with pytest.raises(NonFiniteOutputError, match="in 1 of 3 input"):
+        check_logits(scripted, ones_policy)  # from a network, -inf is an overflow
+    for row in (torch.full((1, 15), -math.inf), torch.full((1, 15), math.inf)):
+        with pytest.raises(NonFiniteOutputError, match="in 1 of 1 input"):
+            check_logits(row, ones_policy, impossible_actions=True)
     bad = torch.zeros(3, 15)
     bad[1, 4] = math.nan
-    bad[2, 0] = -math.inf
+    bad[2, 0] = math.inf
     with pytest.raises(NonFiniteOutputError,
                        match=r"NaN or inf in 2 of 3 input\(s\) \(checkpoint ones.pt with Scale\(fc_value_out, "
                              r"factor=2.0\)\)"):
@@ -169,3 +177,15 @@ def test_the_widget_shows_a_non_finite_clamp_value_as_an_error_and_changes_nothi
             assert widget.explorer.view is before
     finally:
         widget.close()
+
+
+def test_rollouts_refuse_a_network_logit_of_minus_inf_beside_finite_ones(ones_policy: ImpalaPolicy) -> None:
+    # what an overflowing edit of the shipped agent gave: some logits -inf, the rest finite
+    model = ImpalaPolicy(scale=1).eval()
+    model.load_state_dict(ones_policy.state_dict())
+    with torch.no_grad():
+        model.fc_policy.weight.zero_()
+        model.fc_policy.weight[0].fill_(-1.0)  # action 0: -(sum of hidden units) = -inf under OVERFLOW
+    model.source = Path("minus.pt")
+    with pytest.raises(NonFiniteOutputError, match="in 1 of 1 input.*minus.pt with Clamp"):
+        run_rollouts(model, [0], [OVERFLOW], RolloutConfig(max_steps=5, progress=False))

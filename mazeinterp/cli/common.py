@@ -76,7 +76,7 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file or shipped agent name (default: the shipped default agent)")
     if n_mazes is not None:
-        parser.add_argument("--n-mazes", type=positive_int, default=n_mazes,
+        parser.add_argument("--n-mazes", type=cli_args.n_mazes, default=n_mazes,
                             help=f"number of mazes (default: {n_mazes})")
         parser.add_argument("--start-level", type=non_negative_int, default=0,
                             help="first level seed; mazes are start-level … start-level + n-mazes - 1 (default: 0)")

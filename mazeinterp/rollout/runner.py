@@ -131,6 +131,7 @@ class _Runner:
         self.progress = progress
         self.streams = streams
         self.scripted = isinstance(policy, ScriptedPolicy)
+        self.network = _module_device(policy) is not None  # a torch module: its -inf logits are overflows
         self.episode_aware = [iv for iv in interventions if hasattr(iv, "set_episode_indices")]
         self.B = min(config.batch_size, len(source))
         self.env = MazeEnv(self.B)
@@ -261,7 +262,7 @@ class _Runner:
         if tuple(logits.shape) != (len(active), NUM_ACTIONS):
             raise ValueError(f"policy returned logits of shape {tuple(logits.shape)}, "
                              f"expected ({len(active)}, {NUM_ACTIONS})")
-        return check_logits(logits, self.policy, self.interventions)
+        return check_logits(logits, self.policy, self.interventions, impossible_actions=not self.network)
 
     def _actions(self, logits: Tensor, active: np.ndarray) -> np.ndarray:
         # in numpy: a (k, 15) softmax is far too small for torch's thread pool to pay off
