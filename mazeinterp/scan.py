@@ -173,11 +173,14 @@ def _exact_maze(model: ImpalaPolicy, state: MazeState, hook: str, ablated: Tenso
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(payload: bytes, hook: str, settings: dict[str, int]) -> None:
-    from mazeinterp.sweep import _unpack
+def _init_worker(scale: int, num_actions: int, weights: dict[str, Tensor], ablated: Tensor | None, hook: str,
+                 settings: dict[str, int]) -> None:
+    from mazeinterp.model import ImpalaPolicy
 
-    model, refs = _unpack(payload)
-    _WORKER.update(model=model, ablated=refs.get("ablated"), hook=hook, settings=settings)
+    torch.set_num_threads(1)
+    model = ImpalaPolicy(scale=scale, num_actions=num_actions)
+    model.load_state_dict(weights)
+    _WORKER.update(model=model.eval(), ablated=ablated, hook=hook, settings=settings)
 
 
 def _worker_estimate(state: MazeState) -> tuple[float, np.ndarray]:
@@ -290,12 +293,11 @@ def scan_channels(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from mazeinterp.sweep import _pack
-
-        payload = _pack(model, {} if ablated is None else {"ablated": ablated.cpu()})
+        weights = {k: v.cpu() for k, v in model.state_dict().items()}
+        initargs = (model.scale, model.num_actions, weights, None if ablated is None else ablated.cpu(), hook, settings)
         pool = ProcessPoolExecutor(max_workers=min(workers, len(states)),
                                    mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                   initargs=(payload, hook, settings))
+                                   initargs=initargs)
     try:
         first = _map_mazes(states, lambda s: _estimate_maze(model, s, hook, ablated, settings), _worker_estimate,
                            (), pool, "scan: estimates", progress)
