@@ -17,8 +17,10 @@ Every number depends only on the model, the mazes and the settings: not on
 ``workers`` (each maze is computed the same way in whichever process).
 
 >>> result = scan_channels(model, states[:2], "embedder.relu3_out", kind="zero", top=3, progress=False)
->>> [s.channel for s in result.scores[:3]], len(result.verified)      # ranked by |estimate|
-([5, 12], 3)
+>>> len(result.scores), len(result.verified)        # every channel estimated, the top 3 exact
+(32, 3)
+>>> sorted(result.summary())
+['baseline_p_cheese', 'hook', 'kind', 'n_mazes', 'seconds', 'spearman', 'top']
 """
 
 from __future__ import annotations
