@@ -124,7 +124,7 @@ class ScanResult:
         lines = [f"{'rank':>4} {'channel':>7} {'estimate':>10} {'exact':>10} {'95% interval':>24}"]
         for rank, s in enumerate(self.scores[:limit], 1):
             interval = "" if s.exact_low is None else f"[{num(s.exact_low)}, {num(s.exact_high)}]"
-            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>10} {num(s.exact):>10} {interval:>24}")
+            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>10} {num(s.exact):>10} {interval:>24}".rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
