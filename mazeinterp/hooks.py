@@ -58,6 +58,7 @@ __all__ = [
     "can_forward_from",
     "forward_from",
     "intervene",
+    "modules_after",
     "render_states",
     "run_batched_with_cache",
     "run_states_with_cache",
@@ -322,6 +323,15 @@ def forward_from(model: ImpalaPolicy, hook: str, act: Tensor) -> tuple[Tensor, T
     for _, module in _main_chain(model)[index + 1 :]:
         h = module(h)
     return model.fc_policy(h), model.fc_value(h).squeeze(-1)
+
+
+def modules_after(model: ImpalaPolicy, hook: str) -> list[tuple[str, nn.Module]]:
+    """``(module path, module)`` of the main-path steps :func:`forward_from` runs after ``hook``, in order.
+
+    Empty where the pass cannot resume from ``hook`` (:func:`can_forward_from`).
+    """
+    index = _resume_index(hook)
+    return [] if index is None else _main_chain(model)[index + 1 :]
 
 
 # --------------------------------------------------------------------------- states → activations

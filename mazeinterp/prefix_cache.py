@@ -110,13 +110,12 @@ def hooks_after(model: ImpalaPolicy, hook: str) -> set[str]:
 
     The modules after ``hook`` on the main path, their submodules, and the two heads.
     """
-    from mazeinterp.hooks import _main_chain, _resume_index
+    from mazeinterp.hooks import modules_after
 
-    index = _resume_index(hook)
-    if index is None:
+    if not can_forward_from(hook):
         return set()
     names = {"fc_policy_out", "fc_value_out"}
-    for path, module in _main_chain(model)[index + 1 :]:
+    for path, module in modules_after(model, hook):
         names.add(f"{path}_out")
         names.update(f"{path}.{sub}_out" for sub, _ in module.named_modules() if sub)
     return names & set(model.hook_points())

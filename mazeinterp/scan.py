@@ -17,8 +17,10 @@ Every number depends only on the model, the mazes and the settings: not on
 ``workers`` (each maze is computed the same way in whichever process).
 
 >>> result = scan_channels(model, states[:2], "embedder.relu3_out", kind="zero", top=3, progress=False)
->>> [s.channel for s in result.scores[:3]], len(result.verified)      # ranked by |estimate|
-([5, 12], 3)
+>>> len(result.scores), len(result.verified)        # every channel estimated, the top 3 exact
+(32, 3)
+>>> sorted(result.summary())
+['baseline_p_cheese', 'hook', 'kind', 'n_mazes', 'seconds', 'spearman', 'top']
 """
 
 from __future__ import annotations
@@ -122,7 +124,7 @@ class ScanResult:
         lines = [f"{'rank':>4} {'channel':>7} {'estimate':>10} {'exact':>10} {'95% interval':>24}"]
         for rank, s in enumerate(self.scores[:limit], 1):
             interval = "" if s.exact_low is None else f"[{num(s.exact_low)}, {num(s.exact_high)}]"
-            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>10} {num(s.exact):>10} {interval:>24}")
+            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>10} {num(s.exact):>10} {interval:>24}".rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -173,11 +175,14 @@ def _exact_maze(model: ImpalaPolicy, state: MazeState, hook: str, ablated: Tenso
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(payload: bytes, hook: str, settings: dict[str, int]) -> None:
-    from mazeinterp.sweep import _unpack
+def _init_worker(scale: int, num_actions: int, weights: dict[str, Tensor], ablated: Tensor | None, hook: str,
+                 settings: dict[str, int]) -> None:
+    from mazeinterp.model import ImpalaPolicy
 
-    model, refs = _unpack(payload)
-    _WORKER.update(model=model, ablated=refs.get("ablated"), hook=hook, settings=settings)
+    torch.set_num_threads(1)
+    model = ImpalaPolicy(scale=scale, num_actions=num_actions)
+    model.load_state_dict(weights)
+    _WORKER.update(model=model.eval(), ablated=ablated, hook=hook, settings=settings)
 
 
 def _worker_estimate(state: MazeState) -> tuple[float, np.ndarray]:
@@ -290,12 +295,11 @@ def scan_channels(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from mazeinterp.sweep import _pack
-
-        payload = _pack(model, {} if ablated is None else {"ablated": ablated.cpu()})
+        weights = {k: v.cpu() for k, v in model.state_dict().items()}
+        initargs = (model.scale, model.num_actions, weights, None if ablated is None else ablated.cpu(), hook, settings)
         pool = ProcessPoolExecutor(max_workers=min(workers, len(states)),
                                    mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                                   initargs=(payload, hook, settings))
+                                   initargs=initargs)
     try:
         first = _map_mazes(states, lambda s: _estimate_maze(model, s, hook, ablated, settings), _worker_estimate,
                            (), pool, "scan: estimates", progress)
