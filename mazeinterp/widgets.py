@@ -15,11 +15,12 @@ Two layers:
   the display shows, and what an edit does not change is cached. It needs no
   ipywidgets, so scripts and tests drive it directly.
 * :class:`ExplorerWidget` (:func:`explore`) -- the pictures and tables of a view
-  and ipywidgets controls wired to an :class:`Explorer`; each control's handler
-  is a method of the widget. An edit shows the maze, the move probabilities at
-  the mouse and the activation map at once; a background thread then fills in
-  the vector fields a chunk of cells at a time (``field: 120/336 cells`` while
-  partial) and redraws, and a newer edit restarts it. ``close()`` stops it.
+  and ipywidgets controls wired to an :class:`Explorer`, which it listens to:
+  an edit, from a control or from code calling ``widget.explorer``, shows the
+  maze, the move probabilities at the mouse, the activation map and the
+  controls' values at once; a background thread then fills in the vector
+  fields a chunk of cells at a time (``field: 120/336 cells`` while partial)
+  and redraws, always on the explorer's newest view. ``close()`` stops it.
 
 >>> widget = explore(policy, state)          # in a notebook cell: shows the explorer   # doctest: +SKIP
 >>> widget                                                                              # doctest: +SKIP

@@ -44,8 +44,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """JupyterLab serving a temporary copy of the notebook; → the notebook's URL (with its token)."""
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """JupyterLab serving a temporary copy of the notebook; → the notebook's URL (with its token), the copy."""
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
     port, token, log = _free_port(), os.urandom(16).hex(), root / ".server.log"
@@ -69,7 +69,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(f"JupyterLab did not start: {log.read_text()[-2000:]}") from None
                 time.sleep(0.2)  # polling a server that is starting, not waiting on the page
-        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}"
+        yield f"{base}/lab/tree/{NOTEBOOK.name}?token={token}", root / NOTEBOOK.name
     finally:
         server.terminate()
         try:
@@ -79,7 +79,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(lab: str) -> Iterator[tuple[object, list[str]]]:
+def page(lab: tuple[str, Path]) -> Iterator[tuple[object, list[str]]]:
     """A Chromium page on the notebook, and the list its console errors and page errors are appended to."""
     errors: list[str] = []
     with sync_api.sync_playwright() as p:
@@ -89,7 +89,7 @@ def page(lab: str) -> Iterator[tuple[object, list[str]]]:
             pg.set_default_timeout(TIMEOUT_MS)
             pg.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
             pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
-            pg.goto(lab)
+            pg.goto(lab[0])
             pg.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget"
                                  " && window.jupyterapp.shell.currentWidget.sessionContext"
                                  " && window.jupyterapp.shell.currentWidget.sessionContext.session"
@@ -105,12 +105,12 @@ def _run_all(pg) -> None:
     """Run All Cells (the menu's command) and wait until every code cell has run with a new execution count."""
     before = pg.evaluate(_MAX_COUNT)
     pg.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-    pg.wait_for_function(f"""() => {{
+    _wait(pg, f"""() => {{
         const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
         return prompts.length > 0 && prompts.every(p => {{
             const m = p.textContent.match(/\\[(\\d+)\\]/); return m && Number(m[1]) > {before};
         }});
-    }}""")
+    }}""", "every cell to run")
     errors = pg.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'] .jp-RenderedText"
                         ":has-text('Traceback'), .jp-OutputArea-output .ansi-red-fg")
     assert errors.count() == 0, f"a cell raised: {errors.first.text_content()}"
@@ -127,7 +127,8 @@ def _wait(pg, predicate: str, what: str) -> None:
     except sync_api.TimeoutError:
         shown = pg.evaluate(f"""() => [{PROGRESS!r}, {CAPTION!r}, {PICTURE!r}, {TABLE!r},
             '.jp-OutputArea .explorer-status'].map(s => document.querySelector(s))
-            .map(e => e && e.textContent + (e.naturalWidth !== undefined ? `image ${{e.naturalWidth}} px wide` : ''))""")
+            .map(e => e && e.textContent + (e.naturalWidth !== undefined ? `image ${{e.naturalWidth}} px wide` : ''))
+            .concat([...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent))""")
         raise AssertionError(f"timed out waiting for {what}; the explorer shows {shown}") from None
 
 
@@ -184,6 +185,18 @@ def _assert_table(rows: dict[str, np.ndarray], expected: dict[str, np.ndarray]) 
     assert rows.keys() == expected.keys()
     for name in rows:  # the table prints three decimals
         assert np.allclose(rows[name], expected[name], atol=6e-4), (name, rows[name], expected[name])
+
+
+def test_saving_the_opened_notebook_changes_nothing(page, lab):
+    """The tracked notebook is in the form JupyterLab saves (kernel metadata included): opening it and saving, as
+    its autosave does, leaves the file as it was."""
+    pg, _errors = page
+    pg.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    stored, saved = NOTEBOOK.read_text(), lab[1].read_text()
+    # the kernel writes its own Python version (3.11.x); the stored one is the project's
+    field = r'("pygments_lexer": "ipython3",\n  "version": )"([0-9.]+)"'
+    saved = re.sub(field, rf'\g<1>"{re.search(field, stored).group(2)}"', saved)
+    assert saved == stored, "saving the opened notebook changed it"
 
 
 def test_run_all_twice_then_click_and_change_the_coefficient(page):
