@@ -194,7 +194,7 @@ def test_saving_the_opened_notebook_changes_nothing(page, lab):
     pg.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
     stored, saved = NOTEBOOK.read_text(), lab[1].read_text()
     # the kernel writes its own Python version (3.11.x); the stored one is the project's
-    field = r'("pygments_lexer": "ipython3",\n  "version": )"([0-9.]+)"'
+    field = r'("pygments_lexer": "ipython3",\n\s*"version": )"([0-9.]+)"'
     saved = re.sub(field, rf'\g<1>"{re.search(field, stored).group(2)}"', saved)
     assert saved == stored, "saving the opened notebook changed it"
 
