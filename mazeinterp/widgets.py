@@ -365,8 +365,9 @@ class ExplorerWidget:
         finally:
             self._local.syncing = False
 
-    def _on_change(self, view: ExplorerView, edited: bool) -> None:
+    def _on_change(self, told: ExplorerView, edited: bool) -> None:
         """The explorer's listener: an edit sets the controls, board and table now; the picture follows."""
+        view = self.explorer.view  # the newest, not ``told``: another thread's edit may have come after it
         if edited:
             self._sync(view)
             self._show_board(view)
