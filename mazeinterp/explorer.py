@@ -133,6 +133,7 @@ class ExplorerView:
         pending: field cells missing from ``field`` or ``edited_field``, in the order they will be computed
             (nearest to the edited cell first); empty when the view is complete.
         n_cells: number of cells of the whole field (:func:`mazeinterp.vfield.field_cells`).
+        revision: the explorer's edit count when the view was made (:attr:`Explorer.revision`); refining keeps it.
     """
 
     state: MazeState
@@ -149,6 +150,7 @@ class ExplorerView:
     interventions: tuple[Intervention, ...]
     pending: tuple[Cell, ...]
     n_cells: int
+    revision: int = 0
 
     @property
     def complete(self) -> bool:
@@ -266,7 +268,8 @@ class Explorer:
         batch_size: field states per forward pass.
         progressive: edits return the first view (see above) instead of the complete one.
 
-    Attributes ``plain_cells``, ``edited_cells`` and ``forward_passes`` count
+    Attribute ``revision`` counts the edits (each edit's views carry it);
+    ``plain_cells``, ``edited_cells`` and ``forward_passes`` count
     the field cells computed for plain fields and for edited fields, and the
     single-state forward passes (to see what an edit cost).
 
@@ -298,9 +301,11 @@ class Explorer:
         self.channel = int(channel)
         self.settings = settings or InterventionSettings()
         self.focus: Cell = self.state.mouse
+        self.revision = 0
+        self._listeners: list[Callable[[ExplorerView, bool], None]] = []
         self.view = self._first_view(self.state, self.settings, self.hook, self.channel, self.focus)
         if not progressive:
-            self.finish()
+            self.view = self._refine(max(1, len(self.view.pending)))
 
     # ------------------------------------------------------------------ counters
 
@@ -308,6 +313,23 @@ class Explorer:
     def forward_passes(self) -> int:
         """Single-state forward passes computed (move probabilities at the mouse, activation maps)."""
         return self._passes.misses
+
+    # ------------------------------------------------------------------ listeners
+
+    def add_listener(self, listener: Callable[[ExplorerView, bool], None]) -> None:
+        """Call ``listener(view, edited)`` after each change of :attr:`view`: ``edited`` is True for an edit,
+        False for a refinement. It runs in the changing thread, after the explorer's lock is released."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[ExplorerView, bool], None]) -> None:
+        """Stop calling ``listener`` (added by :meth:`add_listener`); a listener not added is ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self, view: ExplorerView, edited: bool) -> ExplorerView:
+        for listener in tuple(self._listeners):
+            listener(view, edited)
+        return view
 
     # ------------------------------------------------------------------ edits
 
@@ -320,39 +342,41 @@ class Explorer:
         if mode == "wall":
             return self.toggle_wall(cell)
         if mode == "clamp":
-            with self._lock:
-                return self._commit(settings=replace(self.settings, clamp_cell=cell), focus=cell)
+            return self._edit(lambda: dict(settings=replace(self.settings, clamp_cell=cell), focus=cell))
         raise ValueError(f"unknown click mode {mode!r}; choose from {', '.join(CLICK_MODES)}")
 
     def place_cheese(self, cell: Cell) -> ExplorerView:
         """Move the cheese to ``cell`` (an open cell without the mouse)."""
-        with self._lock:
-            return self._commit(state=self.state.with_cheese(cell), focus=cell)
+        return self._edit(lambda: dict(state=self.state.with_cheese(cell), focus=cell))
 
     def place_mouse(self, cell: Cell) -> ExplorerView:
         """Move the mouse to ``cell`` (an open cell without the cheese)."""
-        with self._lock:
-            return self._commit(state=self.state.with_mouse(cell), focus=cell)
+        return self._edit(lambda: dict(state=self.state.with_mouse(cell), focus=cell))
 
     def toggle_wall(self, cell: Cell) -> ExplorerView:
         """Turn the wall at ``cell`` into an open cell, or the open cell into a wall."""
-        with self._lock:
-            state = self.state
-            cell = _inside(cell, state.maze_size)
-            return self._commit(state=state.with_open(cell) if not state.open_cells[cell] else state.with_wall(cell),
-                                focus=cell)
+
+        def changes() -> dict[str, Any]:
+            state, inner = self.state, _inside(cell, self.state.maze_size)
+            toggled = state.with_open(inner) if not state.open_cells[inner] else state.with_wall(inner)
+            return dict(state=toggled, focus=inner)
+
+        return self._edit(changes)
 
     def show(self, hook: str | None = None, channel: int | None = None) -> ExplorerView:
         """Show the activation map of ``channel`` at ``hook`` (either kept when None)."""
-        with self._lock:
-            hook = self.hook if hook is None else hook
-            channel = self.channel if channel is None else int(channel)
-            return self._commit(hook=hook, channel=channel)
+        return self._edit(lambda: dict(hook=self.hook if hook is None else hook,
+                                        channel=self.channel if channel is None else int(channel)))
 
     def set_interventions(self, **changes: Any) -> ExplorerView:
         """Change fields of :class:`InterventionSettings` (``ablate=(3, 7)``, ``vector="cheese"``, …)."""
+        return self._edit(lambda: dict(settings=replace(self.settings, **changes)))
+
+    def _edit(self, changes: Callable[[], dict[str, Any]]) -> ExplorerView:
+        """Commit the ``_commit`` arguments that ``changes()`` gives (made under the lock); tell the listeners."""
         with self._lock:
-            return self._commit(settings=replace(self.settings, **changes))
+            view = self._commit(**changes())
+        return self._notify(view, True)
 
     def _commit(self, *, state: MazeState | None = None, settings: InterventionSettings | None = None,
                 hook: str | None = None, channel: int | None = None, focus: Cell | None = None) -> ExplorerView:
@@ -361,10 +385,11 @@ class Explorer:
         hook = self.hook if hook is None else hook
         channel = self.channel if channel is None else channel
         focus = state.mouse if focus is None else focus
-        view = self._first_view(state, settings, hook, channel, focus)  # raises before anything is replaced
+        # raises before anything is replaced
+        view = self._first_view(state, settings, hook, channel, focus, revision=self.revision + 1)
         self.state, self.settings, self.hook, self.channel, self.focus = state, settings, hook, channel, focus
-        self.view = view
-        return view if self.progressive else self.finish()
+        self.revision, self.view = view.revision, view
+        return view if self.progressive else self._refine(max(1, len(view.pending)))
 
     # ------------------------------------------------------------------ refining the fields
 
@@ -381,17 +406,25 @@ class Explorer:
         if max_cells < 1:
             raise ValueError(f"max_cells must be at least 1, got {max_cells}")
         with self._lock:
-            view = self.view
-            if view.complete:
-                return view
-            self._compute(view.state, view.settings, view.interventions, view.pending[:max_cells])
-            self.view = replace(view, **self._fields(view.state, view.settings, view.interventions, self.focus))
-            return self.view
+            before = self.view
+            view = self._refine(max_cells)
+        return view if view is before else self._notify(view, False)
 
     def finish(self) -> ExplorerView:
         """Refine the current view to completion; → the complete view."""
         with self._lock:
-            return self.refine(max(1, self.pending()))
+            before = self.view
+            view = self._refine(max(1, len(before.pending)))
+        return view if view is before else self._notify(view, False)
+
+    def _refine(self, max_cells: int) -> ExplorerView:
+        """:meth:`refine` with the lock held and no listener told."""
+        view = self.view
+        if view.complete:
+            return view
+        self._compute(view.state, view.settings, view.interventions, view.pending[:max_cells])
+        self.view = replace(view, **self._fields(view.state, view.settings, view.interventions, self.focus))
+        return self.view
 
     # ------------------------------------------------------------------ computing a view
 
@@ -411,7 +444,7 @@ class Explorer:
         return tuple(ivs)
 
     def _first_view(self, state: MazeState, settings: InterventionSettings, hook: str, channel: int,
-                    focus: Cell) -> ExplorerView:
+                    focus: Cell, revision: int = 0) -> ExplorerView:
         """The view of everything but the missing field cells: two forward passes at most, and the caches."""
         shape = self._map_shape(hook)
         if not 0 <= channel < shape[0]:
@@ -425,7 +458,7 @@ class Explorer:
             state=state, obs=self._obs.get(state.to_bytes(), lambda: _render(state)),
             mouse_probs=plain_probs, edited_mouse_probs=edited_probs,
             hook=hook, channel=channel, activation=cache[hook][0, channel].numpy().astype(np.float64),
-            settings=settings, interventions=ivs, **self._fields(state, settings, ivs, focus),
+            settings=settings, interventions=ivs, revision=revision, **self._fields(state, settings, ivs, focus),
         )
 
     def _fields(self, state: MazeState, settings: InterventionSettings, ivs: Sequence[Intervention],

@@ -15,11 +15,12 @@ Two layers:
   the display shows, and what an edit does not change is cached. It needs no
   ipywidgets, so scripts and tests drive it directly.
 * :class:`ExplorerWidget` (:func:`explore`) -- the pictures and tables of a view
-  and ipywidgets controls wired to an :class:`Explorer`; each control's handler
-  is a method of the widget. An edit shows the maze, the move probabilities at
-  the mouse and the activation map at once; a background thread then fills in
-  the vector fields a chunk of cells at a time (``field: 120/336 cells`` while
-  partial) and redraws, and a newer edit restarts it. ``close()`` stops it.
+  and ipywidgets controls wired to an :class:`Explorer`, which it listens to:
+  an edit, from a control or from code calling ``widget.explorer``, shows the
+  maze, the move probabilities at the mouse, the activation map and the
+  controls' values at once; a background thread then fills in the vector
+  fields a chunk of cells at a time (``field: 120/336 cells`` while partial)
+  and redraws, always on the explorer's newest view. ``close()`` stops it.
 
 >>> widget = explore(policy, state)          # in a notebook cell: shows the explorer   # doctest: +SKIP
 >>> widget                                                                              # doctest: +SKIP
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
     from mazeinterp.vfield import VectorField
 
 __all__ = ["CLICK_MODES", "Explorer", "ExplorerView", "ExplorerWidget", "InterventionSettings", "draw_explorer",
-           "explore", "figure_png", "probability_table", "progress_label", "settings_label"]
+           "explore", "figure_png", "picture_caption", "probability_table", "progress_label", "settings_label"]
 
 
 # ---------------------------------------------------------------------- pictures and tables
@@ -70,8 +71,11 @@ def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
     """The explorer's figure: the field, the edited field, their difference, the activation map (2 × 2).
 
     Fields still partial (:attr:`ExplorerView.pending`) have arrows on their computed cells only, and their
-    titles say how many cells that is.
+    titles say how many cells that is. The figure is not registered with pyplot (``plt.show()`` does not show
+    it; ``display(fig)`` or :func:`figure_png` do), so any thread may draw one.
     """
+    from matplotlib.figure import Figure
+
     from mazeinterp.plots import (
         cell_centre_xy,
         crop_to_maze,
@@ -79,10 +83,12 @@ def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
         draw_field_difference,
         draw_maze,
         draw_vector_field,
-        new_figure,
     )
 
-    fig, axes = new_figure(ncols=2, nrows=2, size=size)
+    # a figure pyplot does not know of: the widget's thread draws it while notebook cells run, and pyplot's
+    # figure list is shared (an inline backend shows and closes every figure on it after each cell)
+    fig = Figure(figsize=(2 * size, 2 * size))
+    axes = fig.subplots(2, 2, squeeze=False)
     paths = _paths_drawable(view.state)
     draw_vector_field(axes[0, 0], view.field, view.obs, paths=paths, title="policy" + _cells_note(view.field, view))
     if view.edited_field is None:
@@ -111,9 +117,20 @@ def _cells_note(field: VectorField | None, view: ExplorerView) -> str:
     return "" if field is None or len(field) == view.n_cells else f" ({len(field)}/{view.n_cells} cells)"
 
 
-def progress_label(view: ExplorerView) -> str:
-    """How much of the view's vector fields is computed, e.g. ``field: 120/336 cells (computing)``."""
-    return f"field: {view.cells_done}/{view.n_cells} cells" + ("" if view.complete else " (computing)")
+def progress_label(view: ExplorerView, failed: bool = False) -> str:
+    """How much of the view's vector fields is computed, e.g. ``field: 120/336 cells (computing)``;
+    ``failed``: the computing stopped on an error (shown in the status line)."""
+    note = "" if view.complete else " (stopped by an error)" if failed else " (computing)"
+    return f"field: {view.cells_done}/{view.n_cells} cells{note}"
+
+
+def picture_caption(view: ExplorerView) -> str:
+    """One line saying what the picture of ``view`` shows, e.g.
+    ``"field 30/30 cells; cheese at (0, 6); mouse at (6, 0); cheese vector ×-1"`` (the picture's tooltip)."""
+    state = view.state
+    cheese = "no cheese" if state.cheese is None else f"cheese at {state.cheese}"
+    return (f"field {view.cells_done}/{view.n_cells} cells; {cheese}; mouse at {state.mouse}; "
+            f"{settings_label(view.settings)}; {view.hook} channel {view.channel}")
 
 
 def _paths_drawable(state: MazeState) -> bool:
@@ -167,33 +184,40 @@ def _parse_channels(text: str) -> tuple[int, ...]:
 
 
 class ExplorerWidget:
-    """ipywidgets controls and pictures wired to an :class:`Explorer`.
+    """ipywidgets controls and pictures wired to an :class:`Explorer`, always showing its current state.
 
     A grid of cell buttons (click: see ``mode``), a picture of
     :func:`draw_explorer`, the :func:`probability_table`, and controls: the
     watched hook point and channel, the intervention hook point, zero-ablated
     channels, the added vector and its coefficient, the clamped channel and its
     value (the clamped cell is clicked in ``clamp`` mode). Errors show in the
-    status line and change nothing. Display it as the last expression of a cell.
+    status line, change nothing and put the control back to the explorer's
+    value. Display it as the last expression of a cell.
 
-    With a progressive explorer (``Explorer(..., progressive=True)``, as
-    :func:`explore` makes) the vector fields are filled in after each edit:
-    with ``background=True`` by a thread of the widget, ``chunk_cells`` cells
-    per :meth:`Explorer.refine` step, redrawing the picture at most every
-    ``redraw_s`` seconds and when complete, and restarted by each edit; with
-    ``background=False`` each handler refines to completion before it returns
-    (for scripts and tests). :meth:`close` stops the thread.
+    The widget listens to its explorer (:meth:`Explorer.add_listener`): an edit
+    made by a control or by code calling ``widget.explorer`` directly sets the
+    controls, the board and the table to the explorer's state at once, and the
+    picture follows. With a progressive explorer (as :func:`explore` makes) the
+    vector fields are filled in after each edit: with ``background=True`` by a
+    thread of the widget, ``chunk_cells`` cells per :meth:`Explorer.refine`
+    step, redrawing the picture at most every ``redraw_s`` seconds and when
+    complete, always on the explorer's newest view (it also looks every
+    ``poll_s`` seconds, so no missed signal can leave it idle); with
+    ``background=False`` each edit refines to completion before it returns
+    (for scripts and tests). :meth:`wait` blocks until the picture shows the
+    complete current view; :meth:`close` stops the thread.
 
     Attributes (the controls, for scripting): ``mode``, ``cells`` (rows of
     buttons), ``hook``, ``channel``, ``iv_hook``, ``ablate``, ``vector``,
     ``coefficient``, ``clamp_channel``, ``clamp_value``, ``clear_clamp``;
-    outputs ``picture`` (PNG), ``probabilities`` (HTML), ``progress`` (HTML,
+    outputs ``picture`` (PNG), ``caption`` (HTML, :func:`picture_caption` of
+    the picture), ``probabilities`` (HTML), ``progress`` (HTML,
     :func:`progress_label`), ``status`` (HTML); ``shown``, the view the
     picture shows.
     """
 
     def __init__(self, explorer: Explorer, *, dpi: int = 72, cell_px: int = 16, background: bool = True,
-                 chunk_cells: int = DEFAULT_CHUNK_CELLS, redraw_s: float = 1.0) -> None:
+                 chunk_cells: int = DEFAULT_CHUNK_CELLS, redraw_s: float = 1.0, poll_s: float = 0.5) -> None:
         import ipywidgets as w
 
         self.explorer = explorer
@@ -201,6 +225,7 @@ class ExplorerWidget:
         self.background = background
         self.chunk_cells = chunk_cells
         self.redraw_s = redraw_s
+        self.poll_s = poll_s
         self.shown: ExplorerView | None = None
         ex = explorer
         maps = [name for name, shape in ex.policy.hook_points().items() if len(shape) == 3]
@@ -218,51 +243,57 @@ class ExplorerWidget:
                                         description="channel")
         s = ex.settings
         self.iv_hook = w.Dropdown(options=maps, value=s.hook, description="intervene at")
-        self.ablate = w.Text(value=" ".join(map(str, s.ablate)), description="zero-ablate",
-                             placeholder="channels, e.g. 3 7", continuous_update=False)
+        self.ablate = w.Text(value="", description="zero-ablate", placeholder="channels, e.g. 3 7",
+                             continuous_update=False)
         self.vector = w.Dropdown(options=[("none", None), ("cheese vector", "cheese"), ("top-right vector", "top_right")],
                                  value=s.vector, description="add")
         self.coefficient = w.FloatSlider(value=s.coefficient, min=-3.0, max=3.0, step=0.1, description="coefficient",
                                          continuous_update=False)
-        self.clamp_channel = w.Text(value="" if s.clamp_channel is None else str(s.clamp_channel),
-                                    description="clamp channel", placeholder="channel", continuous_update=False)
+        self.clamp_channel = w.Text(value="", description="clamp channel", placeholder="channel",
+                                    continuous_update=False)
         self.clamp_value = w.FloatText(value=s.clamp_value, description="clamp value")
         self.clear_clamp = w.Button(description="clear clamp")
         self.picture = w.Image(format="png")
         self.probabilities = w.HTML()
         self.progress = w.HTML()
         self.status = w.HTML()
-        self._syncing = False
-        # the background worker: each edit bumps the generation; the worker shows only the newest one's views
+        self.caption = w.HTML()
+        for widget, name in ((self.picture, "picture"), (self.caption, "caption"),
+                             (self.probabilities, "probabilities"), (self.progress, "progress"),
+                             (self.status, "status")):
+            widget.add_class(f"explorer-{name}")  # for styling, and for the browser test to find them
+        self._local = threading.local()  # .syncing: this thread is setting the controls, not the user
+        # the background worker draws the explorer's newest view; edits and refinements notify it
         self._cond = threading.Condition()
-        self._generation = 0
-        self._finished = -1  # generation whose complete view is shown
-        self._failed = -1  # generation whose refinement raised
+        self._failed: ExplorerView | None = None  # the view whose refinement or drawing raised
         self._closed = False
         self._worker: threading.Thread | None = None
 
         self.hook.observe(self.on_hook, names="value")
         self.channel.observe(self.on_channel, names="value")
-        self.iv_hook.observe(lambda change: self._edit(lambda: ex.set_interventions(hook=change["new"])), names="value")
-        self.ablate.observe(self.on_ablate, names="value")
-        self.vector.observe(lambda change: self._edit(lambda: ex.set_interventions(vector=change["new"])),
+        self.iv_hook.observe(self._on_control(lambda v: ex.set_interventions(hook=v)), names="value")
+        self.ablate.observe(self._on_control(lambda v: ex.set_interventions(ablate=_parse_channels(v))),
                             names="value")
-        self.coefficient.observe(
-            lambda change: self._edit(lambda: ex.set_interventions(coefficient=change["new"])), names="value")
-        self.clamp_channel.observe(self.on_clamp_channel, names="value")
-        self.clamp_value.observe(
-            lambda change: self._edit(lambda: ex.set_interventions(clamp_value=change["new"])), names="value")
+        self.vector.observe(self._on_control(lambda v: ex.set_interventions(vector=v)), names="value")
+        self.coefficient.observe(self._on_control(lambda v: ex.set_interventions(coefficient=v)), names="value")
+        self.clamp_channel.observe(self._on_control(self._set_clamp_channel), names="value")
+        self.clamp_value.observe(self._on_control(lambda v: ex.set_interventions(clamp_value=v)), names="value")
         self.clear_clamp.on_click(lambda _b: self._edit(lambda: ex.set_interventions(clamp_cell=None)))
 
         controls = w.VBox([self.mode, w.HBox([self.hook, self.channel]), self.iv_hook, self.ablate,
                            w.HBox([self.vector, self.coefficient]),
                            w.HBox([self.clamp_channel, self.clamp_value, self.clear_clamp]),
                            w.HBox([self.progress, self.status])])
-        self.root = w.VBox([controls, w.HBox([w.VBox([board, self.probabilities]), self.picture])])
+        self.root = w.VBox([controls, w.HBox([w.VBox([board, self.probabilities]), w.VBox([self.picture, self.caption])])])
+        self._sync(ex.view)
+        ex.add_listener(self._on_change)
         if background:
+            # the first picture now, so that the widget never shows an empty image
+            self._show(ex.view, figure_png(draw_explorer(ex.view), dpi=self.dpi))
             self._worker = threading.Thread(target=self._work, name="explorer-refine", daemon=True)
             self._worker.start()
-        self._refresh()
+        else:
+            self._on_change(ex.view, True)
 
     # ------------------------------------------------------------------ handlers
 
@@ -272,59 +303,84 @@ class ExplorerWidget:
 
     def on_hook(self, change: dict[str, Any]) -> None:
         """A new watched hook point: keep the channel if the new layer has it, else show channel 0."""
+        if self._syncing():
+            return
         size = self.explorer.policy.hook_points()[change["new"]][0]
         channel = self.explorer.channel if self.explorer.channel < size else 0
         self._edit(lambda: self.explorer.show(change["new"], channel))
-        self._syncing = True  # the channel box follows the explorer without a second edit
-        try:
-            self.channel.value = self.explorer.channel
-            self.channel.max = self.explorer.policy.hook_points()[self.explorer.hook][0] - 1
-        finally:
-            self._syncing = False
 
     def on_channel(self, change: dict[str, Any]) -> None:
         """A new watched channel."""
-        if not self._syncing:
+        if not self._syncing():
             self._edit(lambda: self.explorer.show(channel=change["new"]))
 
-    def on_ablate(self, change: dict[str, Any]) -> None:
-        """New zero-ablated channels, typed as integers."""
-        self._edit(lambda: self.explorer.set_interventions(ablate=_parse_channels(change["new"])))
-
-    def on_clamp_channel(self, change: dict[str, Any]) -> None:
+    def _set_clamp_channel(self, text: str) -> ExplorerView:
         """A new clamped channel (empty: no clamp)."""
-        text = change["new"].strip()
+        channels = _parse_channels(text.strip())
+        if len(channels) > 1:
+            raise ValueError(f"clamp one channel at a time, got {text!r}")
+        return self.explorer.set_interventions(clamp_channel=channels[0] if channels else None)
 
-        def edit() -> ExplorerView:
-            channels = _parse_channels(text)
-            if len(channels) > 1:
-                raise ValueError(f"clamp one channel at a time, got {text!r}")
-            return self.explorer.set_interventions(clamp_channel=channels[0] if channels else None)
+    def _on_control(self, edit: Callable[[Any], ExplorerView]) -> Callable[[dict[str, Any]], None]:
+        """An observer of a control's value that makes ``edit(new value)``, unless the widget set the value."""
 
-        self._edit(edit)
+        def observer(change: dict[str, Any]) -> None:
+            if not self._syncing():
+                self._edit(lambda: edit(change["new"]))
 
-    # ------------------------------------------------------------------ display
+        return observer
 
     def _edit(self, edit: Callable[[], ExplorerView]) -> None:
+        """Make a control's edit; a refused one shows in the status line and the controls go back."""
         try:
             edit()
         except (ValueError, KeyError) as exc:
             message = exc.args[0] if exc.args else type(exc).__name__
+            self._sync(self.explorer.view)
             self.status.value = f"<span style='color:#c00'>{html.escape(str(message))}</span>"
-            return
-        self.status.value = ""
-        self._refresh()
 
-    def _refresh(self) -> None:
-        """Show the explorer's view: the board and table now; the fields now (synchronous) or by the worker."""
-        if not self.background:
-            view = self.explorer.finish()
+    # ------------------------------------------------------------------ display
+
+    def _syncing(self) -> bool:
+        return getattr(self._local, "syncing", False)
+
+    def _sync(self, view: ExplorerView) -> None:
+        """Set every control to ``view``'s hook, channel and settings (their observers do not edit)."""
+        s = view.settings
+        self._local.syncing = True
+        try:
+            self.hook.value = view.hook
+            last = self.explorer.policy.hook_points()[view.hook][0] - 1
+            self.channel.max = max(self.channel.max, last)
+            self.channel.value = view.channel
+            self.channel.max = last
+            self.iv_hook.value = s.hook
+            self.ablate.value = " ".join(map(str, s.ablate))
+            self.vector.value = s.vector
+            self.coefficient.min = min(self.coefficient.min, s.coefficient)
+            self.coefficient.max = max(self.coefficient.max, s.coefficient)
+            self.coefficient.value = s.coefficient
+            self.clamp_channel.value = "" if s.clamp_channel is None else str(s.clamp_channel)
+            self.clamp_value.value = s.clamp_value
+        finally:
+            self._local.syncing = False
+
+    def _on_change(self, told: ExplorerView, edited: bool) -> None:
+        """The explorer's listener: an edit sets the controls, board and table now; the picture follows."""
+        view = self.explorer.view  # the newest, not ``told``: another thread's edit may have come after it
+        if edited:
+            self._sync(view)
             self._show_board(view)
-            self._show_fields(view, figure_png(draw_explorer(view), dpi=self.dpi))
+            self.status.value = ""
+        if not self.background:
+            if view.complete:
+                self._show(view, figure_png(draw_explorer(view), dpi=self.dpi))
+            else:
+                self.explorer.finish()  # tells this listener again, with the complete view
             return
         with self._cond:
-            self._generation += 1
-            self._show_board(self.explorer.view)
+            if edited and view is self.explorer.view:
+                self.progress.value = progress_label(view)
             self._cond.notify_all()
 
     def _show_board(self, view: ExplorerView) -> None:
@@ -338,59 +394,77 @@ class ExplorerWidget:
                         else "open" if open_cells[cell] else "wall")
                 button.style.button_color = _COLOURS[kind]
         self.probabilities.value = probability_table(view)
-        self.progress.value = progress_label(view)
 
-    def _show_fields(self, view: ExplorerView, png: bytes | None) -> None:
+    def _show(self, view: ExplorerView, png: bytes | None) -> None:
+        """Show ``view``'s progress, and its picture when drawn (``png``)."""
         self.progress.value = progress_label(view)
         if png is not None:
             self.picture.value = png
+            self.caption.value = html.escape(picture_caption(view))
             self.shown = view
 
     # ------------------------------------------------------------------ the background worker
 
+    def _has_work(self) -> bool:
+        """Whether the picture misses the explorer's current view or that view is partial (and did not fail)."""
+        view = self.explorer.view
+        return (view is not self.shown or not view.complete) and view is not self._failed
+
     def _work(self) -> None:
-        """Draw each edit's first view, then refine and redraw until complete; wait for the next edit."""
-        drawn, last_draw = 0, 0.0  # the generation whose first view is drawn, and when a picture was drawn
+        """Draw the explorer's newest view: a new edit's first view at once, then refine and redraw until it is
+        complete; then wait for the next change."""
+        last_draw = 0.0
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: self._closed or self._generation != drawn
-                                    or (self._failed != self._generation and self.explorer.pending() > 0))
+                self._cond.wait_for(lambda: self._closed or self._has_work(), self.poll_s)
                 if self._closed:
                     return
-                generation = self._generation
-            fresh, drawn = generation != drawn, generation
+                if not self._has_work():
+                    continue
+            view = self.explorer.view
             try:
-                view = self.explorer.view if fresh else self.explorer.refine(self.chunk_cells)
+                fresh = self.shown is None or view.revision != self.shown.revision
+                if not fresh and not view.complete:
+                    view = self.explorer.refine(self.chunk_cells)  # the newest edit's view, if one came
+                    fresh = view.revision != self.shown.revision  # type: ignore[union-attr]
                 redraw = fresh or view.complete or time.monotonic() - last_draw >= self.redraw_s
                 png = figure_png(draw_explorer(view), dpi=self.dpi) if redraw else None
-            except Exception as exc:  # noqa: BLE001 -- shown to the user; the next edit starts afresh
+            except Exception as exc:  # noqa: BLE001 -- shown to the user; the next change starts afresh
                 with self._cond:
-                    self._failed = generation
+                    self._failed = view
+                    self.progress.value = progress_label(view, failed=True)
                     self.status.value = f"<span style='color:#c00'>{html.escape(repr(exc))}</span>"
+                    self._cond.notify_all()
                 continue
-            if redraw:
-                last_draw = time.monotonic()
             with self._cond:
-                if generation == self._generation and view is self.explorer.view:  # else a newer edit came
-                    self._show_fields(view, png)
-                    if view.complete and png is not None:
-                        self._finished = generation
-                        self._cond.notify_all()
+                if view is self.explorer.view:  # else a newer edit came: drop this one
+                    self._show(view, png)
+                    if png is not None:
+                        last_draw = time.monotonic()
+                    self._cond.notify_all()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the background worker shows the complete view of the last edit; → whether it does.
+        """Block until the picture shows the explorer's current view complete; → whether it does.
 
-        Returns at once without a worker (``background=False``), whose handlers finish before they return.
+        Returns at once without a worker (``background=False``), whose edits finish before they return; False
+        when the worker stopped on an error or the widget is closed.
         """
+        def done() -> bool:
+            return self.shown is self.explorer.view and self.shown.complete
+
+        if self._worker is None:
+            return done()
         with self._cond:
-            return self._worker is None or self._cond.wait_for(
-                lambda: self._finished == self._generation or self._closed, timeout)
+            self._cond.wait_for(lambda: done() or self._closed or self._failed is self.explorer.view, timeout)
+            return done()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Stop the background worker (waiting up to ``timeout`` s for its current step) and close the controls."""
+        """Stop the background worker (waiting up to ``timeout`` s for its current step), stop listening to the
+        explorer and close the controls."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self.explorer.remove_listener(self._on_change)
         if self._worker is not None:
             self._worker.join(timeout)
         self.root.close()

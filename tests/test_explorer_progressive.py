@@ -163,3 +163,91 @@ def test_explore_makes_a_progressive_background_widget(model, state):
         assert widget.explorer.progressive and widget._worker is None and widget.shown.complete
     finally:
         widget.close()
+
+
+# ---------------------------------------------------------------------- the widget follows its explorer
+
+
+def test_explorer_tells_its_listeners_of_each_change_outside_its_lock(model, state):
+    ex = Explorer(model, state, progressive=True)
+    heard: list[tuple[int, bool, bool]] = []
+
+    def listener(view, edited):
+        # another thread can take the explorer's lock: the listener is not called under it
+        other = threading.Thread(target=ex.pending)
+        other.start()
+        other.join(timeout=10)
+        heard.append((view.revision, edited, other.is_alive()))
+
+    ex.add_listener(listener)
+    first = ex.set_interventions(vector="cheese")
+    ex.refine(max_cells=4)
+    with pytest.raises(ValueError, match="it is a wall"):
+        ex.place_cheese(tuple(int(v) for v in np.argwhere(~state.open_cells)[0]))
+    ex.finish()
+    ex.finish()  # already complete: no change, nothing told
+    ex.remove_listener(listener)
+    ex.show(channel=2)
+    assert first.revision == 1 and ex.revision == 2
+    assert heard == [(1, True, False), (1, False, False), (1, False, False)]
+
+
+def test_widget_follows_edits_made_on_its_explorer_by_code(model, state):
+    widget = ExplorerWidget(Explorer(model, state, progressive=True), background=False)
+    try:
+        ex, cell = widget.explorer, _free_cells(state)[0]
+        ex.set_interventions(vector="cheese", coefficient=-4.5, ablate=(5, 3), clamp_channel=6, clamp_cell=cell,
+                             clamp_value=2.0)
+        ex.show(hook="embedder.relu3_out", channel=30)
+        ex.place_mouse(_free_cells(state)[1])
+        assert (widget.vector.value, widget.coefficient.value, widget.ablate.value) == ("cheese", -4.5, "3 5")
+        assert widget.coefficient.min <= -4.5, "the slider's range grows to show the value"
+        assert (widget.clamp_channel.value, widget.clamp_value.value) == ("6", 2.0)
+        assert (widget.hook.value, widget.channel.value, widget.channel.max) == ("embedder.relu3_out", 30, 31)
+        assert f"mouse at {_free_cells(state)[1]}" in widget.probabilities.value
+        assert widget.cells[cell[0]][cell[1]].style.button_color == "#d62728"
+        shown = widget.shown
+        assert shown is ex.view and shown.complete and shown.state.mouse == _free_cells(state)[1]
+        assert ex.revision == 3, "setting the controls to the explorer's values made no edit of its own"
+        # a control the user sets after that starts from the explorer's state
+        widget.coefficient.value = -1.0
+        assert ex.settings.ablate == (3, 5) and ex.settings.coefficient == -1.0 and ex.settings.clamps
+    finally:
+        widget.close()
+
+
+def test_a_refused_control_value_goes_back_to_the_explorers(model, state):
+    widget = ExplorerWidget(Explorer(model, state.without_cheese(), progressive=True), background=False)
+    try:
+        widget.vector.value = "cheese"
+        assert "needs a maze with its cheese" in widget.status.value
+        assert widget.vector.value is None and widget.explorer.settings.vector is None
+        widget.ablate.value = "3, seven"
+        assert "integers" in widget.status.value and widget.ablate.value == ""
+    finally:
+        widget.close()
+
+
+def test_background_widget_draws_edits_and_refinements_made_by_code(model, state):
+    """A notebook cell that edits the explorer and finishes it itself while the widget's thread works (Run All)."""
+    widget = ExplorerWidget(Explorer(model, state, progressive=True), chunk_cells=4, redraw_s=0.0)
+    try:
+        ex = widget.explorer
+        ex.set_interventions(vector="cheese")
+        ex.show(channel=3)
+        view = ex.finish()
+        assert widget.wait(timeout=60), f"the picture did not follow: {widget.progress.value}"
+        assert widget.shown is view and view.settings.vector == "cheese" and view.channel == 3
+        assert widget.progress.value == f"field: {view.n_cells}/{view.n_cells} cells"
+        assert f"field {view.n_cells}/{view.n_cells} cells" in widget.caption.value
+        assert widget.vector.value == "cheese" and widget.channel.value == 3
+    finally:
+        widget.close(timeout=10)
+
+
+def test_the_explorer_picture_is_not_on_pyplots_figure_list(model, state):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    fig = draw_explorer(Explorer(model, state).view)
+    assert plt.get_fignums() == before and len(fig.axes) >= 4

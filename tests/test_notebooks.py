@@ -33,6 +33,25 @@ def test_notebook_is_stored_without_outputs(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_stored_as_jupyterlab_saves_it(path):
+    """Opening a notebook in JupyterLab writes the kernel's metadata and nbformat's layout; both are stored
+    already, so its autosave leaves the file as it is (tests/test_explorer_browser.py saves one in a browser)."""
+    from ipykernel.ipkernel import IPythonKernel
+    from ipykernel.kernelspec import get_kernel_dict
+
+    text = path.read_text()
+    notebook = nbformat.reads(text, as_version=4)
+    assert text == nbformat.writes(notebook) + "\n", f"{path.name} is not in nbformat's layout"
+    assert notebook.metadata.kernelspec == {"display_name": get_kernel_dict()["display_name"], "language": "python",
+                                            "name": "python3"}
+    stored = dict(notebook.metadata.language_info)
+    kernel = dict(IPythonKernel.language_info)
+    # the one field a machine's kernel writes of its own is the Python version; the stored one is the project's
+    assert stored.pop("version").rsplit(".", 1)[0] == kernel.pop("version").rsplit(".", 1)[0]
+    assert stored == kernel, f"{path.name}: language_info differs from the kernel's"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MAZEINTERP_QUICK", "1")
     notebook = nbformat.read(path, as_version=4)
