@@ -44,8 +44,9 @@ if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
     from mazeinterp.vfield import VectorField
 
-__all__ = ["CLICK_MODES", "Explorer", "ExplorerView", "ExplorerWidget", "InterventionSettings", "draw_explorer",
-           "explore", "figure_png", "picture_caption", "probability_table", "progress_label", "settings_label"]
+__all__ = ["CLICK_MODES", "EXPLORER_FIGURE_INCHES", "PICTURE_DPI", "Explorer", "ExplorerView", "ExplorerWidget",
+           "InterventionSettings", "draw_explorer", "explore", "figure_png", "picture_caption", "picture_css_width",
+           "probability_table", "progress_label", "settings_label"]
 
 
 # ---------------------------------------------------------------------- pictures and tables
@@ -67,7 +68,19 @@ def probability_table(view: ExplorerView) -> str:
             f"<table><tr><th></th>{head}</tr>{body}</table>")
 
 
-def draw_explorer(view: ExplorerView, size: float = 3.6) -> Figure:
+EXPLORER_FIGURE_INCHES = 3.6
+"""Side of one of the explorer figure's four panels, in inches."""
+PICTURE_DPI = 192
+"""Pixels per inch of the widget's picture: twice the 96 of a CSS inch, so it stays sharp on a high-density
+display (the picture is shown at its size in CSS inches, see :func:`picture_css_width`)."""
+
+
+def picture_css_width() -> int:
+    """CSS pixels the widget gives its picture: the figure's width at 96 per CSS inch, whatever its dpi."""
+    return round(2 * EXPLORER_FIGURE_INCHES * 96)
+
+
+def draw_explorer(view: ExplorerView, size: float = EXPLORER_FIGURE_INCHES) -> Figure:
     """The explorer's figure: the field, the edited field, their difference, the activation map (2 × 2).
 
     Fields still partial (:attr:`ExplorerView.pending`) have arrows on their computed cells only, and their
@@ -158,8 +171,8 @@ def settings_label(settings: InterventionSettings) -> str:
     return "; ".join(parts) or "no intervention"
 
 
-def figure_png(fig: Figure, dpi: int = 72) -> bytes:
-    """PNG bytes of ``fig``, which is closed."""
+def figure_png(fig: Figure, dpi: int = PICTURE_DPI) -> bytes:
+    """PNG bytes of ``fig`` at ``dpi`` pixels per inch (default sharp on high-density displays); ``fig`` is closed."""
     import io
 
     import matplotlib.pyplot as plt
@@ -216,7 +229,7 @@ class ExplorerWidget:
     picture shows.
     """
 
-    def __init__(self, explorer: Explorer, *, dpi: int = 72, cell_px: int = 16, background: bool = True,
+    def __init__(self, explorer: Explorer, *, dpi: int = PICTURE_DPI, cell_px: int = 16, background: bool = True,
                  chunk_cells: int = DEFAULT_CHUNK_CELLS, redraw_s: float = 1.0, poll_s: float = 0.5) -> None:
         import ipywidgets as w
 
@@ -253,7 +266,8 @@ class ExplorerWidget:
                                     continuous_update=False)
         self.clamp_value = w.FloatText(value=s.clamp_value, description="clamp value")
         self.clear_clamp = w.Button(description="clear clamp")
-        self.picture = w.Image(format="png")
+        # drawn at ``dpi`` but shown at the figure's size in CSS inches: sharp on a high-density display
+        self.picture = w.Image(format="png", layout=w.Layout(width=f"{picture_css_width()}px"))
         self.probabilities = w.HTML()
         self.progress = w.HTML()
         self.status = w.HTML()

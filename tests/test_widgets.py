@@ -248,3 +248,18 @@ def test_model_weights_are_not_touched(model, state):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     Explorer(model, state, settings=InterventionSettings(vector="cheese", ablate=(1,)))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_picture_is_sharp_on_a_high_density_display(widget):
+    import io
+
+    from PIL import Image
+
+    from mazeinterp.widgets import PICTURE_DPI, draw_explorer, figure_png, picture_css_width
+
+    png = Image.open(io.BytesIO(figure_png(draw_explorer(widget.explorer.view))))
+    # drawn at twice the pixels of the CSS size it is shown at
+    assert picture_css_width() == round(2 * 3.6 * 96) == 691
+    assert png.size[0] == round(2 * 3.6 * PICTURE_DPI) >= 2 * picture_css_width()
+    assert widget.picture.layout.width == "691px"
+    assert Image.open(io.BytesIO(widget.picture.value)).size == png.size
