@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
     from mazeinterp.model import ImpalaPolicy
 
-__all__ = ["EXACT_COLUMNS", "exact_outcomes", "merge_exact", "placements", "run_exact_shard"]
+__all__ = ["EXACT_COLUMNS", "exact_outcomes", "merge_exact", "placements", "run_exact_shard", "shard_outcomes"]
 
 EXACT_COLUMNS: tuple[str, ...] = ("cheese", "top_right", "neither", "region_first")
 """The outcomes of an exact sweep, in the column order of :data:`mazeinterp.vfield.EXACT_OUTCOMES`."""
@@ -92,20 +92,47 @@ def run_exact_shard(model: ImpalaPolicy, config: SweepConfig, shard: int, grid: 
     levels = config.shard_levels(shard)
     drawn = placements(config, shard, load_mazes(levels, batch_size=config.batch_size))
 
-    def measure(condition: Condition | None) -> list[list[list[float]]]:
-        out = []
-        for states in drawn:
-            probs = exact_outcomes(model, states, condition, references, config)
-            if not np.isfinite(probs).all():
-                bad = levels[int(np.argwhere(~np.isfinite(probs))[0, 0])]
+    per_placement = [shard_outcomes(model, states, grid, references, config) for states in drawn]
+    measured = [None, *grid]
+    for k, condition in enumerate(measured):
+        for probs in per_placement:
+            if not np.isfinite(probs[k]).all():
+                bad = levels[int(np.argwhere(~np.isfinite(probs[k]))[0, 0])]
                 raise ValueError(f"exact outcome probabilities of level seed {bad} under "
                                  f"{condition or 'the baseline'} are not finite")
-            out.append(probs.tolist())
-        return out
-
     return {"format": SHARD_FORMAT, "estimator": "exact", "outcomes": list(EXACT_COLUMNS), "shard": shard,
-            "level_seeds": levels, "baseline": measure(None), "treated": [measure(c) for c in grid],
+            "level_seeds": levels, "baseline": [probs[0].tolist() for probs in per_placement],
+            "treated": [[probs[k].tolist() for probs in per_placement] for k in range(1, len(measured))],
             "episodes": 0, "seconds": time.perf_counter() - started}
+
+
+def shard_outcomes(model: ImpalaPolicy, states: Sequence[MazeState], grid: Sequence[Condition],
+                   references: Mapping[str, Tensor], config: SweepConfig) -> np.ndarray:
+    """(1 + len(grid), N, 4) exact outcomes of ``states``: the baseline, then each condition of ``grid``.
+
+    The conditions at one hook point share one pass of the network up to it
+    (:func:`mazeinterp.prefix_cache.prefix_outcome_probabilities`, all of ``states`` in one cache), so
+    each row equals :func:`exact_outcomes` of its condition bit for bit, at a fraction of the cost.
+    """
+    from mazeinterp.prefix_cache import prefix_outcome_probabilities
+
+    states = list(states)
+    out = np.zeros((1 + len(grid), len(states), len(EXACT_COLUMNS)))
+    by_hook: dict[str, list[int]] = {}
+    for k, condition in enumerate(grid):
+        by_hook.setdefault(condition.hook, []).append(k)
+    if not by_hook:
+        out[0] = exact_outcomes(model, states, None, references, config)
+    for first, (hook, rows) in enumerate(by_hook.items()):
+        shape = model.hook_points()[hook]
+        edits = [[intervention(grid[k], references, shape, config.reference_seed)] for k in rows]
+        baseline = [[]] if first == 0 else []  # the unedited policy once, from the first hook's cache
+        probs = prefix_outcome_probabilities(model, states, hook, baseline + edits, max_steps=config.max_steps,
+                                             mazes_per_cache=max(1, len(states)), batch_size=config.batch_size)
+        if first == 0:
+            out[0] = probs[0]
+        out[[1 + k for k in rows]] = probs[len(baseline):]
+    return out
 
 
 def _stack(shards: Sequence[Mapping[str, Any]], values: Sequence[Any], what: str) -> np.ndarray:

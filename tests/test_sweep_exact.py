@@ -230,3 +230,22 @@ def test_sampled_sweep_folders_from_before_estimators_resume(agent, tmp_path: Pa
     (out / "sweep.json").write_text(json.dumps(manifest))
     again = run_sweep(config, out, workers=0, model=agent, progress=False)
     assert again.ran == () and again.rows == first.rows
+
+
+def test_a_shard_shares_one_prefix_pass_per_hook_and_equals_each_condition_alone(agent) -> None:
+    """shard_outcomes runs the network up to each hook once; every row equals exact_outcomes bit for bit."""
+    from mazeinterp.sweep import conditions, reference_activations
+    from mazeinterp.sweep_exact import exact_outcomes, shard_outcomes
+
+    config = SweepConfig(checkpoint=DEFAULT_AGENT, hooks=(HOOK, "embedder.relu3_out"), channels=(3, 7),
+                         kinds=("zero", "scale"), coefficients=(2.0,), n_mazes=3, start_level=18, shard_size=3,
+                         max_steps=30, reference_mazes=10, estimator="exact")
+    grid = conditions(config, agent.hook_points())
+    refs = reference_activations(agent, config)
+    states = load_mazes(config.level_seeds)
+    shared = shard_outcomes(agent, states, grid, refs, config)
+    assert shared.shape == (1 + len(grid), 3, 4) and len(grid) == 8
+    assert np.array_equal(shared[0], exact_outcomes(agent, states, None, refs, config))
+    for k, condition in enumerate(grid):
+        assert np.array_equal(shared[1 + k], exact_outcomes(agent, states, condition, refs, config)), condition
+    assert not np.array_equal(shared[1], shared[0])  # the edits do change the outcomes
