@@ -96,7 +96,9 @@ def claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
             names = [k if k in new else short_repr(k) for k in diff]  # a stored key may be anything
             if earlier["numerics"] != manifest.get("numerics"):
-                names.append(f"numerics: {short_repr(earlier['numerics'])} there, {manifest.get('numerics')} now")
+                there = earlier["numerics"]
+                there = there if isinstance(there, str) and there.isidentifier() else short_repr(there)
+                names.append(f"numerics: {there} there, {manifest.get('numerics')} now")
             names = names or ["the model's weights"]
             raise SweepConfigError(f"{out} holds another sweep (it differs in {', '.join(names)}); "
                                    "choose another output folder")
