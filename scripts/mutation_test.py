@@ -74,7 +74,8 @@ class Mutant:
     """One change to one module.
 
     ``line`` is the 1-based line of the original source, ``code`` that line's text (stripped),
-    ``function`` the qualified name of the enclosing function ("" at module level),
+    ``function`` the qualified name of the enclosing function or class ("" at module level),
+    ``at_import`` whether the code runs when the module is imported (outside function bodies),
     ``change`` "old -> new" as source text,
     ``start``/``end`` the (line, column) span of the original text that ``new`` replaces.
     """
@@ -82,6 +83,7 @@ class Mutant:
     line: int
     code: str
     function: str
+    at_import: bool
     change: str
     start: tuple[int, int]
     end: tuple[int, int]
@@ -158,6 +160,8 @@ def find_mutants(source: str, functions: tuple[str, ...] | None = None) -> list[
     tree = ast.parse(source)
     skip = _skip_expr_ids(tree)
     lines = source.splitlines()
+    in_body = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+               for stmt in (f.body if isinstance(f.body, list) else [f.body]) for n in ast.walk(stmt)}
     mutants: list[Mutant] = []
 
     def visit(node: ast.AST, qualname: str) -> None:
@@ -172,7 +176,8 @@ def find_mutants(source: str, functions: tuple[str, ...] | None = None) -> list[
                     new = f"({new})"
                 short_old = " ".join(old.split())
                 mutants.append(Mutant(
-                    line=node.lineno, code=lines[node.lineno - 1].strip(), function=qualname, change=f"{short_old} -> {new}",
+                    line=node.lineno, code=lines[node.lineno - 1].strip(), function=qualname,
+                    at_import=id(node) not in in_body, change=f"{short_old} -> {new}",
                     start=(node.lineno, node.col_offset),
                     end=(node.end_lineno, node.end_col_offset), new=new))
         for child in ast.iter_child_nodes(node):
@@ -376,8 +381,8 @@ def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
                 equivalent += 1
                 continue
             lines = set(range(mutant.start[0], mutant.end[0] + 1))
-            # module-level code runs at import, before any test: every test may see it
-            selected = [t for t in order if not mutant.function or per_test[t] & lines]
+            # code outside function bodies runs at import, before any test: every test may see it
+            selected = [t for t in order if mutant.at_import or per_test[t] & lines]
             if not selected:
                 outcome = "survived"
             else:

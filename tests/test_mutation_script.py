@@ -52,6 +52,8 @@ def test_it_makes_one_mutant_per_operator_and_skips_docstrings_annotations_and_m
         (9, "f", "0 -> (1)"),
     ]
     assert [m.change for m in mt.find_mutants(SOURCE, functions=("g",))] == []
+    # the constant and f's default run at import (every test may see them); f's body runs in the tests
+    assert [m.line for m in mt.find_mutants(SOURCE) if m.at_import] == [2, 5]
 
 
 def test_a_mutant_replaces_exactly_its_span(mt) -> None:
