@@ -75,3 +75,12 @@ def test_the_committed_equivalents_each_say_why_and_a_bad_entry_is_refused(mt, t
     with pytest.raises(ValueError, match=r"eq.toml: equivalent #1 lacks why"):
         mt.load_equivalents(bad)
     assert mt.load_equivalents(tmp_path / "missing.toml") == {}
+
+
+def test_every_listed_module_and_test_file_exists(mt) -> None:
+    for module, (tests, functions) in mt.MODULES.items():
+        source = (ROOT / "mazeinterp" / module).read_text()
+        assert all((ROOT / t).is_file() for t in tests), module
+        if functions is not None:  # each named function is there and has mutants
+            found = {m.function.split(".")[0] for m in mt.find_mutants(source, functions)}
+            assert found == set(functions), module
