@@ -261,13 +261,21 @@ def _fork_run(copy: Path, args: list[str], timeout: float, plugin: object | None
         time.sleep(0.02)
 
 
+AT_IMPORT = "<import>"
+"""The tracer's name for lines run while the tests are collected (module imports), before any test."""
+
+
 class _LineTracer:
-    """pytest plugin: which lines of one file each test runs (test node id -> set of lines)."""
+    """pytest plugin: which lines of one file each test runs (test node id -> set of lines).
+
+    Lines run during collection are filed under :data:`AT_IMPORT`.
+    """
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        self.current = ""
+        self.current = AT_IMPORT
         self.lines: dict[str, set[int]] = {}
+        self.all: list[str] = []
 
     def _trace(self, frame, event, arg):  # noqa: ANN001 -- sys.settrace signature
         if frame.f_code.co_filename != self.filename:
@@ -279,11 +287,13 @@ class _LineTracer:
     def pytest_runtest_setup(self, item) -> None:  # noqa: ANN001
         self.current = item.nodeid
 
-    def pytest_collection_modifyitems(self, items) -> None:  # noqa: ANN001
+    def pytest_configure(self, config) -> None:  # noqa: ANN001
         import threading
-        self.all = [i.nodeid for i in items]
         sys.settrace(self._trace)
         threading.settrace(self._trace)
+
+    def pytest_collection_modifyitems(self, items) -> None:  # noqa: ANN001
+        self.all = [i.nodeid for i in items]
 
 
 def covering_tests(copy: Path, module_path: Path, tests: list[str],
@@ -300,7 +310,7 @@ def covering_tests(copy: Path, module_path: Path, tests: list[str],
         try:
             code = _run_pytest_child(copy, tests, tracer)
             with out.open("w") as f:
-                for nodeid in tracer.all:
+                for nodeid in [AT_IMPORT, *tracer.all]:
                     lines = tracer.lines.get(nodeid, set())
                     f.write(nodeid + "\t" + " ".join(map(str, sorted(lines))) + "\n")
         finally:
@@ -370,6 +380,8 @@ def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
         mutants = [mutants[i] for i in picked]
     t0 = time.monotonic()
     per_test, order = covering_tests(copy, target, list(tests), timeout=900)
+    import_lines = per_test.pop(AT_IMPORT, set())
+    order.remove(AT_IMPORT)
     baseline = time.monotonic() - t0
     timeout = max(30.0, timeout_factor * baseline)
     killed = equivalent = 0
@@ -381,8 +393,10 @@ def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
                 equivalent += 1
                 continue
             lines = set(range(mutant.start[0], mutant.end[0] + 1))
-            # code outside function bodies runs at import, before any test: every test may see it
-            selected = [t for t in order if mutant.at_import or per_test[t] & lines]
+            # code run at import (outside function bodies, or called from there) precedes every test:
+            # every test may see it
+            everything = mutant.at_import or bool(lines & import_lines)
+            selected = [t for t in order if everything or per_test[t] & lines]
             if not selected:
                 outcome = "survived"
             else:
