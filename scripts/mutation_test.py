@@ -25,7 +25,8 @@ Usage (from the repository root; slow, minutes per module)::
     python scripts/mutation_test.py --list maze/grid.py   # list the mutants, run nothing
 
 Exit status: 0 when each module run reaches ``--target`` (default 0.95), 1 when one does
-not, 2 for bad arguments (an unknown module, a malformed equivalents file).
+not, 2 for bad arguments (an unknown module, a malformed equivalents file) or when a module's
+unmutated tests fail.
 """
 
 from __future__ import annotations
@@ -477,8 +478,12 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         results = []
         for module in modules:
-            results.append(run_module(module, equivalents.get(module, set()), copy,
-                                      args.timeout_factor, not args.no_progress, args.sample))
+            try:
+                results.append(run_module(module, equivalents.get(module, set()), copy,
+                                          args.timeout_factor, not args.no_progress, args.sample))
+            except RuntimeError as exc:  # the unmutated tests fail or hang: no score means anything
+                print(f"error: {module}: {exc}", file=sys.stderr)
+                return 2
     if args.sample is not None:
         print(f"(at most {args.sample} mutants per module, drawn at random)")
     print(f"{'module':<22} {'mutants':>7} {'equiv':>5} {'killed':>6} {'survived':>8} "
