@@ -232,6 +232,8 @@ def _run_pytest_child(copy: Path, args: list[str], plugin: object | None = None)
 
     os.chdir(copy)
     _purge_package()
+    if isinstance(plugin, _LineTracer):
+        plugin.start()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -288,7 +290,8 @@ class _LineTracer:
     def pytest_runtest_setup(self, item) -> None:  # noqa: ANN001
         self.current = item.nodeid
 
-    def pytest_configure(self, config) -> None:  # noqa: ANN001
+    def start(self) -> None:
+        """Trace from now on (before pytest loads the conftest files, which import the package)."""
         import threading
         sys.settrace(self._trace)
         threading.settrace(self._trace)
