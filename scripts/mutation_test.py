@@ -25,7 +25,8 @@ Usage (from the repository root; slow, minutes per module)::
     python scripts/mutation_test.py --list maze/grid.py   # list the mutants, run nothing
 
 Exit status: 0 when each module run reaches ``--target`` (default 0.95), 1 when one does
-not, 2 for bad arguments (an unknown module, a malformed equivalents file).
+not, 2 for bad arguments (an unknown module, a malformed equivalents file) or when a module's
+unmutated tests fail.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "maze/pixels.py": (("tests/test_pixels.py",), None),
     "stats.py": (("tests/test_stats.py",), None),
     "rollout/resume.py": (("tests/test_resume.py",), None),
-    "sweep_config.py": (("tests/test_sweep_config.py",), None),
+    "sweep_config.py": (("tests/test_sweep.py",), None),
     "hook_points.py": (("tests/test_hook_points.py",), None),
     "vfield.py": (("tests/test_vfield.py",),
                   ("first_arrival_probabilities", "mirrored_after", "_check_chain_fields",
@@ -74,7 +75,8 @@ class Mutant:
     """One change to one module.
 
     ``line`` is the 1-based line of the original source, ``code`` that line's text (stripped),
-    ``function`` the qualified name of the enclosing function ("" at module level),
+    ``function`` the qualified name of the enclosing function or class ("" at module level),
+    ``at_import`` whether the code runs when the module is imported (outside function bodies),
     ``change`` "old -> new" as source text,
     ``start``/``end`` the (line, column) span of the original text that ``new`` replaces.
     """
@@ -82,6 +84,7 @@ class Mutant:
     line: int
     code: str
     function: str
+    at_import: bool
     change: str
     start: tuple[int, int]
     end: tuple[int, int]
@@ -158,6 +161,8 @@ def find_mutants(source: str, functions: tuple[str, ...] | None = None) -> list[
     tree = ast.parse(source)
     skip = _skip_expr_ids(tree)
     lines = source.splitlines()
+    in_body = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+               for stmt in (f.body if isinstance(f.body, list) else [f.body]) for n in ast.walk(stmt)}
     mutants: list[Mutant] = []
 
     def visit(node: ast.AST, qualname: str) -> None:
@@ -172,7 +177,8 @@ def find_mutants(source: str, functions: tuple[str, ...] | None = None) -> list[
                     new = f"({new})"
                 short_old = " ".join(old.split())
                 mutants.append(Mutant(
-                    line=node.lineno, code=lines[node.lineno - 1].strip(), function=qualname, change=f"{short_old} -> {new}",
+                    line=node.lineno, code=lines[node.lineno - 1].strip(), function=qualname,
+                    at_import=id(node) not in in_body, change=f"{short_old} -> {new}",
                     start=(node.lineno, node.col_offset),
                     end=(node.end_lineno, node.end_col_offset), new=new))
         for child in ast.iter_child_nodes(node):
@@ -226,6 +232,8 @@ def _run_pytest_child(copy: Path, args: list[str], plugin: object | None = None)
 
     os.chdir(copy)
     _purge_package()
+    if isinstance(plugin, _LineTracer):
+        plugin.start()
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
     os.dup2(devnull, 2)
@@ -256,13 +264,21 @@ def _fork_run(copy: Path, args: list[str], timeout: float, plugin: object | None
         time.sleep(0.02)
 
 
+AT_IMPORT = "<import>"
+"""The tracer's name for lines run while the tests are collected (module imports), before any test."""
+
+
 class _LineTracer:
-    """pytest plugin: which lines of one file each test runs (test node id -> set of lines)."""
+    """pytest plugin: which lines of one file each test runs (test node id -> set of lines).
+
+    Lines run during collection are filed under :data:`AT_IMPORT`.
+    """
 
     def __init__(self, filename: str) -> None:
         self.filename = filename
-        self.current = ""
+        self.current = AT_IMPORT
         self.lines: dict[str, set[int]] = {}
+        self.all: list[str] = []
 
     def _trace(self, frame, event, arg):  # noqa: ANN001 -- sys.settrace signature
         if frame.f_code.co_filename != self.filename:
@@ -274,11 +290,14 @@ class _LineTracer:
     def pytest_runtest_setup(self, item) -> None:  # noqa: ANN001
         self.current = item.nodeid
 
-    def pytest_collection_modifyitems(self, items) -> None:  # noqa: ANN001
+    def start(self) -> None:
+        """Trace from now on (before pytest loads the conftest files, which import the package)."""
         import threading
-        self.all = [i.nodeid for i in items]
         sys.settrace(self._trace)
         threading.settrace(self._trace)
+
+    def pytest_collection_modifyitems(self, items) -> None:  # noqa: ANN001
+        self.all = [i.nodeid for i in items]
 
 
 def covering_tests(copy: Path, module_path: Path, tests: list[str],
@@ -295,7 +314,7 @@ def covering_tests(copy: Path, module_path: Path, tests: list[str],
         try:
             code = _run_pytest_child(copy, tests, tracer)
             with out.open("w") as f:
-                for nodeid in tracer.all:
+                for nodeid in [AT_IMPORT, *tracer.all]:
                     lines = tracer.lines.get(nodeid, set())
                     f.write(nodeid + "\t" + " ".join(map(str, sorted(lines))) + "\n")
         finally:
@@ -365,6 +384,8 @@ def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
         mutants = [mutants[i] for i in picked]
     t0 = time.monotonic()
     per_test, order = covering_tests(copy, target, list(tests), timeout=900)
+    import_lines = per_test.pop(AT_IMPORT, set())
+    order.remove(AT_IMPORT)
     baseline = time.monotonic() - t0
     timeout = max(30.0, timeout_factor * baseline)
     killed = equivalent = 0
@@ -376,8 +397,10 @@ def run_module(module: str, equivalents: set[tuple[str, str, str]], copy: Path,
                 equivalent += 1
                 continue
             lines = set(range(mutant.start[0], mutant.end[0] + 1))
-            # module-level code runs at import, before any test: every test may see it
-            selected = [t for t in order if not mutant.function or per_test[t] & lines]
+            # code run at import (outside function bodies, or called from there) precedes every test:
+            # every test may see it
+            everything = mutant.at_import or bool(lines & import_lines)
+            selected = [t for t in order if everything or per_test[t] & lines]
             if not selected:
                 outcome = "survived"
             else:
@@ -458,8 +481,12 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         results = []
         for module in modules:
-            results.append(run_module(module, equivalents.get(module, set()), copy,
-                                      args.timeout_factor, not args.no_progress, args.sample))
+            try:
+                results.append(run_module(module, equivalents.get(module, set()), copy,
+                                          args.timeout_factor, not args.no_progress, args.sample))
+            except RuntimeError as exc:  # the unmutated tests fail or hang: no score means anything
+                print(f"error: {module}: {exc}", file=sys.stderr)
+                return 2
     if args.sample is not None:
         print(f"(at most {args.sample} mutants per module, drawn at random)")
     print(f"{'module':<22} {'mutants':>7} {'equiv':>5} {'killed':>6} {'survived':>8} "

@@ -108,3 +108,12 @@ def test_pixels_must_lie_inside_the_maps() -> None:
             check_pixels("embedder.block2.res1.resadd_out", shape, [(1, 1), bad])
         assert str(error.value) == (f"pixel {bad} is out of range for hook point "
                                     "'embedder.block2.res1.resadd_out', whose maps are 16×16")
+
+
+def test_hook_shape_takes_a_vector_unless_a_map_is_needed() -> None:
+    shapes = {"fc_policy_out": (15,), "embedder.relu3_out": (32, 8, 8)}
+    assert hook_shape(shapes, "fc_policy_out") == (15,)
+    assert hook_shape(shapes, "embedder.relu3_out") == (32, 8, 8) == hook_shape(shapes, "embedder.relu3_out",
+                                                                                 need_map=True)
+    with pytest.raises(ValueError, match=r"hook point 'fc_policy_out' has shape \(15,\); this needs a \(C, H, W\) map"):
+        hook_shape(shapes, "fc_policy_out", need_map=True)

@@ -37,3 +37,15 @@ def test_the_model_re_exports_the_same_objects() -> None:
 
     for name in ("Move", "MOVES", "MOVE_DELTAS", "MOVE_TO_ACTION", "ACTION_TO_MOVE", "NUM_ACTIONS"):
         assert getattr(model, name) is getattr(moves, name)
+
+
+def test_the_vocabulary_is_five_moves_over_fifteen_actions_and_read_only() -> None:
+    assert moves.NUM_ACTIONS == 15 == len(ACTION_TO_MOVE)
+    assert [(m.name, int(m)) for m in Move] == [("LEFT", 0), ("DOWN", 1), ("UP", 2), ("RIGHT", 3), ("NOOP", 4)]
+    assert moves.MOVES == ("left", "down", "up", "right", "noop")
+    assert MOVE_TO_ACTION.tolist() == [1, 3, 5, 7, 4]
+    assert MOVE_DELTAS.tolist() == [[0, -1], [1, 0], [-1, 0], [0, 1], [0, 0]]
+    for table in (ACTION_TO_MOVE, MOVE_TO_ACTION, MOVE_DELTAS):
+        assert table.dtype == np.int64
+        with pytest.raises(ValueError, match="read-only"):
+            table[0] = 2

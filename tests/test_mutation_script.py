@@ -52,6 +52,8 @@ def test_it_makes_one_mutant_per_operator_and_skips_docstrings_annotations_and_m
         (9, "f", "0 -> (1)"),
     ]
     assert [m.change for m in mt.find_mutants(SOURCE, functions=("g",))] == []
+    # the constant and f's default run at import (every test may see them); f's body runs in the tests
+    assert [m.line for m in mt.find_mutants(SOURCE) if m.at_import] == [2, 5]
 
 
 def test_a_mutant_replaces_exactly_its_span(mt) -> None:
@@ -73,3 +75,12 @@ def test_the_committed_equivalents_each_say_why_and_a_bad_entry_is_refused(mt, t
     with pytest.raises(ValueError, match=r"eq.toml: equivalent #1 lacks why"):
         mt.load_equivalents(bad)
     assert mt.load_equivalents(tmp_path / "missing.toml") == {}
+
+
+def test_every_listed_module_and_test_file_exists(mt) -> None:
+    for module, (tests, functions) in mt.MODULES.items():
+        source = (ROOT / "mazeinterp" / module).read_text()
+        assert all((ROOT / t).is_file() for t in tests), module
+        if functions is not None:  # each named function is there and has mutants
+            found = {m.function.split(".")[0] for m in mt.find_mutants(source, functions)}
+            assert found == set(functions), module

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from mazeinterp.rollout.resume import (
     merge,
     remaining,
     save_partial,
+    sigterm_as_interrupt,
 )
 from mazeinterp.rollout.results import Episode, RolloutResult
 
@@ -84,16 +89,18 @@ def test_an_episode_survives_the_round_trip_through_plain_data(states: list[Maze
     assert same(back, ep)  # cells are tuples again, the features recomputed from the maze
     assert back.trap == Trap(((1, 2), (1, 3)), 0.75) and back.trajectory == ((4, 0), (3, 0), (3, 1))
     assert back.action_probs.tolist() == probs.tolist() and not back.action_probs.flags.writeable
+    # keys an Episode does not have (a newer file's, or the features) are left out
+    assert same(episode_from_dict({**data, "added_later": 1, "features": None}, states[1]), ep)
     no_cheese = episode_from_dict({**data, "cheese": None, "trap": None, "action_probs": None}, states[1])
     assert no_cheese.features is None and no_cheese.trap is None and no_cheese.action_probs is None
 
 
 def test_a_saved_partial_run_loads_back_and_finish_removes_it(tmp_path: Path, states: list[MazeState]) -> None:
-    saved = result(episode(1, steps=9, state=states[1]), seconds=3.25)
+    saved = result(episode(0, steps=4, state=states[0]), episode(1, steps=9, state=states[1]), seconds=3.25)
     path = save_partial(tmp_path, saved, SETTINGS, n_mazes=2)
     assert path == tmp_path / RESUME_FILE and not list(tmp_path.glob(".*tmp"))
     episodes, seconds = load_partial(tmp_path, dict(SETTINGS), states)
-    assert len(episodes) == 1 and same(episodes[0], saved.episodes[0]) and seconds == 3.25
+    assert len(episodes) == 2 and all(map(same, episodes, saved.episodes)) and seconds == 3.25
     finish(tmp_path)
     assert not path.exists()
     finish(tmp_path)  # nothing left to remove is fine
@@ -136,3 +143,27 @@ def test_a_file_that_is_no_resume_file_is_refused(tmp_path: Path, states: list[M
     # a file without "seconds" (or with null) counts zero seconds
     (tmp_path / RESUME_FILE).write_text('{"settings": {}, "n_mazes": 2, "episodes": [], "seconds": null}')
     assert load_partial(tmp_path, {}, states) == ([], 0.0)
+
+
+def test_sigterm_interrupts_the_block_like_ctrl_c_and_the_old_handler_comes_back() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match=f"signal {int(signal.SIGTERM)}"):
+        with sigterm_as_interrupt():
+            assert signal.getsignal(signal.SIGTERM) is not before
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler interrupts this at once
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_outside_the_main_thread_the_block_changes_nothing() -> None:
+    seen: list[object] = []
+
+    def worker() -> None:
+        with sigterm_as_interrupt():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    before = signal.getsignal(signal.SIGTERM)
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [before]
