@@ -71,13 +71,17 @@ def _read_json(path: Path, what: str, advice: str) -> Any:
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
-    """The manifest in ``out`` (None if there is none); :class:`SweepFileError` if it is not one."""
+    """The manifest in ``out`` (None if there is none), with the defaults of keys that older versions did not
+    write (``numerics`` fast, ``estimator`` sampled); :class:`SweepFileError` if it is not one."""
     path = out / MANIFEST
     if not path.exists():
         return None
     data = _read_json(path, "a sweep manifest", "choose another output folder")
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise SweepFileError(f"{path} is not a sweep manifest (no config object); choose another output folder")
+    # as this version reads a manifest written before these keys existed
+    data.setdefault("numerics", "fast")  # older sweeps ran their rollouts channels-last
+    data["config"].setdefault("estimator", "sampled")  # older sweeps were all sampled
     return data
 
 
@@ -89,8 +93,6 @@ def claim_folder(out: Path, manifest: Mapping[str, Any]) -> None:
     """
     earlier = read_manifest(out)
     if earlier is not None:
-        earlier.setdefault("numerics", "fast")  # written before the numerics switch: rollouts ran channels-last
-        earlier["config"].setdefault("estimator", "sampled")  # written before sweeps had estimators
         if earlier != json.loads(json.dumps(manifest)):
             old, new = earlier["config"], manifest["config"]
             diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))

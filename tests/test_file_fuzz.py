@@ -50,7 +50,7 @@ def shard(tmp_path_factory) -> dict[str, Any]:
 def manifest(tmp_path_factory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("manifest") / "out"
     data = {"config": SWEEP.as_dict(), "checkpoint": "maze-s1-r5-v5", "model_sha256": "d" * 64,
-            "conditions": 2, "conditions_sha256": "e" * 64}
+            "conditions": 2, "conditions_sha256": "e" * 64, "numerics": "fast"}
     claim_folder(out, data)
     return {"text": (out / MANIFEST).read_text(), "read": manifest_reader(out, data)}
 

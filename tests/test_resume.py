@@ -1,4 +1,6 @@
-"""Resuming an interrupted rollout: which mazes remain, merging, and the resume file's round trip and checks."""
+"""Resuming an interrupted rollout: which mazes remain, merging, an episode's round trip, SIGTERM.
+
+The resume file itself (what it records and each refusal) is tested in test_resume_file.py."""
 
 from __future__ import annotations
 
@@ -19,21 +21,13 @@ from mazeinterp.maze.outcomes import Trap
 from mazeinterp.maze.state import MazeState
 from mazeinterp.rollout import RolloutConfig
 from mazeinterp.rollout.resume import (
-    RESUME_FILE,
-    ResumeError,
     episode_from_dict,
     episode_to_dict,
-    finish,
-    load_partial,
     merge,
     remaining,
-    save_partial,
     sigterm_as_interrupt,
 )
 from mazeinterp.rollout.results import Episode, RolloutResult
-
-SETTINGS = {"seed": 0, "max_steps": 50, "checkpoint": "tiny"}
-
 
 @pytest.fixture(scope="module")
 def states() -> list[MazeState]:
@@ -93,56 +87,6 @@ def test_an_episode_survives_the_round_trip_through_plain_data(states: list[Maze
     assert same(episode_from_dict({**data, "added_later": 1, "features": None}, states[1]), ep)
     no_cheese = episode_from_dict({**data, "cheese": None, "trap": None, "action_probs": None}, states[1])
     assert no_cheese.features is None and no_cheese.trap is None and no_cheese.action_probs is None
-
-
-def test_a_saved_partial_run_loads_back_and_finish_removes_it(tmp_path: Path, states: list[MazeState]) -> None:
-    saved = result(episode(0, steps=4, state=states[0]), episode(1, steps=9, state=states[1]), seconds=3.25)
-    path = save_partial(tmp_path, saved, SETTINGS, n_mazes=2)
-    assert path == tmp_path / RESUME_FILE and not list(tmp_path.glob(".*tmp"))
-    episodes, seconds = load_partial(tmp_path, dict(SETTINGS), states)
-    assert len(episodes) == 2 and all(map(same, episodes, saved.episodes)) and seconds == 3.25
-    finish(tmp_path)
-    assert not path.exists()
-    finish(tmp_path)  # nothing left to remove is fine
-    with pytest.raises(ResumeError, match=f"nothing to resume in {tmp_path}: no {RESUME_FILE}"):
-        load_partial(tmp_path, SETTINGS, states)
-
-
-@pytest.mark.parametrize(
-    ("settings", "message"),
-    [({**SETTINGS, "seed": 1}, "seed was 0, now 1"), ({**SETTINGS, "extra": 2}, "extra was None, now 2"),
-     ({"seed": 0, "max_steps": 50}, "checkpoint was 'tiny', now None")],
-    ids=["changed", "added", "dropped"],
-)  # fmt: skip
-def test_a_resume_with_other_settings_is_refused(tmp_path: Path, states: list[MazeState], settings,
-                                                 message: str) -> None:
-    save_partial(tmp_path, result(episode(0, state=states[0])), SETTINGS, n_mazes=2)
-    with pytest.raises(ResumeError, match=f"cannot resume {tmp_path}: {message}"):
-        load_partial(tmp_path, settings, states)
-    with pytest.raises(ResumeError, match="it was a run of 2 mazes, now 1"):
-        load_partial(tmp_path, SETTINGS, states[:1])
-
-
-@pytest.mark.parametrize("index", [2, -1])
-def test_an_episode_outside_the_mazes_is_refused(tmp_path: Path, states: list[MazeState], index: int) -> None:
-    path = save_partial(tmp_path, result(episode(0, state=states[0])), SETTINGS, n_mazes=2)
-    data = json.loads(path.read_text())
-    data["episodes"][0]["index"] = index
-    path.write_text(json.dumps(data))
-    with pytest.raises(ResumeError, match=f"episode index {index} is outside the 2 mazes"):
-        load_partial(tmp_path, SETTINGS, states)
-
-
-def test_a_file_that_is_no_resume_file_is_refused(tmp_path: Path, states: list[MazeState]) -> None:
-    (tmp_path / RESUME_FILE).write_text('{"settings": {}}')
-    with pytest.raises(ResumeError, match="is not a resume file of an interrupted rollout"):
-        load_partial(tmp_path, {}, states)
-    (tmp_path / RESUME_FILE).write_text("{not json")
-    with pytest.raises(ResumeError, match="is not a resume file"):
-        load_partial(tmp_path, {}, states)
-    # a file without "seconds" (or with null) counts zero seconds
-    (tmp_path / RESUME_FILE).write_text('{"settings": {}, "n_mazes": 2, "episodes": [], "seconds": null}')
-    assert load_partial(tmp_path, {}, states) == ([], 0.0)
 
 
 def test_sigterm_interrupts_the_block_like_ctrl_c_and_the_old_handler_comes_back() -> None:

@@ -104,6 +104,13 @@ def _set(position: int, **values: Any):
     return lambda data: data["episodes"][position].update(values)
 
 
+def _noop_where_the_mouse_moved(data: dict[str, Any]) -> None:
+    episode = data["episodes"][0]
+    walk = episode["trajectory"]
+    step = next(i for i in range(len(walk) - 1) if walk[i] != walk[i + 1])
+    episode["moves"][step] = 4  # NOOP, yet the mouse changed cells
+
+
 def _duplicate(data: dict[str, Any]) -> None:
     data["episodes"].append(dict(data["episodes"][1]))
 
@@ -125,6 +132,10 @@ def _duplicate(data: dict[str, Any]) -> None:
     (lambda d: d["episodes"][0]["trajectory"].__setitem__(1, [0, 0]), "episode 0: trajectory .* a walk of"),
     (lambda d: d["episodes"][0].update(trajectory=[[0, 0]] * len(d["episodes"][0]["trajectory"])),
      "episode 0: trajectory .* a walk of"),  # a walk (standing still), but not from the start
+    (lambda d: d["episodes"][0]["moves"].pop(), r"episode 0: moves .* neither null nor \d+ moves"),
+    (lambda d: d["episodes"][0]["moves"].__setitem__(0, 7), r"episode 0: moves .* neither null nor \d+ moves"),
+    (_set(0, moves=None), "episode 0: moves .*recorded together"),
+    (_noop_where_the_mouse_moved, "episode 0: moves .* has move 4 where the trajectory steps from"),
     (_set(0, colour="red"), "episode 0: unknown key 'colour'"),
     (lambda d: d["episodes"][0].pop("outcome"), "episode 0: missing key 'outcome'"),
     (lambda d: d["episodes"].append("cheese"), "an episode is 'cheese', not a JSON object"),

@@ -94,6 +94,18 @@ def check_episode_data(data: Any, states: Sequence[MazeState], max_steps: int) -
             and trajectory[0] == data["start"]
             and all(abs(a - b) + abs(c - d) <= 1 for (a, c), (b, d) in zip(trajectory, trajectory[1:]))):
         raise bad("trajectory", f"is neither null nor a walk of {steps + 1} cells from the start")
+    moves = data["moves"]
+    if moves is not None and not (isinstance(moves, list) and len(moves) == steps
+                                  and all(_is_int(m) and 0 <= m < _MOVES for m in moves)):
+        raise bad("moves", f"is neither null nor {steps} moves (0…{_MOVES - 1})")
+    if (moves is None) != (trajectory is None):
+        raise bad("moves", "and trajectory are recorded together, or neither is")
+    if moves is not None:  # each recorded move either takes its step or meets a wall and stays
+        from mazeinterp.maze.moves import MOVE_DELTAS
+
+        for m, (a, c), (b, d) in zip(moves, trajectory, trajectory[1:]):
+            if (b, d) != (a, c) and (b - a, d - c) != tuple(int(x) for x in MOVE_DELTAS[m]):
+                raise bad("moves", f"has move {m} where the trajectory steps from {[a, c]} to {[b, d]}")
     probs = data["action_probs"]
     if probs is not None and not (isinstance(probs, list) and len(probs) == steps and all(
             isinstance(row, list) and len(row) == _MOVES and all(map(_is_probability, row))
