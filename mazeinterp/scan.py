@@ -11,7 +11,8 @@ every channel would do in C:
 2. the ``top`` channels with the largest ``|estimate|`` are ablated one at a
    time and their exact effect computed from the prefix again: the mean over
    mazes of the paired difference in exact P(cheese), with a 95% bootstrap
-   interval over mazes.
+   interval over mazes, and the same for P(region first) (the mouse in the
+   top-right 5×5 before the cheese), which costs one more chain and no forward pass.
 
 Every number depends only on the model, the mazes and the settings: not on
 ``workers`` (each maze is computed the same way in whichever process).
@@ -20,7 +21,7 @@ Every number depends only on the model, the mazes and the settings: not on
 >>> len(result.scores), len(result.verified)        # every channel estimated, the top 3 exact
 (32, 3)
 >>> sorted(result.summary())
-['baseline_p_cheese', 'hook', 'kind', 'n_mazes', 'seconds', 'spearman', 'top']
+['baseline_p_cheese', 'baseline_p_region_first', 'hook', 'kind', 'n_mazes', 'seconds', 'spearman', 'top']
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ import torch
 from torch import Tensor
 
 from mazeinterp.defaults import FORWARD_BATCH_SIZE, REFERENCE_MAZES
+from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.progress import progress_bar
+from mazeinterp.vfield import EXACT_OUTCOMES
 
 if TYPE_CHECKING:
     from mazeinterp.intervention_base import Intervention
@@ -62,6 +65,10 @@ class ChannelScore:
     exact: float | None = None
     exact_low: float | None = None
     exact_high: float | None = None
+    region_first: float | None = None
+    """Exact effect on P(region first) (the top-right 5×5 before the cheese), for a verified channel."""
+    region_first_low: float | None = None
+    region_first_high: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,6 +82,7 @@ class ScanResult:
         baseline_p_cheese: exact P(cheese) of the unedited policy, mean over the mazes.
         scores: every channel, ranked by ``|estimate|`` (largest first, ties by channel index).
         per_maze_baseline: (n_mazes,) exact P(cheese) of each maze.
+        baseline_p_region_first: exact P(region first) of the unedited policy, mean over the mazes.
     """
 
     hook: str
@@ -85,6 +93,7 @@ class ScanResult:
     baseline_p_cheese: float
     scores: tuple[ChannelScore, ...]
     per_maze_baseline: np.ndarray
+    baseline_p_region_first: float = math.nan
 
     @property
     def verified(self) -> list[ChannelScore]:
@@ -103,14 +112,19 @@ class ScanResult:
         return float(rho) if math.isfinite(rho) else None
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per channel in rank order: channel, estimate, exact, exact_low, exact_high (None when not verified)."""
+        """One dict per channel in rank order: channel, estimate, exact, exact_low, exact_high, and the exact
+        effect on P(region first) with its interval (region_first, region_first_low, region_first_high);
+        None when not verified."""
         return [{"channel": s.channel, "estimate": s.estimate, "exact": s.exact, "exact_low": s.exact_low,
-                 "exact_high": s.exact_high} for s in self.scores]
+                 "exact_high": s.exact_high, "region_first": s.region_first, "region_first_low": s.region_first_low,
+                 "region_first_high": s.region_first_high} for s in self.scores]
 
     def summary(self) -> dict[str, Any]:
-        """hook, kind, n_mazes, top, seconds, baseline_p_cheese, and spearman when 3 or more channels were verified."""
+        """hook, kind, n_mazes, top, seconds, baseline_p_cheese, baseline_p_region_first, and spearman when 3 or
+        more channels were verified."""
         out: dict[str, Any] = {"hook": self.hook, "kind": self.kind, "n_mazes": self.n_mazes, "top": self.top,
-                               "seconds": round(self.seconds, 2), "baseline_p_cheese": self.baseline_p_cheese}
+                               "seconds": round(self.seconds, 2), "baseline_p_cheese": self.baseline_p_cheese,
+                               "baseline_p_region_first": self.baseline_p_region_first}
         if len(self.verified) >= 3:
             out["spearman"] = self.spearman
         return out
@@ -121,10 +135,12 @@ class ScanResult:
         def num(value: float | None) -> str:
             return "" if value is None else f"{value:+.4g}"
 
-        lines = [f"{'rank':>4} {'channel':>7} {'estimate':>10} {'exact':>10} {'95% interval':>24}"]
+        lines = [f"{'rank':>4} {'channel':>7} {'estimate':>10} {'exact':>10} {'95% interval':>24} "
+                 f"{'5×5 first':>10}"]
         for rank, s in enumerate(self.scores[:limit], 1):
             interval = "" if s.exact_low is None else f"[{num(s.exact_low)}, {num(s.exact_high)}]"
-            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>10} {num(s.exact):>10} {interval:>24}".rstrip())
+            lines.append(f"{rank:>4} {s.channel:>7} {num(s.estimate):>10} {num(s.exact):>10} {interval:>24} "
+                         f"{num(s.region_first):>10}".rstrip())
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -148,29 +164,34 @@ def _ablation(hook: str, ablated: Tensor | None, channel: int) -> Intervention:
 
 
 def _estimate_maze(model: ImpalaPolicy, state: MazeState, hook: str, ablated: Tensor | None,
-                   settings: dict[str, int]) -> tuple[float, np.ndarray]:
-    """(exact baseline P(cheese), (C,) first-order effects) of one maze."""
+                   settings: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """((2,) exact baseline P(cheese) and P(region first), (C,) first-order effects on P(cheese)) of one maze."""
     from mazeinterp.channel_gradients import channel_estimates
     from mazeinterp.prefix_cache import build_prefix_cache, cached_move_probs
     from mazeinterp.vfield import outcomes_from_fields
 
     cache = build_prefix_cache(model, [state], hook, batch_size=settings["batch_size"])
     probs = cached_move_probs(model, cache)
-    base = outcomes_from_fields([state], cache.fields(probs), max_steps=settings["max_steps"], region_size=None)
+    base = outcomes_from_fields([state], cache.fields(probs), max_steps=settings["max_steps"],
+                                region_size=DEFAULT_REGION_SIZE)
     estimates = channel_estimates(model, cache, ablated, max_steps=settings["max_steps"], baseline_probs=probs)
-    return float(base[0, 0]), estimates
+    return base[0, _COLUMNS], estimates
 
 
 def _exact_maze(model: ImpalaPolicy, state: MazeState, hook: str, ablated: Tensor | None,
                 settings: dict[str, int], channels: Sequence[int]) -> np.ndarray:
-    """(len(channels),) exact P(cheese) of one maze with each channel ablated."""
+    """(len(channels), 2) exact P(cheese) and P(region first) of one maze with each channel ablated."""
     from mazeinterp.prefix_cache import prefix_outcome_probabilities
 
     conditions = [[_ablation(hook, ablated, c)] for c in channels]
     p = prefix_outcome_probabilities(model, [state], hook, conditions, max_steps=settings["max_steps"],
-                                     region_size=None, batch_size=settings["batch_size"], progress=False)
-    return p[:, 0, 0]
+                                     region_size=DEFAULT_REGION_SIZE, batch_size=settings["batch_size"],
+                                     progress=False)
+    return p[:, 0][:, _COLUMNS]
 
+
+_COLUMNS = [EXACT_OUTCOMES.index("cheese"), EXACT_OUTCOMES.index("region_first")]
+"""Columns of :data:`mazeinterp.vfield.EXACT_OUTCOMES` a scan reports: P(cheese), P(region first)."""
 
 _WORKER: dict[str, Any] = {}
 
@@ -185,7 +206,7 @@ def _init_worker(scale: int, num_actions: int, weights: dict[str, Tensor], ablat
     _WORKER.update(model=model.eval(), ablated=ablated, hook=hook, settings=settings)
 
 
-def _worker_estimate(state: MazeState) -> tuple[float, np.ndarray]:
+def _worker_estimate(state: MazeState) -> tuple[np.ndarray, np.ndarray]:
     w = _WORKER
     return _estimate_maze(w["model"], state, w["hook"], w["ablated"], w["settings"])
 
@@ -303,14 +324,15 @@ def scan_channels(
     try:
         first = _map_mazes(states, lambda s: _estimate_maze(model, s, hook, ablated, settings), _worker_estimate,
                            (), pool, "scan: estimates", progress)
-        baseline = np.array([b for b, _ in first])
+        baselines = np.stack([b for b, _ in first])  # (mazes, 2): P(cheese), P(region first)
+        baseline = baselines[:, 0]
         estimates = np.stack([e for _, e in first]).mean(axis=0)
         bad = np.flatnonzero(~np.isfinite(estimates))
         if bad.size:
             raise ValueError(f"the estimate of channel {int(bad[0])} of {hook!r} is not finite")
         order = sorted(range(shape[0]), key=lambda c: (-abs(float(estimates[c])), c))
         chosen = order[:top]
-        exact = np.zeros((len(states), len(chosen)))
+        exact = np.zeros((len(states), len(chosen), 2))
         if chosen:
             rows = _map_mazes(states, lambda s: _exact_maze(model, s, hook, ablated, settings, chosen),
                               _worker_exact, (chosen,), pool, "scan: exact", progress)
@@ -318,7 +340,7 @@ def scan_channels(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    effects = exact - baseline[:, None]
+    effects = exact - baselines[:, None, :]  # (mazes, chosen, 2)
     if not np.isfinite(effects).all():
         raise ValueError(f"an exact effect at {hook!r} is not finite")
     scores = []
@@ -327,13 +349,16 @@ def scan_channels(
         if c not in verified:
             scores.append(ChannelScore(c, float(estimates[c])))
             continue
-        column = effects[:, verified[c]]
-        if len(states) >= 2:
-            from mazeinterp.stats import bootstrap_interval
-
-            centre, low, high = bootstrap_interval(column, seed=seed)
-        else:
-            centre, low, high = float(column[0]), None, None
-        scores.append(ChannelScore(c, float(estimates[c]), centre, low, high))
+        cheese, region = (_mean_interval(effects[:, verified[c], k], seed) for k in (0, 1))
+        scores.append(ChannelScore(c, float(estimates[c]), *cheese, *region))
     return ScanResult(hook, kind, len(states), top, time.perf_counter() - started, float(baseline.mean()),
-                      tuple(scores), baseline)
+                      tuple(scores), baseline, float(baselines[:, 1].mean()))
+
+
+def _mean_interval(column: np.ndarray, seed: int) -> tuple[float, float | None, float | None]:
+    """(mean, 95% bootstrap low, high) of per-maze effects; no interval for a single maze."""
+    if len(column) < 2:
+        return float(column[0]), None, None
+    from mazeinterp.stats import bootstrap_interval
+
+    return bootstrap_interval(column, seed=seed)

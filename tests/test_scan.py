@@ -59,7 +59,8 @@ def test_scan_finds_the_planted_channel(planted, small_states, kind: str) -> Non
     assert [s.channel for s in result.scores if s.exact is None] and len(result.scores) == 32
     assert sorted(s.channel for s in result.scores) == list(range(32))
     summary = result.summary()
-    assert set(summary) == {"hook", "kind", "n_mazes", "top", "seconds", "baseline_p_cheese", "spearman"}
+    assert set(summary) == {"hook", "kind", "n_mazes", "top", "seconds", "baseline_p_cheese",
+                            "baseline_p_region_first", "spearman"}
     assert summary["n_mazes"] == 3 and 0 < summary["baseline_p_cheese"] < 1
 
 
@@ -69,10 +70,16 @@ def test_exact_effects_are_paired_differences_of_the_exact_outcomes(planted, sma
 
     result = scan_channels(planted, small_states[:2], HOOK, kind="zero", top=1, progress=False)
     channel = result.scores[0].channel
-    base = outcome_probabilities(planted, small_states[:2])[:, 0]
-    ablated = outcome_probabilities(planted, small_states[:2], [ZeroAblate(HOOK, channels=[channel])])[:, 0]
-    assert result.scores[0].exact == pytest.approx(float(np.mean(ablated - base)), abs=1e-12)
-    assert result.baseline_p_cheese == pytest.approx(float(base.mean()), abs=1e-12)
+    base = outcome_probabilities(planted, small_states[:2])
+    ablated = outcome_probabilities(planted, small_states[:2], [ZeroAblate(HOOK, channels=[channel])])
+    assert result.scores[0].exact == pytest.approx(float(np.mean(ablated[:, 0] - base[:, 0])), abs=1e-12)
+    assert result.baseline_p_cheese == pytest.approx(float(base[:, 0].mean()), abs=1e-12)
+    # P(region first), the fourth column, the same way
+    assert result.scores[0].region_first == pytest.approx(float(np.mean(ablated[:, 3] - base[:, 3])), abs=1e-12)
+    assert result.baseline_p_region_first == pytest.approx(float(base[:, 3].mean()), abs=1e-12)
+    low, high = result.scores[0].region_first_low, result.scores[0].region_first_high
+    assert low <= result.scores[0].region_first <= high
+    assert all(s.region_first is None for s in result.scores[1:])
     assert "spearman" not in result.summary()  # fewer than 3 verified channels
 
 
@@ -133,11 +140,13 @@ def test_scan_command_writes_its_table_and_summary(planted_checkpoint: Path, tmp
     code, out, err = _main(argv)
     assert code == 0, err
     rows = list(csv.DictReader((tmp_path / "scan.csv").open()))
-    assert list(rows[0]) == ["channel", "estimate", "exact", "exact_low", "exact_high"]
+    assert list(rows[0]) == ["channel", "estimate", "exact", "exact_low", "exact_high", "region_first",
+                             "region_first_low", "region_first_high"]
     assert len(rows) == 32 and rows[0]["channel"] == str(PLANTED)
     assert all(r["exact"] for r in rows[:3]) and not any(r["exact"] or r["exact_low"] for r in rows[3:])
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert {"hook", "kind", "n_mazes", "top", "seconds", "baseline_p_cheese", "spearman"} <= set(summary)
+    assert {"hook", "kind", "n_mazes", "top", "seconds", "baseline_p_cheese", "baseline_p_region_first",
+            "spearman"} <= set(summary)
     assert summary["hook"] == HOOK and summary["kind"] == "zero" and summary["n_mazes"] == 2 and summary["top"] == 3
     assert "from 1000000 on with a decision square" in summary["mazes"] and len(summary["level_seeds"]) == 2
     assert f"   1 {PLANTED:>7}" in out and "wrote" in out.splitlines()[-1]
