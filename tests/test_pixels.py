@@ -106,3 +106,25 @@ def test_bad_arguments():
         pixel_to_cell((16, 0), 15, 16)
     with pytest.raises(ValueError, match="does not fit"):
         cell_to_pixel((0, 0), 14, 16)
+
+
+def test_every_boundary_of_the_mapping():
+    # the smallest and the largest maze fit centred; an empty, an oversized or an even one does not
+    assert cell_to_pixel((0, 0), 1, 25) == (12, 12)                   # margin 12: the world's centre cell
+    assert cell_to_pixel((0, 0), 3) == (29, 29) == cell_to_pixel((0, 0), 3, 64)  # floor(11.5 · 2.56), 64 by default
+    assert cell_to_pixel((24, 24), 25, 25) == (24, 24)
+    for size in (0, 27, 14, 24):
+        with pytest.raises(ValueError, match=f"maze size {size} does not fit centred in a 25×25 world"):
+            pixel_to_cell((0, 0), size, 16)
+    # columns and rows are checked alike, at both ends
+    for cell in ((0, 15), (15, 0), (0, -1), (-1, 0)):
+        with pytest.raises(ValueError, match=r"cell \(.*\) is outside the 15×15 maze"):
+            cell_to_pixel(cell, 15, 16)
+        with pytest.raises(ValueError, match=r"cell \(.*\) is outside the 15×15 maze"):
+            cell_to_pixel_region(cell, 15, 16)
+    for pixel in ((0, 16), (16, 0), (0, -1), (-1, 0)):
+        with pytest.raises(ValueError, match=r"pixel \(.*\) is outside a 16×16 map"):
+            pixel_to_cell(pixel, 15, 16)
+    assert pixel_to_cell((63, 63), 25) == (24, 24) and pixel_to_cell((15, 15), 15, 16) is None
+    # regions at the default resolution: world cell 5 covers observation pixels 12.8 … 15.36, so rows 12 … 15
+    assert cell_to_pixel_region((0, 0), 15) == (slice(12, 16), slice(12, 16))
