@@ -126,5 +126,8 @@ def test_every_boundary_of_the_mapping():
         with pytest.raises(ValueError, match=r"pixel \(.*\) is outside a 16×16 map"):
             pixel_to_cell(pixel, 15, 16)
     assert pixel_to_cell((63, 63), 25) == (24, 24) and pixel_to_cell((15, 15), 15, 16) is None
+    # the default resolution is the observation's 64 (at 65 these would be (63, 63) and (14, 14))
+    assert cell_to_pixel((24, 24), 25) == (62, 62) and pixel_to_cell((38, 38), 25) == (15, 15)
+    assert all(type(v) is int for v in (*cell_to_pixel((2, 1), 21), *pixel_to_cell((40, 30), 21)))
     # regions at the default resolution: world cell 5 covers observation pixels 12.8 … 15.36, so rows 12 … 15
     assert cell_to_pixel_region((0, 0), 15) == (slice(12, 16), slice(12, 16))
