@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,28 +130,24 @@ def seal_shard(result: Mapping[str, Any], config: SweepConfig, sweep_sha256: str
     return data
 
 
-def _check_codes(table: Any, shape: tuple[int, ...], name: str) -> None:
-    """``table`` must be nested lists of ``shape`` holding outcome codes (ints 0, 1, 2)."""
+def _is_code(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value in _CODES
+
+
+def _is_probability(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+
+
+def _check_table(table: Any, shape: tuple[int, ...], name: str, leaf: Callable[[Any], bool], what: str) -> None:
+    """``table`` must be nested lists of ``shape`` whose entries all pass ``leaf`` (each one ``what``)."""
     if not shape:
-        if not isinstance(table, int) or isinstance(table, bool) or table not in _CODES:
-            raise ValueError(f"{name} holds {short_repr(table)}, not an outcome code {sorted(_CODES)}")
+        if not leaf(table):
+            raise ValueError(f"{name} holds {short_repr(table)}, not {what}")
         return
     if not isinstance(table, list) or len(table) != shape[0]:
         raise ValueError(f"{name} is not a list of {shape[0]}")
     for item in table:
-        _check_codes(item, shape[1:], name)
-
-
-def _check_probabilities(table: Any, shape: tuple[int, ...], name: str) -> None:
-    """``table`` must be nested lists of ``shape`` holding probabilities (finite floats in [0, 1])."""
-    if not shape:
-        if isinstance(table, bool) or not isinstance(table, (int, float)) or not 0.0 <= table <= 1.0:
-            raise ValueError(f"{name} holds {short_repr(table)}, not a probability")
-        return
-    if not isinstance(table, list) or len(table) != shape[0]:
-        raise ValueError(f"{name} is not a list of {shape[0]}")
-    for item in table:
-        _check_probabilities(item, shape[1:], name)
+        _check_table(item, shape[1:], name, leaf, what)
 
 
 def _check_shard(data: Any, config: SweepConfig, sweep_sha256: str, n_conditions: int, shard: int) -> None:
@@ -186,11 +182,12 @@ def _check_shard(data: Any, config: SweepConfig, sweep_sha256: str, n_conditions
                          f"{config.estimator!r}; {rerun}")
     if config.estimator == "exact":
         placements = seeds if config.cheese_region is not None else 1
-        _check_probabilities(data["baseline"], (placements, n, 4), "baseline")
-        _check_probabilities(data["treated"], (n_conditions, placements, n, 4), "treated")
+        _check_table(data["baseline"], (placements, n, 4), "baseline", _is_probability, "a probability")
+        _check_table(data["treated"], (n_conditions, placements, n, 4), "treated", _is_probability, "a probability")
     else:
-        _check_codes(data["baseline"], (seeds, n), "baseline")
-        _check_codes(data["treated"], (n_conditions, seeds, n), "treated")
+        code = f"an outcome code {sorted(_CODES)}"
+        _check_table(data["baseline"], (seeds, n), "baseline", _is_code, code)
+        _check_table(data["treated"], (n_conditions, seeds, n), "treated", _is_code, code)
     seconds = data["seconds"]
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
         raise ValueError(f"seconds is {short_repr(seconds)}, not a duration; {rerun}")
