@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
     from mazeinterp.rollout.resume import ResumeKey
-    from mazeinterp.sweep_config import SweepConfig
+    from mazeinterp.sweep.config import SweepConfig
 
 __all__ = ["KINDS", "FileFuzzCounts", "fuzz_file", "manifest_reader", "mutate", "reseal", "resume_reader",
            "shard_reader", "try_file"]
@@ -133,7 +133,7 @@ def reseal(text: str) -> str:
     different result by design (no checksum can tell), so :class:`FileFuzzCounts` does not count
     it as a failure; tracebacks and multi-line errors still are.
     """
-    from mazeinterp.digests import data_sha256
+    from mazeinterp.runtime.digests import data_sha256
 
     try:
         data = json.loads(text)
@@ -230,7 +230,7 @@ def resume_reader(folder: Path, key: ResumeKey, states: Sequence[MazeState]) -> 
 def shard_reader(path: Path, config: SweepConfig, sweep_sha256: str, n_conditions: int,
                  shard: int) -> Callable[[str], Any]:
     """Text → the data a sweep merges from the shard file ``path``. Raises ``SweepFileError`` when it refuses."""
-    from mazeinterp.sweep_files import read_shard
+    from mazeinterp.sweep.files import read_shard
 
     def read(text: str) -> Any:
         path.write_text(text)
@@ -242,7 +242,7 @@ def shard_reader(path: Path, config: SweepConfig, sweep_sha256: str, n_condition
 def manifest_reader(out: Path, manifest: Mapping[str, Any]) -> Callable[[str], Any]:
     """Text → the manifest a sweep resumed in ``out`` goes on with (``manifest``'s sweep, or refused with
     ``SweepConfigError``)."""
-    from mazeinterp.sweep_files import MANIFEST, claim_folder, read_manifest
+    from mazeinterp.sweep.files import MANIFEST, claim_folder, read_manifest
 
     def read(text: str) -> Any:
         (out / MANIFEST).write_text(text)

@@ -22,18 +22,18 @@ import time
 
 import torch
 
-from mazeinterp.channels import (
+from mazeinterp.analysis.channels import (
     behaviour_attribution,
     cheese_probe,
     cheese_tracking_channels,
     directional_channels,
 )
-from mazeinterp.cli_args import new_file
-from mazeinterp.hooks import render_states
+from mazeinterp.runtime.arguments import new_file
+from mazeinterp.core.hooks import render_states
 from mazeinterp.maze.env import MazeEnv
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.outputs import write_new_json
-from mazeinterp.steering import DEFAULT_STEERING_HOOK, mean_cheese_vector, probe_cheese_vector
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.runtime.outputs import write_new_json
+from mazeinterp.analysis.steering import DEFAULT_STEERING_HOOK, mean_cheese_vector, probe_cheese_vector
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
-"""Per-edit latency of the progressive explorer (mazeinterp.widgets) on a 25×25 maze, with one torch thread.
+"""Per-edit latency of the progressive explorer (mazeinterp.viz.widgets) on a 25×25 maze, with one torch thread.
 
 A random network costs as much as a trained one of the same scale, so the
 default is a random scale-4 network (the published agent's size). Each edit is
-applied to a progressive :class:`~mazeinterp.widgets.Explorer` in the order a
+applied to a progressive :class:`~mazeinterp.viz.widgets.Explorer` in the order a
 user might make them, after the previous one has been refined to completion, so
 the caches hold what they would hold in a session. For each edit the script
 prints:
@@ -31,10 +31,10 @@ from collections.abc import Callable
 
 import torch
 
-from mazeinterp.explorer import DEFAULT_CHUNK_CELLS
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.viz.explorer import DEFAULT_CHUNK_CELLS
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.rollout import load_mazes
-from mazeinterp.widgets import Explorer, ExplorerView, draw_explorer, figure_png
+from mazeinterp.viz.widgets import Explorer, ExplorerView, draw_explorer, figure_png
 
 TARGET_S = 1.0
 """The first view of every edit should take less than this."""

@@ -33,8 +33,8 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.numerics import reference_numerics
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.core.numerics import reference_numerics
 
 TARGET = 0.85
 """Target of the fast forward pass: this fraction of the conv ceiling."""

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mazeinterp.maze.env import MazeEnv
-from mazeinterp.model import ImpalaPolicy, count_parameters, obs_to_tensor
+from mazeinterp.core.model import ImpalaPolicy, count_parameters, obs_to_tensor
 from mazeinterp.rollout import RolloutConfig, run_rollouts
 
 

@@ -7,12 +7,12 @@ square and the cheese outside the top-right 5×5), all in one run:
 
 * **sampled** -- :func:`mazeinterp.rollout.run_rollouts`, one sampled episode per maze and
   condition (what ``sweep`` does today);
-* **exact** -- :func:`mazeinterp.vfield.outcome_probabilities`, a full forward pass per cell,
+* **exact** -- :func:`mazeinterp.analysis.vfield.outcome_probabilities`, a full forward pass per cell,
   drawing and condition;
-* **exact + prefix** -- what :func:`mazeinterp.prefix_cache.prefix_outcome_probabilities` does:
+* **exact + prefix** -- what :func:`mazeinterp.analysis.prefix_cache.prefix_outcome_probabilities` does:
   the network up to the hook once per maze (timed apart, added once per maze to the
   full scan), the rest per condition;
-* **scan** -- :func:`mazeinterp.scan.scan_channels`: every channel estimated from one
+* **scan** -- :func:`mazeinterp.analysis.scan.scan_channels`: every channel estimated from one
   forward and backward pass per maze, then the ``--top`` exact.
 
 Each is timed per maze and condition on ``--conditions`` channels and extrapolated to a
@@ -37,19 +37,19 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
-from mazeinterp.cli_args import new_file
-from mazeinterp.defaults import DEFAULT_STEERING_HOOK
-from mazeinterp.hooks import activations, forward_from, render_states, to_model_input
-from mazeinterp.interventions import MeanAblate
-from mazeinterp.model import move_probs
-from mazeinterp.outputs import write_new_json
-from mazeinterp.prefix_cache import build_prefix_cache, cached_move_probs
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.runtime.arguments import new_file
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK
+from mazeinterp.core.hooks import activations, forward_from, render_states, to_model_input
+from mazeinterp.core.interventions import MeanAblate
+from mazeinterp.core.model import move_probs
+from mazeinterp.runtime.outputs import write_new_json
+from mazeinterp.analysis.prefix_cache import build_prefix_cache, cached_move_probs
 from mazeinterp.rollout import RolloutConfig, run_rollouts
 from mazeinterp.rollout.sources import standard_test_mazes
-from mazeinterp.scan import scan_channels
+from mazeinterp.analysis.scan import scan_channels
 from mazeinterp.train.widen import widen_policy
-from mazeinterp.vfield import field_cells, outcome_probabilities, outcomes_from_fields
+from mazeinterp.analysis.vfield import field_cells, outcome_probabilities, outcomes_from_fields
 
 
 def _flops(fn) -> int:

@@ -2,7 +2,7 @@
 
 Runs the same sweep with each worker count in ``--workers`` (a fresh output
 folder each time, so nothing is resumed) and prints, per count, the wall time
-of the whole :func:`mazeinterp.sweep.run_sweep` call (worker start-up, shards,
+of the whole :func:`mazeinterp.sweep.runner.run_sweep` call (worker start-up, shards,
 merge and files), episodes per second, the speed-up over the first count and
 the ratio speed-up / N (target: ≥ 0.8), and the CPU seconds spent per episode
 by this process and its workers together (flat across N when the workers add
@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
-from mazeinterp.sweep import SweepConfig, run_sweep
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.sweep.runner import SweepConfig, run_sweep
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ import time
 
 import torch
 
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
-from mazeinterp.threads import available_cpus, default_threads
+from mazeinterp.runtime.threads import available_cpus, default_threads
 
 TORCH_DEFAULT = torch.get_num_threads()  # what torch chose at start-up (OMP_NUM_THREADS, else the cores)
 

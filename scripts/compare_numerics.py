@@ -2,11 +2,11 @@
 
 For each agent -- the shipped agents and the default agent widened to scale 4 by
 :func:`mazeinterp.train.widen.widen_policy` (the published network's size) -- it
-computes on the same mazes, once with each numerics (:mod:`mazeinterp.numerics`):
+computes on the same mazes, once with each numerics (:mod:`mazeinterp.core.numerics`):
 
-* the move probabilities at every open cell (:func:`mazeinterp.vfield.vector_fields`);
+* the move probabilities at every open cell (:func:`mazeinterp.analysis.vfield.vector_fields`);
 * the exact P(cheese), P(top_right), P(neither), P(region first)
-  (:func:`mazeinterp.vfield.outcome_probabilities`);
+  (:func:`mazeinterp.analysis.vfield.outcome_probabilities`);
 
 and prints the largest absolute difference of each, over cells, moves, mazes and outcomes.
 
@@ -22,14 +22,14 @@ import time
 import numpy as np
 import torch
 
-from mazeinterp.checkpoint import DEFAULT_AGENT, SHIPPED, load_policy
-from mazeinterp.cli_args import new_file
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.numerics import reference_numerics
-from mazeinterp.outputs import write_new_json
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, SHIPPED, load_policy
+from mazeinterp.runtime.arguments import new_file
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.core.numerics import reference_numerics
+from mazeinterp.runtime.outputs import write_new_json
 from mazeinterp.rollout import load_mazes
 from mazeinterp.train.widen import widen_policy
-from mazeinterp.vfield import outcome_probabilities, vector_fields
+from mazeinterp.analysis.vfield import outcome_probabilities, vector_fields
 
 WIDE = "widened-scale4"
 """Name of the default agent widened to scale 4."""

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.maze.outcomes import TRAP_WINDOW, region_edge_distance
-from mazeinterp.model import MOVES
+from mazeinterp.core.model import MOVES
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, load_mazes, run_rollouts
 
 REGION = 5
@@ -45,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Find an edge trap, print it and draw it; exit status 1 when none is found."""
     import matplotlib.patches as patches
 
-    from mazeinterp.hooks import render_states
+    from mazeinterp.core.hooks import render_states
     from mazeinterp.maze.pixels import WORLD_SIZE
-    from mazeinterp.outputs import OutputDir
-    from mazeinterp.plots import cell_centre_xy, draw_vector_field, new_figure, save_figure
-    from mazeinterp.vfield import vector_field
+    from mazeinterp.runtime.outputs import OutputDir
+    from mazeinterp.viz.plots import cell_centre_xy, draw_vector_field, new_figure, save_figure
+    from mazeinterp.analysis.vfield import vector_field
 
     args = parse_args(argv)
     (path,) = OutputDir(Path(args.out).parent).claim(Path(args.out).name)  # fails before any work if it exists

@@ -24,12 +24,12 @@ import time
 
 from collections.abc import Sequence
 
-from mazeinterp.checkpoint import load_policy
-from mazeinterp.cli_args import new_file
+from mazeinterp.checkpoints.registry import load_policy
+from mazeinterp.runtime.arguments import new_file
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.maze.state import MazeState
-from mazeinterp.outputs import write_new_json
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.runtime.outputs import write_new_json
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, RolloutResult, load_mazes, run_rollouts
 from mazeinterp.rollout.sources import is_standard_test_maze
 

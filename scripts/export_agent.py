@@ -12,7 +12,7 @@ import argparse
 from datetime import datetime, timezone
 from pathlib import Path
 
-from mazeinterp.checkpoint import load_policy, save_policy
+from mazeinterp.checkpoints.registry import load_policy, save_policy
 
 _TRAINING_ONLY = {"streams", "numpy_rng_state", "torch_rng_state", "rng_states", "env_states"}
 

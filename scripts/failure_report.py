@@ -27,14 +27,14 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from mazeinterp.checkpoint import load_policy
-from mazeinterp.cli_args import new_file
+from mazeinterp.checkpoints.registry import load_policy
+from mazeinterp.runtime.arguments import new_file
 from mazeinterp.maze import grid
 from mazeinterp.maze.moves import move_from_delta
 from mazeinterp.maze.state import MazeState
-from mazeinterp.outputs import write_new_json
+from mazeinterp.runtime.outputs import write_new_json
 from mazeinterp.rollout import Episode, Policy, RolloutConfig, ScriptedPolicy, load_mazes, run_rollouts
-from mazeinterp.stats import wilson_interval
+from mazeinterp.analysis.stats import wilson_interval
 
 
 @dataclass(frozen=True)

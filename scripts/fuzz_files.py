@@ -42,7 +42,7 @@ def fuzz_resume(work: Path, n: int, seed: int, resealed: bool) -> FileFuzzCounts
     """Mutations of a real resume file, read back by ``load_partial``."""
     import torch
 
-    from mazeinterp.model import ImpalaPolicy
+    from mazeinterp.core.model import ImpalaPolicy
     from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
     from mazeinterp.rollout.resume import RESUME_FILE, ResumeError, ResumeKey, save_partial
 
@@ -64,10 +64,10 @@ def fuzz_sweep(work: Path, n: int, seed: int, files: list[str], resealed: bool) 
     """Mutations of a real shard and of its sweep's ``sweep.json``, read back as a resumed sweep reads them."""
     import torch
 
-    from mazeinterp.digests import data_sha256
-    from mazeinterp.model import ImpalaPolicy
-    from mazeinterp.sweep import SweepConfig, SweepConfigError, run_sweep
-    from mazeinterp.sweep_files import MANIFEST, read_manifest, shard_path
+    from mazeinterp.runtime.digests import data_sha256
+    from mazeinterp.core.model import ImpalaPolicy
+    from mazeinterp.sweep.runner import SweepConfig, SweepConfigError, run_sweep
+    from mazeinterp.sweep.files import MANIFEST, read_manifest, shard_path
 
     torch.manual_seed(seed)
     model = ImpalaPolicy(scale=1).eval()

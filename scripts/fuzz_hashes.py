@@ -6,11 +6,11 @@ bit, a byte replaced, inserted or deleted, a span cut or repeated, the file
 cut short, whitespace added) or structural (a field removed, renamed, retyped
 or set to a boundary value, a hex digit changed, an entry added, removed or
 duplicated, the checksum changed, deep nesting, a non-object) -- and reads it
-back with :func:`mazeinterp.fetch_hashes.read_hashes`. Each result is counted
+back with :func:`mazeinterp.checkpoints.fetch_hashes.read_hashes`. Each result is counted
 as one of:
 
 * ``identical``: the same entries as the file before the mutation;
-* ``refused``: a one-line :class:`~mazeinterp.fetch_hashes.HashesFileError`;
+* ``refused``: a one-line :class:`~mazeinterp.checkpoints.fetch_hashes.HashesFileError`;
 * ``different`` (silently different entries) or ``traceback`` (any other
   exception, or a multi-line message): the failures.
 
@@ -34,14 +34,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mazeinterp.fetch_hashes import HashesFileError, read_hashes, write_hashes
+from mazeinterp.checkpoints.fetch_hashes import HashesFileError, read_hashes, write_hashes
 
 _HEX = "0123456789abcdef"
 _ODD_VALUES: list[Any] = [None, True, False, 0, -1, 1.5, 1e308, "", "x" * 70, [], {}, "0" * 64, "A" * 64]
 
 
 def base_entries(rng: random.Random) -> dict[str, dict[str, Any]]:
-    """Zero to three entries as :func:`mazeinterp.fetch._record` writes them."""
+    """Zero to three entries as :func:`mazeinterp.checkpoints.fetch._record` writes them."""
     names = ["maze-rand-region-5", "maze-other", "ünïcode-name", "a"]
     return {name: {"sha256": "".join(rng.choice(_HEX) for _ in range(64)),
                    "url": f"https://example.org/{name}.pth", "pinned": rng.random() < 0.5,

@@ -22,7 +22,7 @@ Each section writes ``<out>/<section>.json`` and prints its table:
   ones move P(cheese) the most (exact expected rollout outcomes, paired).
 
 The exact expected outcomes come from
-:func:`mazeinterp.vfield.outcome_probabilities` (a sampled rollout of this
+:func:`mazeinterp.analysis.vfield.outcome_probabilities` (a sampled rollout of this
 memoryless policy is a Markov chain over cells), so they carry no Monte Carlo
 noise; intervals are over mazes (bootstrap) or Wilson intervals for rollout
 counts.
@@ -44,18 +44,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from mazeinterp.channels import ChannelTable, behaviour_attribution, cheese_probe, cheese_tracking_channels
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
-from mazeinterp.interventions import AddVector, Intervention, MeanAblate
+from mazeinterp.analysis.channels import ChannelTable, behaviour_attribution, cheese_probe, cheese_tracking_channels
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.core.interventions import AddVector, Intervention, MeanAblate
 from mazeinterp.maze.grid import distance_map, path_to_top_right
 from mazeinterp.maze.outcomes import in_top_right_region, region_edge_distance
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.outputs import OutputDir
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.runtime.outputs import OutputDir
 from mazeinterp.rollout import TEST_SEED_START, RolloutConfig, load_mazes, run_rollouts
-from mazeinterp.stats import bootstrap_interval, fit_cheese_regression, wilson_interval
-from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vectors, retarget, top_right_vectors
-from mazeinterp.vfield import (
+from mazeinterp.analysis.stats import bootstrap_interval, fit_cheese_regression, wilson_interval
+from mazeinterp.analysis.steering import DEFAULT_STEERING_HOOK, cheese_vectors, retarget, top_right_vectors
+from mazeinterp.analysis.vfield import (
     EXACT_OUTCOMES,
     cheese_ward_move,
     decision_square_cheese_prob,

@@ -59,7 +59,7 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="module")
 def model():
     """A random scale-1 policy (seed 0) in eval mode."""
-    from mazeinterp.model import ImpalaPolicy
+    from mazeinterp.core.model import ImpalaPolicy
 
     torch.manual_seed(0)
     return ImpalaPolicy(scale=1).eval()

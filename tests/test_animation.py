@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mazeinterp import cli
-from mazeinterp.animation import (
+from mazeinterp.viz.animation import (
     DEFAULT_MAX_FRAMES,
     FRAME_SIZE,
     animate_rollouts,
@@ -25,11 +25,11 @@ from mazeinterp.animation import (
 )
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import MOVE_DELTAS, ImpalaPolicy
+from mazeinterp.core.model import MOVE_DELTAS, ImpalaPolicy
 from mazeinterp.maze.moves import Move
 from mazeinterp.rollout import RolloutConfig, ShortestPathPolicy, run_rollouts
 from mazeinterp.rollout.policies import ScriptedPolicy, move_logits
-from mazeinterp.vfield import move_probs_for_states
+from mazeinterp.analysis.vfield import move_probs_for_states
 
 # cheese off the top-right path: to the cheese in 6 steps, to the top-right cell in 8
 MAZE = """
@@ -113,7 +113,7 @@ def _purple_run(pixels: np.ndarray, row: int, start: int, stop: int) -> int:
 
 
 def test_frame_shows_the_step_probabilities_and_the_outcome(hand_made):
-    from mazeinterp.hooks import render_states
+    from mazeinterp.core.hooks import render_states
 
     ep = run_rollouts(ShortestPathPolicy("cheese"), [hand_made], config=RECORD).episodes[0]
     obs = render_states([hand_made])[0]
@@ -167,7 +167,7 @@ class _Script(ScriptedPolicy):
 
 
 def test_the_mouse_is_drawn_mirrored_after_a_rightward_move_even_into_a_wall(hand_made):
-    from mazeinterp.hooks import render_states
+    from mazeinterp.core.hooks import render_states
 
     script = [Move.UP, Move.RIGHT, Move.UP, Move.LEFT, Move.RIGHT, Move.DOWN]
     config = dataclasses.replace(RECORD, max_steps=len(script))
@@ -223,7 +223,7 @@ def test_animation_refuses_unrecorded_or_mismatched_episodes(tmp_path: Path, han
 def test_cli_rollout_animate(tmp_path: Path, capsys):
     import torch
 
-    from mazeinterp.checkpoint import save_policy
+    from mazeinterp.checkpoints.registry import save_policy
 
     torch.manual_seed(0)
     save_policy(ImpalaPolicy(scale=1), tmp_path / "tiny.pt")

@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import Tensor
 
-from mazeinterp.channel_gradients import channel_estimates, cheese_probability
-from mazeinterp.intervention_base import Intervention
-from mazeinterp.prefix_cache import build_prefix_cache, prefix_outcome_probabilities
-from mazeinterp.vfield import outcome_probabilities
+from mazeinterp.analysis.channel_gradients import channel_estimates, cheese_probability
+from mazeinterp.core.intervention_base import Intervention
+from mazeinterp.analysis.prefix_cache import build_prefix_cache, prefix_outcome_probabilities
+from mazeinterp.analysis.vfield import outcome_probabilities
 
 HOOK = "embedder.relu3_out"
 

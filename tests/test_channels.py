@@ -1,4 +1,4 @@
-"""Tests of mazeinterp.channels: each discovery method finds a planted channel; random models give no winner."""
+"""Tests of mazeinterp.analysis.channels: each discovery method finds a planted channel; random models give no winner."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import pytest
 import torch
 from torch import nn
 
-from mazeinterp.channels import (
+from mazeinterp.analysis.channels import (
     ChannelTable,
     behaviour_attribution,
     cheese_probe,
     cheese_tracking_channels,
     directional_channels,
 )
-from mazeinterp.hooks import run_states_with_cache
-from mazeinterp.interventions import ZeroAblate
-from mazeinterp.model import MOVE_TO_ACTION, MOVES, ImpalaPolicy, Move
-from mazeinterp.vfield import cheese_ward_move, move_probs_for_states
+from mazeinterp.core.hooks import run_states_with_cache
+from mazeinterp.core.interventions import ZeroAblate
+from mazeinterp.core.model import MOVE_TO_ACTION, MOVES, ImpalaPolicy, Move
+from mazeinterp.analysis.vfield import cheese_ward_move, move_probs_for_states
 
 CHEESE_CHANNEL = 5  # planted at embedder.block2.res1.resadd_out
 UP_CHANNEL = 3  # planted at embedder.relu3_out

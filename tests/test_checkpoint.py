@@ -1,4 +1,4 @@
-"""Tests of mazeinterp.checkpoint: published format, our format, registry, every error."""
+"""Tests of mazeinterp.checkpoints.registry: published format, our format, registry, every error."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mazeinterp import checkpoint
-from mazeinterp.checkpoint import (
+from mazeinterp.checkpoints import registry as checkpoint
+from mazeinterp.checkpoints.registry import (
     CheckpointError,
     CheckpointHashError,
     CheckpointKeyError,
@@ -24,8 +24,8 @@ from mazeinterp.checkpoint import (
     resolve_checkpoint,
     save_policy,
 )
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.numerics import reference_numerics
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.core.numerics import reference_numerics
 
 
 def published_shapes(scale: int) -> dict[str, tuple[int, ...]]:
@@ -204,7 +204,7 @@ def test_registered_but_missing_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 def test_registry_defaults() -> None:
     assert checkpoint.checkpoints_dir().name == "checkpoints"
-    assert checkpoint.checkpoints_dir().parent == Path(checkpoint.__file__).resolve().parent.parent
+    assert checkpoint.checkpoints_dir().parent == Path(checkpoint.__file__).resolve().parents[2]
     assert checkpoint.DEFAULT_AGENT is None or checkpoint.DEFAULT_AGENT in checkpoint.SHIPPED
 
 

@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from mazeinterp import checkpoint_file, limits
-from mazeinterp.checkpoint import (
+from mazeinterp.checkpoints import file_format as checkpoint_file
+
+from mazeinterp.runtime import limits
+from mazeinterp.checkpoints.registry import (
     CheckpointShapeError,
     CheckpointTooLargeError,
     NonFiniteWeightsError,
     load_policy,
     save_policy,
 )
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.model import ImpalaPolicy
 
 
 def _state(scale: int = 1) -> dict[str, torch.Tensor]:

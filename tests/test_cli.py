@@ -22,8 +22,8 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import save_policy
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.checkpoints.registry import save_policy
+from mazeinterp.core.model import ImpalaPolicy
 
 GYM_NOTICE = ("Gym has been unmaintained", "Please upgrade to Gymnasium", "Users of this version of Gym",
               "See the migration guide")
@@ -235,8 +235,7 @@ def test_info_prints_again_and_again_and_writes_files_only_with_out(capsys, monk
 
 
 def test_no_checkpoint_and_no_default_agent(capsys, monkeypatch, tmp_path: Path) -> None:
-    from mazeinterp import checkpoint
-
+    from mazeinterp.checkpoints import registry as checkpoint
     monkeypatch.setattr(checkpoint, "DEFAULT_AGENT", None)
     code, _, err = _main(capsys, ["rollout", "--out", str(tmp_path)])
     assert code == 2 and "no --checkpoint given" in _one_error_line(err, "rollout")

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import save_policy
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.checkpoints.registry import save_policy
+from mazeinterp.core.model import ImpalaPolicy
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import save_policy
+from mazeinterp.checkpoints.registry import save_policy
 from mazeinterp.maze import grid
 from mazeinterp.maze.env import MazeEnv
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.model import ImpalaPolicy
 
 
 @pytest.fixture(scope="module")
@@ -54,9 +54,9 @@ def test_render_writes_a_picture_and_the_geometry_of_each_maze(tmp_path: Path) -
 
 
 def test_threads_and_no_progress(tiny_checkpoint: Path, tmp_path: Path, monkeypatch) -> None:
-    import mazeinterp.progress
+    import mazeinterp.runtime.progress
 
-    monkeypatch.setattr(mazeinterp.progress, "INTERVAL_S", 0.0)  # report at every chance
+    monkeypatch.setattr(mazeinterp.runtime.progress, "INTERVAL_S", 0.0)  # report at every chance
     before = torch.get_num_threads()
     argv = ["rollout", "--checkpoint", str(tiny_checkpoint), "--n-mazes", "2", "--max-steps", "4"]
     try:
@@ -123,7 +123,7 @@ def test_help_examples_parse(command: str) -> None:
 def test_new_file_takes_only_a_new_file_that_can_be_written(tmp_path: Path) -> None:
     import argparse
 
-    from mazeinterp.cli_args import new_file
+    from mazeinterp.runtime.arguments import new_file
 
     assert new_file(str(tmp_path / "a.json")) == tmp_path / "a.json"
     assert new_file(str(tmp_path / "sub" / "a.json")) == tmp_path / "sub" / "a.json"  # created when written
@@ -140,7 +140,7 @@ def test_new_file_takes_only_a_new_file_that_can_be_written(tmp_path: Path) -> N
 
 
 def test_write_new_json_creates_the_folder_and_never_overwrites(tmp_path: Path) -> None:
-    from mazeinterp.outputs import OutputExistsError, write_new_json
+    from mazeinterp.runtime.outputs import OutputExistsError, write_new_json
 
     path = write_new_json(tmp_path / "deep" / "r.json", {"p": float("nan"), "n": (1, 2)})
     assert json.loads(path.read_text()) == {"p": None, "n": [1, 2]}

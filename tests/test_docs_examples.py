@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent

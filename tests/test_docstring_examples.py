@@ -23,11 +23,11 @@ def shared_names() -> dict[str, object]:
     import numpy as np
     import torch
 
-    from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
-    from mazeinterp.hooks import render_states
-    from mazeinterp.model import obs_to_tensor
+    from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+    from mazeinterp.core.hooks import render_states
+    from mazeinterp.core.model import obs_to_tensor
     from mazeinterp.rollout import load_mazes
-    from mazeinterp.steering import DEFAULT_STEERING_HOOK
+    from mazeinterp.analysis.steering import DEFAULT_STEERING_HOOK
 
     states = load_mazes(range(8))
     return {"model": load_policy(DEFAULT_AGENT), "state": states[0], "states": states,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.exact_chain import chain_layout, first_arrival_torch
+from mazeinterp.analysis.exact_chain import chain_layout, first_arrival_torch
 from mazeinterp.maze.grid import top_right_cell
-from mazeinterp.vfield import VectorField, field_cells, first_arrival_probabilities, outcome_goals
+from mazeinterp.analysis.vfield import VectorField, field_cells, first_arrival_probabilities, outcome_goals
 
 
 def _random_fields(state, rng):

@@ -161,9 +161,9 @@ def _expected(state, coefficient: float) -> dict[str, np.ndarray]:
     """The table's rows by a direct library call: move probabilities at the mouse, plain and with the cheese
     vector times ``coefficient``."""
     import mazeinterp as mi
-    from mazeinterp.interventions import AddVector
-    from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector
-    from mazeinterp.vfield import move_probs_for_states
+    from mazeinterp.core.interventions import AddVector
+    from mazeinterp.analysis.steering import DEFAULT_STEERING_HOOK, cheese_vector
+    from mazeinterp.analysis.vfield import move_probs_for_states
 
     policy = mi.load_policy("maze-s1-r5-v5")
     plain = move_probs_for_states(policy, [state])[0]
@@ -175,7 +175,7 @@ def _expected(state, coefficient: float) -> dict[str, np.ndarray]:
 def _notebook_maze():
     """The maze the notebook opens in its quick run (its second cell's choice, made here independently)."""
     from mazeinterp.rollout import load_mazes
-    from mazeinterp.vfield import cheese_ward_move
+    from mazeinterp.analysis.vfield import cheese_ward_move
 
     mazes = [s for s in load_mazes(range(1_000_000, 1_000_064)) if s.maze_size >= 7 and cheese_ward_move(s)]
     return min(mazes, key=lambda s: s.maze_size)

@@ -9,13 +9,13 @@ import threading
 import numpy as np
 import pytest
 
-from mazeinterp.hooks import run_states_with_cache
-from mazeinterp.interventions import AddVector, ZeroAblate
+from mazeinterp.core.hooks import run_states_with_cache
+from mazeinterp.core.interventions import AddVector, ZeroAblate
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector
-from mazeinterp.vfield import field_difference, move_probs_for_states, vector_field
-from mazeinterp.widgets import Explorer, ExplorerWidget, InterventionSettings, draw_explorer, explore
+from mazeinterp.analysis.steering import DEFAULT_STEERING_HOOK, cheese_vector
+from mazeinterp.analysis.vfield import field_difference, move_probs_for_states, vector_field
+from mazeinterp.viz.widgets import Explorer, ExplorerWidget, InterventionSettings, draw_explorer, explore
 
 HOOK = DEFAULT_STEERING_HOOK
 SETTINGS = InterventionSettings(vector="cheese", ablate=(1,))

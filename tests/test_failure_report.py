@@ -102,7 +102,7 @@ def test_an_existing_json_file_is_refused_before_any_rollout(script, tmp_path, m
 
 
 def test_main_prints_the_report_and_writes_it_as_json(script, model, tmp_path, monkeypatch, capsys) -> None:
-    from mazeinterp.checkpoint import save_policy
+    from mazeinterp.checkpoints.registry import save_policy
 
     checkpoint = tmp_path / "tiny.pt"
     save_policy(model, checkpoint)

@@ -23,12 +23,12 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import CheckpointError, load_policy
-from mazeinterp import fetch as fetch_module
-from mazeinterp.fetch import MIRROR_ENV, FetchError, cache_dir, fetch, fetch_from_file, recorded_hashes
-from mazeinterp.fetch_hashes import write_hashes
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.published import PUBLISHED, PublishedCheckpoint
+from mazeinterp.checkpoints.registry import CheckpointError, load_policy
+from mazeinterp.checkpoints import fetch as fetch_module
+from mazeinterp.checkpoints.fetch import MIRROR_ENV, FetchError, cache_dir, fetch, fetch_from_file, recorded_hashes
+from mazeinterp.checkpoints.fetch_hashes import write_hashes
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.checkpoints.published import PUBLISHED, PublishedCheckpoint
 
 NAME = "test-agent"
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mazeinterp.fetch_hashes import FORMAT, MAX_FILE_BYTES, HashesFileError, entries_checksum, read_hashes, write_hashes
+from mazeinterp.checkpoints.fetch_hashes import FORMAT, MAX_FILE_BYTES, HashesFileError, entries_checksum, read_hashes, write_hashes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from mazeinterp.checkpoint import load_policy
+from mazeinterp.checkpoints.registry import load_policy
 from mazeinterp.maze.env import StateRenderer
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.core.model import ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.common import RunSetupError
 from mazeinterp.train.field_head import IGNORE, FieldHead, captured_blocks, field_loss, field_targets
 from mazeinterp.train.imitate import FIELD_HEAD_KEY, ImitationConfig, train_imitation

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mazeinterp.digests import data_sha256
+from mazeinterp.runtime.digests import data_sha256
 from mazeinterp.file_fuzz import fuzz_file, manifest_reader, mutate, reseal, resume_reader, shard_reader, try_file
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.rollout.resume import RESUME_FILE, ResumeError, ResumeKey, save_partial
-from mazeinterp.sweep import SweepConfig, SweepConfigError
-from mazeinterp.sweep_files import MANIFEST, claim_folder, seal_shard, shard_path
+from mazeinterp.sweep.runner import SweepConfig, SweepConfigError
+from mazeinterp.sweep.files import MANIFEST, claim_folder, seal_shard, shard_path
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SWEEP = SweepConfig(n_mazes=5, shard_size=2, seeds=(0, 1), start_level=40)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.finite import FLOAT32_MAX, NonFiniteOutputError, check_logits, finite_number
-from mazeinterp.interventions import AddVector, Clamp, MeanAblate, Patch, ResampleAblate, Scale
+from mazeinterp.core.finite import FLOAT32_MAX, NonFiniteOutputError, check_logits, finite_number
+from mazeinterp.core.interventions import AddVector, Clamp, MeanAblate, Patch, ResampleAblate, Scale
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.rollout import RolloutConfig, run_rollouts
 
 HOOK = "embedder.block2.res1.resadd_out"  # (32, 16, 16) at scale 1
@@ -107,7 +107,7 @@ def test_rollouts_refuse_weights_that_overflow(ones_policy: ImpalaPolicy) -> Non
 
 def test_vector_fields_and_exact_outcomes_refuse_non_finite_logits(ones_policy: ImpalaPolicy,
                                                                    seeded_states: list[MazeState]) -> None:
-    from mazeinterp.vfield import move_probs_for_states, outcome_probabilities, vector_field
+    from mazeinterp.analysis.vfield import move_probs_for_states, outcome_probabilities, vector_field
 
     state = seeded_states[0]
     with pytest.raises(NonFiniteOutputError, match="ones.pt with Clamp"):
@@ -120,7 +120,7 @@ def test_vector_fields_and_exact_outcomes_refuse_non_finite_logits(ones_policy: 
 
 def test_the_explorer_refuses_non_finite_logits_and_huge_coefficients(ones_policy: ImpalaPolicy,
                                                                       seeded_states: list[MazeState]) -> None:
-    from mazeinterp.explorer import Explorer, InterventionSettings
+    from mazeinterp.viz.explorer import Explorer, InterventionSettings
 
     state = next(s for s in seeded_states if s.maze_size <= 7)
     explorer = Explorer(ones_policy, state, hook=HOOK)
@@ -142,14 +142,14 @@ def test_the_explorer_refuses_non_finite_logits_and_huge_coefficients(ones_polic
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5, True])
 def test_the_explorer_refuses_a_batch_size_that_is_not_a_positive_int(model, seeded_states, batch_size) -> None:
-    from mazeinterp.explorer import Explorer
+    from mazeinterp.viz.explorer import Explorer
 
     with pytest.raises(ValueError, match=f"Explorer: batch_size must be a positive int, got {batch_size!r}"):
         Explorer(model, seeded_states[0], batch_size=batch_size)
 
 
 def test_channel_tables_refuse_non_finite_logits(ones_policy: ImpalaPolicy, seeded_states: list[MazeState]) -> None:
-    from mazeinterp.channels import behaviour_attribution, directional_channels
+    from mazeinterp.analysis.channels import behaviour_attribution, directional_channels
 
     huge = ImpalaPolicy(scale=1).eval()
     huge.load_state_dict(ones_policy.state_dict())
@@ -164,8 +164,8 @@ def test_channel_tables_refuse_non_finite_logits(ones_policy: ImpalaPolicy, seed
 
 def test_the_widget_shows_a_non_finite_clamp_value_as_an_error_and_changes_nothing(model, seeded_states) -> None:
     pytest.importorskip("ipywidgets")
-    from mazeinterp.explorer import Explorer
-    from mazeinterp.widgets import ExplorerWidget
+    from mazeinterp.viz.explorer import Explorer
+    from mazeinterp.viz.widgets import ExplorerWidget
 
     state = next(s for s in seeded_states if s.maze_size <= 7)
     widget = ExplorerWidget(Explorer(model, state), background=False)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from mazeinterp.gym_env import ENV_ID, MazeGymEnv
+from mazeinterp.maze.gym_env import ENV_ID, MazeGymEnv
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.grid import parse_ascii, shortest_path
 from mazeinterp.maze.moves import MOVE_TO_ACTION, NOOP_ACTION, move_from_delta
@@ -190,7 +190,7 @@ def test_vector_form_runs_episodes_side_by_side() -> None:
 
 def test_module_id_form_and_cheap_package_import() -> None:
     code = ("import sys, mazeinterp; assert 'gymnasium' not in sys.modules and 'torch' not in sys.modules; "
-            "import gymnasium; e = gymnasium.make('mazeinterp.gym_env:mazeinterp/Maze-v0'); print(e.reset(seed=1)[0].shape)")
+            "import gymnasium; e = gymnasium.make('mazeinterp.maze.gym_env:mazeinterp/Maze-v0'); print(e.reset(seed=1)[0].shape)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-1000:]
     assert out.stdout.strip() == "(64, 64, 3)"

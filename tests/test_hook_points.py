@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mazeinterp.channels import behaviour_attribution
-from mazeinterp.hook_points import (
+from mazeinterp.analysis.channels import behaviour_attribution
+from mazeinterp.core.hook_points import (
     UnknownHookPointError,
     check_channels,
     check_hook_point,
@@ -14,9 +14,9 @@ from mazeinterp.hook_points import (
     hook_shape,
     unknown_hook_point,
 )
-from mazeinterp.interventions import ZeroAblate, validate
-from mazeinterp.sweep_config import SweepConfig, SweepConfigError, conditions
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.interventions import ZeroAblate, validate
+from mazeinterp.sweep.config import SweepConfig, SweepConfigError, conditions
+from mazeinterp.core.model import ImpalaPolicy
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
-"""Tests of mazeinterp.hooks: the activation cache, early stopping, the intervention context."""
+"""Tests of mazeinterp.core.hooks: the activation cache, early stopping, the intervention context."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mazeinterp.hooks import (
+from mazeinterp.core.hooks import (
     ActivationCache,
     activations,
     can_forward_from,
@@ -17,8 +17,8 @@ from mazeinterp.hooks import (
     run_with_cache,
     to_model_input,
 )
-from mazeinterp.interventions import AddVector, Clamp, Intervention, Scale, ZeroAblate
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.interventions import AddVector, Clamp, Intervention, Scale, ZeroAblate
+from mazeinterp.core.model import ImpalaPolicy
 
 HOOK = "embedder.block2.res1.resadd_out"
 LATE = "embedder.relu3_out"

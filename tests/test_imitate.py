@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.checkpoint import load_policy, save_policy
+from mazeinterp.checkpoints.registry import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.core.model import ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.common import RunSetupError
 from mazeinterp.train.imitate import ImitationConfig, imitation_loss, learning_rate_at, move_log_probs, train_imitation
 from mazeinterp.train.imitation_data import ChunkSource, policy_visits

@@ -1,4 +1,4 @@
-"""Tests of mazeinterp.interventions: exact arithmetic, selection, validation, printing."""
+"""Tests of mazeinterp.core.interventions: exact arithmetic, selection, validation, printing."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.hooks import forward_from, intervene, run_with_cache
-from mazeinterp.interventions import (
+from mazeinterp.core.hooks import forward_from, intervene, run_with_cache
+from mazeinterp.core.interventions import (
     AddVector,
     Clamp,
     MeanAblate,
@@ -22,7 +22,7 @@ from mazeinterp.interventions import (
     as_tensor_copy,
     validate,
 )
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.model import ImpalaPolicy
 
 HOOK = "embedder.block2.res1.resadd_out"  # (32, 16, 16) at scale 1
 VEC_HOOK = "embedder.fc_out"  # (256,)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from mazeinterp import limits
-from mazeinterp.limits import ResourceLimitError
+from mazeinterp.runtime import limits
+from mazeinterp.runtime.limits import ResourceLimitError
 
 
 @pytest.fixture()
@@ -77,8 +77,8 @@ def test_rollout_config_refuses_what_cannot_fit() -> None:
 
 
 def test_reference_mazes_that_cannot_fit_are_refused_before_any_maze_is_made(monkeypatch) -> None:
-    from mazeinterp import interventions
-    from mazeinterp.model import ImpalaPolicy
+    from mazeinterp.core import interventions
+    from mazeinterp.core.model import ImpalaPolicy
 
     def no_env(*_a, **_k):
         raise AssertionError("no env may be made")
@@ -89,9 +89,9 @@ def test_reference_mazes_that_cannot_fit_are_refused_before_any_maze_is_made(mon
 
 
 def test_forward_batches_that_cannot_fit_are_refused(model, seeded_states) -> None:
-    from mazeinterp.explorer import Explorer
-    from mazeinterp.hooks import run_batched_with_cache
-    from mazeinterp.vfield import move_probs_for_states
+    from mazeinterp.viz.explorer import Explorer
+    from mazeinterp.core.hooks import run_batched_with_cache
+    from mazeinterp.analysis.vfield import move_probs_for_states
 
     huge = 10**9
     with pytest.raises(ResourceLimitError, match=f"a forward batch of {huge} inputs"):

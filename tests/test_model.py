@@ -1,4 +1,4 @@
-"""Tests of mazeinterp.model: architecture, hook points, observation conversion, action helpers."""
+"""Tests of mazeinterp.core.model: architecture, hook points, observation conversion, action helpers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from mazeinterp.model import (
+from mazeinterp.core.model import (
     ACTION_TO_MOVE,
     MOVE_DELTAS,
     MOVE_TO_ACTION,

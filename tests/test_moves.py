@@ -33,8 +33,7 @@ def test_action_maps_agree() -> None:
 
 
 def test_the_model_re_exports_the_same_objects() -> None:
-    from mazeinterp import model
-
+    from mazeinterp.core import model
     for name in ("Move", "MOVES", "MOVE_DELTAS", "MOVE_TO_ACTION", "ACTION_TO_MOVE", "NUM_ACTIONS"):
         assert getattr(model, name) is getattr(moves, name)
 

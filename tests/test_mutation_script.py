@@ -71,7 +71,7 @@ def test_the_committed_equivalents_each_say_why_and_a_bad_entry_is_refused(mt, t
     listed = mt.load_equivalents(mt.EQUIVALENTS)
     assert listed and set(listed) <= set(mt.MODULES)
     bad = tmp_path / "eq.toml"
-    bad.write_text('[[equivalent]]\nmodule = "stats.py"\ncode = "x = 1"\nchange = "1 -> (2)"\n')
+    bad.write_text('[[equivalent]]\nmodule = "analysis/stats.py"\ncode = "x = 1"\nchange = "1 -> (2)"\n')
     with pytest.raises(ValueError, match=r"eq.toml: equivalent #1 lacks why"):
         mt.load_equivalents(bad)
     assert mt.load_equivalents(tmp_path / "missing.toml") == {}

@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import save_policy
-from mazeinterp.hooks import forward_from, intervene, run_with_cache
-from mazeinterp.intervention_base import Intervention
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.numerics import (
+from mazeinterp.checkpoints.registry import save_policy
+from mazeinterp.core.hooks import forward_from, intervene, run_with_cache
+from mazeinterp.core.intervention_base import Intervention
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.core.numerics import (
     ENV_VAR,
     as_network_input,
     is_reference,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mazeinterp.hooks import render_states
+from mazeinterp.core.hooks import render_states
 from mazeinterp.maze.pixels import cell_to_pixel, cell_to_pixel_region, pixel_to_cell
 
 RESOLUTIONS = (64, 32, 16, 8)

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp import plots
+from mazeinterp.viz import plots
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import ImpalaPolicy, Move
+from mazeinterp.core.model import ImpalaPolicy, Move
 from mazeinterp.rollout import OutcomeSummary, RolloutConfig, ShortestPathPolicy, run_rollouts
 
 
@@ -46,7 +46,7 @@ def test_maze_with_paths_and_trajectory(tmp_path: Path, small_state: MazeState) 
                           config=RolloutConfig(progress=False, record_trajectories=True))
     fig, axes = plots.new_figure(ncols=2)
     plots.draw_maze(axes[0, 0], small_state, trajectory=result.episodes[0].trajectory, title="plain grid")
-    from mazeinterp.hooks import render_states
+    from mazeinterp.core.hooks import render_states
 
     obs = render_states([small_state])[0]
     plots.draw_maze(axes[0, 1], small_state, obs, trajectory=result.episodes[0].trajectory)
@@ -54,8 +54,8 @@ def test_maze_with_paths_and_trajectory(tmp_path: Path, small_state: MazeState) 
 
 
 def test_vector_field_of_a_planted_model(tmp_path: Path, small_state: MazeState) -> None:
-    from mazeinterp.interventions import Scale
-    from mazeinterp.vfield import field_difference, vector_field
+    from mazeinterp.core.interventions import Scale
+    from mazeinterp.analysis.vfield import field_difference, vector_field
 
     model = _planted_up_model()
     field = vector_field(model, small_state)
@@ -81,7 +81,7 @@ def test_vector_field_of_a_planted_model(tmp_path: Path, small_state: MazeState)
 
 
 def test_channel_grid_and_heatmap(tmp_path: Path, small_state: MazeState) -> None:
-    from mazeinterp.hooks import run_states_with_cache
+    from mazeinterp.core.hooks import run_states_with_cache
 
     model = _planted_up_model()
     hook = "embedder.block2.res1.resadd_out"
@@ -242,7 +242,7 @@ def test_trajectories_draw_at_most_eight_mazes_with_their_paths(seeded_states: l
 
 
 def test_vector_field_edit_has_one_or_three_panels(small_state: MazeState) -> None:
-    from mazeinterp.vfield import VectorField
+    from mazeinterp.analysis.vfield import VectorField
 
     cells = [(int(r), int(c)) for r, c in np.argwhere(small_state.open_cells)][:2]
     up = VectorField(small_state, cells, np.array([[0, 0, 1, 0, 0]] * 2, dtype=float))
@@ -256,7 +256,7 @@ def test_vector_field_edit_has_one_or_three_panels(small_state: MazeState) -> No
 
 
 def test_regression_coefficients_are_bars_largest_on_top() -> None:
-    from mazeinterp.stats import CheeseRegression
+    from mazeinterp.analysis.stats import CheeseRegression
 
     regression = CheeseRegression(features=("a", "b", "c"), coefficients={"a": 0.5, "b": -2.0, "c": 1.0},
                                   intercept=0.0, accuracy=0.75, baseline_accuracy=0.6, n_train=30, n_test=10,

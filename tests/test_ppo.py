@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.checkpoint import load_policy
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.checkpoints.registry import load_policy
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.train.common import (
     CsvLog,
     RunningMeanStd,
@@ -325,7 +325,7 @@ def test_training_runs_logs_checkpoints_and_resumes_exactly(tmp_path):
 
 
 def test_init_checkpoint_warm_start_and_scale_check(tmp_path):
-    from mazeinterp.checkpoint import save_policy
+    from mazeinterp.checkpoints.registry import save_policy
 
     torch.manual_seed(7)
     warm = ImpalaPolicy(scale=1)

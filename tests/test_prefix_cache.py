@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.interventions import MeanAblate, ResampleAblate, ZeroAblate
-from mazeinterp.prefix_cache import build_prefix_cache, hooks_after, prefix_outcome_probabilities
-from mazeinterp.vfield import outcome_probabilities
+from mazeinterp.core.interventions import MeanAblate, ResampleAblate, ZeroAblate
+from mazeinterp.analysis.prefix_cache import build_prefix_cache, hooks_after, prefix_outcome_probabilities
+from mazeinterp.analysis.vfield import outcome_probabilities
 
 HOOK = "embedder.block2.res1.resadd_out"
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.digests import data_sha256
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.runtime.digests import data_sha256
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.rollout.resume import RESUME_FILE, ResumeError, ResumeKey, load_partial, save_partial
 
@@ -174,7 +174,7 @@ def test_the_command_line_refuses_a_resume_with_another_agent_in_the_file(tmp_pa
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import mazeinterp.rollout.runner
     from mazeinterp import cli
-    from mazeinterp.checkpoint import save_policy
+    from mazeinterp.checkpoints.registry import save_policy
 
     checkpoint = tmp_path / "agent.pt"
     torch.manual_seed(0)

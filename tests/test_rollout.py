@@ -10,10 +10,10 @@ import torch
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.hooks import intervene
-from mazeinterp.interventions import AddVector
+from mazeinterp.core.hooks import intervene
+from mazeinterp.core.interventions import AddVector
 from mazeinterp.maze.env import MazeEnv
-from mazeinterp.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.core.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.rollout import (
     top_right_counts,
     EVENTS,
@@ -31,7 +31,7 @@ from mazeinterp.rollout import (
     place_cheese,
     run_rollouts,
 )
-from mazeinterp.stats import paired_difference, wilson_interval
+from mazeinterp.analysis.stats import paired_difference, wilson_interval
 
 
 
@@ -153,8 +153,8 @@ def test_a_shuttle_at_the_cap_is_trapped_and_a_wanderer_is_not(five: MazeState) 
 
 
 def test_the_research_decision_square_selects_mazes_with_the_corner_on_the_cheese_path(five: MazeState) -> None:
-    from mazeinterp.model import Move
-    from mazeinterp.vfield import cheese_ward_move
+    from mazeinterp.core.model import Move
+    from mazeinterp.analysis.vfield import cheese_ward_move
 
     off, corner_first = _build(five, OFF_PATH), _build(five, CORNER_FIRST)
     ours = run_rollouts(ShortestPathPolicy("cheese"), [off, corner_first], config=_config())

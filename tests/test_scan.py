@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import save_policy
-from mazeinterp.hooks import activations
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.checkpoints.registry import save_policy
+from mazeinterp.core.hooks import activations
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.rollout import load_mazes
 from mazeinterp.rollout.sources import is_standard_test_maze, standard_test_mazes
-from mazeinterp.scan import scan_channels
+from mazeinterp.analysis.scan import scan_channels
 
 HOOK = "embedder.relu3_out"
 PLANTED = 17
@@ -65,8 +65,8 @@ def test_scan_finds_the_planted_channel(planted, small_states, kind: str) -> Non
 
 
 def test_exact_effects_are_paired_differences_of_the_exact_outcomes(planted, small_states) -> None:
-    from mazeinterp.interventions import ZeroAblate
-    from mazeinterp.vfield import outcome_probabilities
+    from mazeinterp.core.interventions import ZeroAblate
+    from mazeinterp.analysis.vfield import outcome_probabilities
 
     result = scan_channels(planted, small_states[:2], HOOK, kind="zero", top=1, progress=False)
     channel = result.scores[0].channel

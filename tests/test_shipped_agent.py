@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp import checkpoint
+from mazeinterp.checkpoints import registry as checkpoint
 from mazeinterp.maze.env import MazeEnv, StateRenderer
-from mazeinterp.model import ImpalaPolicy, move_probs, obs_to_tensor
+from mazeinterp.core.model import ImpalaPolicy, move_probs, obs_to_tensor
 from mazeinterp.rollout import RolloutConfig, run_rollouts
 from mazeinterp.train.oracle import labelled_frames
 

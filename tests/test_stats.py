@@ -10,7 +10,7 @@ import pytest
 
 from mazeinterp.maze.grid import MazeFeatures
 from mazeinterp.rollout import Episode
-from mazeinterp.stats import (
+from mazeinterp.analysis.stats import (
     DEFAULT_FEATURES,
     feature_table,
     fit_cheese_regression,
@@ -196,7 +196,7 @@ def test_feature_table_rows() -> None:
 
 def test_bootstrap_interval_mean_matches_normal_theory():
     """For a large normal sample the bootstrap interval of the mean is close to mean ± 1.96·sd/√n."""
-    from mazeinterp.stats import bootstrap_interval
+    from mazeinterp.analysis.stats import bootstrap_interval
 
     x = np.random.default_rng(0).normal(2.0, 1.0, size=2000)
     estimate, low, high = bootstrap_interval(x, "mean", seed=1)
@@ -207,7 +207,7 @@ def test_bootstrap_interval_mean_matches_normal_theory():
 
 
 def test_bootstrap_interval_median_drops_nans_and_is_reproducible():
-    from mazeinterp.stats import bootstrap_interval
+    from mazeinterp.analysis.stats import bootstrap_interval
 
     x = np.array([0.1, 0.9, np.nan, 0.5, 0.4, 0.6, np.nan, 0.3, 0.7, 0.2, 0.8])
     estimate, low, high = bootstrap_interval(x, "median", seed=3)
@@ -218,7 +218,7 @@ def test_bootstrap_interval_median_drops_nans_and_is_reproducible():
 
 
 def test_bootstrap_interval_rejects_bad_input():
-    from mazeinterp.stats import bootstrap_interval
+    from mazeinterp.analysis.stats import bootstrap_interval
 
     with pytest.raises(ValueError, match="statistic"):
         bootstrap_interval([1.0, 2.0], "mode")
@@ -232,7 +232,7 @@ def test_json_is_strict_and_missing_values_are_null(tmp_path) -> None:
 
     import numpy as np
 
-    from mazeinterp.outputs import OutputDir
+    from mazeinterp.runtime.outputs import OutputDir
     from mazeinterp.rollout import OutcomeSummary
 
     empty = OutcomeSummary.of([])  # proportions of no episodes are NaN
@@ -284,7 +284,7 @@ def test_z_value_refuses_confidence_zero_and_one() -> None:
 
 
 def test_bootstrap_interval_of_zeros_and_ones_is_a_real_interval() -> None:
-    from mazeinterp.stats import bootstrap_interval
+    from mazeinterp.analysis.stats import bootstrap_interval
 
     estimate, low, high = bootstrap_interval([0.0, 1.0] * 10, "mean", seed=0)  # range exactly 1
     assert estimate == 0.5 and 0.2 < low < 0.5 < high < 0.8

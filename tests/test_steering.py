@@ -1,4 +1,4 @@
-"""Tests of mazeinterp.steering: cheese / top-right vectors, retargeting helpers."""
+"""Tests of mazeinterp.analysis.steering: cheese / top-right vectors, retargeting helpers."""
 
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.hooks import render_states, run_states_with_cache, run_with_cache
-from mazeinterp.interventions import AddVector, Clamp
+from mazeinterp.core.hooks import render_states, run_states_with_cache, run_with_cache
+from mazeinterp.core.interventions import AddVector, Clamp
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.grid import shortest_path, start_cell
 from mazeinterp.maze.pixels import cell_to_pixel
 from mazeinterp.maze.state import EMPTY
-from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
-from mazeinterp.steering import (
+from mazeinterp.core.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.analysis.steering import (
     DEFAULT_STEERING_HOOK,
     cheese_vector,
     cheese_vectors,
@@ -26,7 +26,7 @@ from mazeinterp.steering import (
     top_right_vector,
     top_right_vectors,
 )
-from mazeinterp.vfield import vector_field
+from mazeinterp.analysis.vfield import vector_field
 
 HOOK = DEFAULT_STEERING_HOOK
 

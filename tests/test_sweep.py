@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
-from mazeinterp.interventions import MeanAblate, Scale, ZeroAblate
-from mazeinterp.numerics import reference_numerics
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.core.interventions import MeanAblate, Scale, ZeroAblate
+from mazeinterp.core.numerics import reference_numerics
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
-from mazeinterp.sweep import (
+from mazeinterp.sweep.runner import (
     Condition,
     EditsByEpisode,
     PartialAblation,

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from mazeinterp import cli
-from mazeinterp.checkpoint import DEFAULT_AGENT, load_policy
-from mazeinterp.interventions import MeanAblate, Scale
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.core.interventions import MeanAblate, Scale
 from mazeinterp.rollout import load_mazes, place_cheese
-from mazeinterp.stats import bootstrap_interval
-from mazeinterp.sweep import (
+from mazeinterp.analysis.stats import bootstrap_interval
+from mazeinterp.sweep.runner import (
     Condition,
     SweepConfig,
     SweepConfigError,
@@ -27,8 +27,8 @@ from mazeinterp.sweep import (
     run_shard,
     run_sweep,
 )
-from mazeinterp.sweep_exact import EXACT_COLUMNS, placements
-from mazeinterp.vfield import EXACT_OUTCOMES, outcome_probabilities
+from mazeinterp.sweep.exact import EXACT_COLUMNS, placements
+from mazeinterp.analysis.vfield import EXACT_OUTCOMES, outcome_probabilities
 
 HOOK = "embedder.block2.res1.resadd_out"
 EXACT = SweepConfig(checkpoint=DEFAULT_AGENT, hooks=(HOOK,), channels=(7,), kinds=("mean", "scale"),
@@ -234,8 +234,8 @@ def test_sampled_sweep_folders_from_before_estimators_resume(agent, tmp_path: Pa
 
 def test_a_shard_shares_one_prefix_pass_per_hook_and_equals_each_condition_alone(agent) -> None:
     """shard_outcomes runs the network up to each hook once; every row equals exact_outcomes bit for bit."""
-    from mazeinterp.sweep import conditions, reference_activations
-    from mazeinterp.sweep_exact import exact_outcomes, shard_outcomes
+    from mazeinterp.sweep.runner import conditions, reference_activations
+    from mazeinterp.sweep.exact import exact_outcomes, shard_outcomes
 
     config = SweepConfig(checkpoint=DEFAULT_AGENT, hooks=(HOOK, "embedder.relu3_out"), channels=(3, 7),
                          kinds=("zero", "scale"), coefficients=(2.0,), n_mazes=3, start_level=18, shard_size=3,

@@ -7,8 +7,8 @@ import pytest
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.tables import decision_square_rows, decision_square_summary, maze_rows, vector_field_rows
-from mazeinterp.vfield import VectorField
+from mazeinterp.viz.tables import decision_square_rows, decision_square_summary, maze_rows, vector_field_rows
+from mazeinterp.analysis.vfield import VectorField
 
 UP, LEFT = [0, 0, 1, 0, 0], [1, 0, 0, 0, 0]  # Move order: left, down, up, right, noop
 

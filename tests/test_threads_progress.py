@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import mazeinterp.progress
-from mazeinterp.progress import LineProgress, progress_bar
+import mazeinterp.runtime.progress
+from mazeinterp.runtime.progress import LineProgress, progress_bar
 from mazeinterp.rollout import NoopPolicy, RolloutConfig, run_rollouts
-from mazeinterp.threads import available_cpus, busy_cpus, default_threads, torch_threads
+from mazeinterp.runtime.threads import available_cpus, busy_cpus, default_threads, torch_threads
 
 
 def test_default_threads_is_one_for_small_batches_and_a_few_for_large_ones() -> None:
@@ -85,7 +85,7 @@ def test_line_progress_reports_count_rate_and_time() -> None:
 
 
 def test_rollout_progress_off_a_terminal_is_stderr_lines(seeded_states, capsys, monkeypatch) -> None:
-    monkeypatch.setattr(mazeinterp.progress, "INTERVAL_S", 0.0)
+    monkeypatch.setattr(mazeinterp.runtime.progress, "INTERVAL_S", 0.0)
     run_rollouts(NoopPolicy(), seeded_states[:2], config=RolloutConfig(max_steps=3))
     err = capsys.readouterr().err
     assert "rollouts: 0/2 mazes" in err and "rollouts: 2/2 mazes" in err and "frames/s" in err

@@ -1,4 +1,4 @@
-"""Tests of mazeinterp.vfield: vector fields on planted models, differences, the decision-square metric."""
+"""Tests of mazeinterp.analysis.vfield: vector fields on planted models, differences, the decision-square metric."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.interventions import AddVector, Clamp
+from mazeinterp.core.interventions import AddVector, Clamp
 from mazeinterp.maze.grid import decision_square, parse_ascii, path_to_cheese
-from mazeinterp.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move
+from mazeinterp.core.model import MOVE_DELTAS, MOVE_TO_ACTION, ImpalaPolicy, Move
 from mazeinterp.rollout import OUTCOMES
-from mazeinterp.vfield import (
+from mazeinterp.analysis.vfield import (
     VectorField,
     cheese_ward_move,
     decision_square_cheese_prob,

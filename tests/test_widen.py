@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.train.widen import widen_policy
 
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from mazeinterp.hooks import run_states_with_cache
-from mazeinterp.interventions import AddVector, ZeroAblate
+from mazeinterp.core.hooks import run_states_with_cache
+from mazeinterp.core.interventions import AddVector, ZeroAblate
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import MOVES
-from mazeinterp.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
-from mazeinterp.vfield import field_difference, move_probs_for_states, vector_field
-from mazeinterp.widgets import Explorer, ExplorerWidget, InterventionSettings, probability_table
+from mazeinterp.core.model import MOVES
+from mazeinterp.analysis.steering import DEFAULT_STEERING_HOOK, cheese_vector, retarget, top_right_vector
+from mazeinterp.analysis.vfield import field_difference, move_probs_for_states, vector_field
+from mazeinterp.viz.widgets import Explorer, ExplorerWidget, InterventionSettings, probability_table
 
 HOOK = DEFAULT_STEERING_HOOK
 TOL = 1e-6
@@ -229,7 +229,7 @@ def test_cheese_vector_without_cheese_is_refused(model, state):
 
 
 def test_settings_label():
-    from mazeinterp.widgets import settings_label
+    from mazeinterp.viz.widgets import settings_label
 
     assert settings_label(InterventionSettings()) == "no intervention"
     label = settings_label(InterventionSettings(ablate=(7, 3), vector="top_right", coefficient=2, clamp_channel=4,
@@ -255,7 +255,7 @@ def test_the_picture_is_sharp_on_a_high_density_display(widget):
 
     from PIL import Image
 
-    from mazeinterp.widgets import PICTURE_DPI, draw_explorer, figure_png, picture_css_width
+    from mazeinterp.viz.widgets import PICTURE_DPI, draw_explorer, figure_png, picture_css_width
 
     png = Image.open(io.BytesIO(figure_png(draw_explorer(widget.explorer.view))))
     # drawn at twice the pixels of the CSS size it is shown at

@@ -4,7 +4,7 @@ The experiment, in four steps:
 
 1. **Find channels by measurement.** Rank the channels of
    ``embedder.block2.res1.resadd_out`` with
-   :func:`mazeinterp.channels.cheese_tracking_channels` on a set of
+   :func:`mazeinterp.analysis.channels.cheese_tracking_channels` on a set of
    *discovery* mazes (level seeds from ``--discovery-start-level``), kept apart
    from the evaluation mazes so that the channels are not chosen on the mazes
    they are tested on. Keep the ``--top-k`` best.
@@ -17,7 +17,7 @@ The experiment, in four steps:
    numbers, so the paired difference in P(cheese) isolates the ablation.
 4. **Report.** Print the paired difference with its 95% interval (Newcombe)
    and write everything to ``--out/result.json`` through
-   :class:`mazeinterp.outputs.OutputDir`, which refuses to overwrite an
+   :class:`mazeinterp.runtime.outputs.OutputDir`, which refuses to overwrite an
    earlier run's file unless ``--overwrite`` is given. The file name is
    claimed before any work starts, so a run into a used folder fails at once.
 
@@ -37,11 +37,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from mazeinterp.channels import ChannelTable, cheese_tracking_channels
-from mazeinterp.checkpoint import DEFAULT_AGENT, CheckpointError, load_policy
-from mazeinterp.interventions import MeanAblate
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.outputs import OutputDir, OutputExistsError
+from mazeinterp.analysis.channels import ChannelTable, cheese_tracking_channels
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, CheckpointError, load_policy
+from mazeinterp.core.interventions import MeanAblate
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.runtime.outputs import OutputDir, OutputExistsError
 from mazeinterp.rollout import TEST_SEED_START, Comparison, RolloutConfig, compare, load_mazes
 
 LAYER = "embedder.block2.res1.resadd_out"

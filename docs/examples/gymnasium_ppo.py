@@ -32,10 +32,10 @@ import numpy as np
 import torch
 from torch import nn
 
-import mazeinterp.gym_env  # noqa: F401 -- registers mazeinterp/Maze-v0
-from mazeinterp.checkpoint import load_policy
-from mazeinterp.model import ImpalaPolicy
-from mazeinterp.observations import obs_to_tensor
+import mazeinterp.maze.gym_env  # noqa: F401 -- registers mazeinterp/Maze-v0
+from mazeinterp.checkpoints.registry import load_policy
+from mazeinterp.core.model import ImpalaPolicy
+from mazeinterp.maze.observations import obs_to_tensor
 
 
 @dataclass(frozen=True)

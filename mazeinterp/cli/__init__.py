@@ -121,7 +121,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _numerics(args: argparse.Namespace) -> AbstractContextManager[None]:
     """The numerics the command asked for (``--reference-numerics``); CliError for a bad environment variable."""
-    from mazeinterp.numerics import is_reference, reference_numerics
+    from mazeinterp.core.numerics import is_reference, reference_numerics
 
     try:
         is_reference()
@@ -132,9 +132,9 @@ def _numerics(args: argparse.Namespace) -> AbstractContextManager[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``mazeinterp`` console script; returns the exit status."""
-    from mazeinterp.checkpoint import CheckpointError
-    from mazeinterp.finite import NonFiniteOutputError
-    from mazeinterp.limits import ResourceLimitError
+    from mazeinterp.checkpoints.registry import CheckpointError
+    from mazeinterp.core.finite import NonFiniteOutputError
+    from mazeinterp.runtime.limits import ResourceLimitError
     from mazeinterp.train.common import RunSetupError
 
     parser = build_parser()

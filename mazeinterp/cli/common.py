@@ -7,15 +7,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mazeinterp import cli_args
-from mazeinterp.defaults import DEFAULT_STEERING_HOOK, ROLLOUT_BATCH_SIZE
+from mazeinterp.runtime import arguments
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, ROLLOUT_BATCH_SIZE
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
-from mazeinterp.numerics import numerics_record
+from mazeinterp.core.numerics import numerics_record
 
 if TYPE_CHECKING:
     from mazeinterp.maze.state import MazeState
-    from mazeinterp.model import ImpalaPolicy
-    from mazeinterp.outputs import OutputDir
+    from mazeinterp.core.model import ImpalaPolicy
+    from mazeinterp.runtime.outputs import OutputDir
     from mazeinterp.rollout import RolloutConfig
 
 EXIT_BAD_INPUT = 2
@@ -61,7 +61,7 @@ non_negative_int = _int_at_least(0, "non-negative")
 
 def add_output_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
     """--out and --overwrite; with ``default_out`` None the command writes files only when given --out."""
-    parser.add_argument("--out", default=default_out, type=cli_args.output_dir,
+    parser.add_argument("--out", default=default_out, type=arguments.output_dir,
                         help=f"output directory (default: {default_out})" if default_out is not None
                         else "also write the results into this folder (default: print only)")
     parser.add_argument("--overwrite", action="store_true", help="replace files of an earlier run in --out")
@@ -76,13 +76,13 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
     parser.add_argument("--checkpoint", default=None,
                         help="checkpoint file or shipped agent name (default: the shipped default agent)")
     if n_mazes is not None:
-        parser.add_argument("--n-mazes", type=cli_args.n_mazes, default=n_mazes,
+        parser.add_argument("--n-mazes", type=arguments.n_mazes, default=n_mazes,
                             help=f"number of mazes (default: {n_mazes})")
         parser.add_argument("--start-level", type=non_negative_int, default=0,
                             help="first level seed; mazes are start-level … start-level + n-mazes - 1 (default: 0)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="random seed: action sampling, cheese placement, reference sets (default: 0)")
-    parser.add_argument("--device", default="cpu", type=cli_args.device, help="torch device (default: cpu)")
+    parser.add_argument("--device", default="cpu", type=arguments.device, help="torch device (default: cpu)")
     add_output_options(parser, f"runs/{command}" if default_out == "" else default_out)
     if plots:
         parser.add_argument("--plots", action="store_true", help="also save PNG figures into --out")
@@ -91,7 +91,7 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
 def add_rollout_options(parser: argparse.ArgumentParser) -> None:
     """The settings of rollouts (step cap, batch, greedy, cheese placement, region, decision square)."""
     group = parser.add_argument_group("rollouts")
-    group.add_argument("--max-steps", type=cli_args.max_steps, default=500,
+    group.add_argument("--max-steps", type=arguments.max_steps, default=500,
                        help="step cap per episode (default: 500)")
     group.add_argument("--batch-size", type=positive_int, default=ROLLOUT_BATCH_SIZE,
                        help=f"envs stepped together (default: {ROLLOUT_BATCH_SIZE})")
@@ -144,12 +144,12 @@ def add_layer_option(parser: argparse.ArgumentParser, default: str) -> None:
 def load_model(args: argparse.Namespace) -> ImpalaPolicy:
     """The policy of --checkpoint (default: the shipped default agent) on --device; sets --threads.
 
-    --device was checked when the arguments were parsed (:func:`mazeinterp.cli_args.device`).
+    --device was checked when the arguments were parsed (:func:`mazeinterp.runtime.arguments.device`).
     """
     import torch
 
-    from mazeinterp import checkpoint
-    from mazeinterp.threads import default_threads
+    from mazeinterp.checkpoints import registry as checkpoint
+    from mazeinterp.runtime.threads import default_threads
 
     name = args.checkpoint or checkpoint.DEFAULT_AGENT
     if name is None:
@@ -164,9 +164,9 @@ def checked_layer(model: ImpalaPolicy, layer: str, channels: Sequence[int] | Non
                   need_map: bool = False) -> tuple[tuple[int, ...], list[int] | None]:
     """(shape of hook point ``layer``, ``channels`` checked and without repeats, or None when not given).
 
-    The library's checks (:mod:`mazeinterp.hook_points`), their ValueError turned into the user's error.
+    The library's checks (:mod:`mazeinterp.core.hook_points`), their ValueError turned into the user's error.
     """
-    from mazeinterp.hook_points import check_channels, check_hook_point
+    from mazeinterp.core.hook_points import check_channels, check_hook_point
 
     try:
         shape = check_hook_point(model, layer, need_map=need_map)
@@ -178,7 +178,7 @@ def checked_layer(model: ImpalaPolicy, layer: str, channels: Sequence[int] | Non
 def seeds(args: argparse.Namespace) -> list[int]:
     """The level seeds --start-level … --start-level + --n-mazes - 1."""
     last = args.start_level + args.n_mazes - 1
-    if last >= cli_args.LEVEL_SEED_LIMIT:
+    if last >= arguments.LEVEL_SEED_LIMIT:
         raise CliError(f"level seeds must stay below 2**31 - 1; got up to {last}")
     return list(range(args.start_level, args.start_level + args.n_mazes))
 
@@ -204,7 +204,7 @@ def start_states(args: argparse.Namespace) -> list[MazeState]:
 
 def claim(args: argparse.Namespace, names: Sequence[str]) -> tuple[OutputDir, dict[str, Path]]:
     """Claim every output name up front: nothing runs if one would overwrite an earlier file."""
-    from mazeinterp.outputs import OutputDir
+    from mazeinterp.runtime.outputs import OutputDir
 
     out = OutputDir(args.out, overwrite=args.overwrite)
     paths = out.claim(*names)
@@ -213,13 +213,13 @@ def claim(args: argparse.Namespace, names: Sequence[str]) -> tuple[OutputDir, di
 
 def header(args: argparse.Namespace, model: ImpalaPolicy | None = None) -> dict[str, Any]:
     """The head of every summary.json: command, argv, arguments; with a model also the checkpoint's source,
-    scale, size and the numerics of its forward passes (:func:`mazeinterp.numerics.numerics_record`)."""
+    scale, size and the numerics of its forward passes (:func:`mazeinterp.core.numerics.numerics_record`)."""
     head: dict[str, Any] = {
         "command": args.command, "argv": list(getattr(args, "argv", [])),
         "arguments": {k: v for k, v in vars(args).items() if k not in ("func", "argv")},
     }
     if model is not None:
-        from mazeinterp.model import count_parameters
+        from mazeinterp.core.model import count_parameters
 
         head["checkpoint"] = str(model.source) if model.source else None
         head["scale"] = model.scale

@@ -7,7 +7,7 @@ import json
 import os
 from typing import Any
 
-from mazeinterp import cli_args
+from mazeinterp.runtime import arguments
 from mazeinterp.cli.common import (
     CliError,
     add_common,
@@ -20,13 +20,13 @@ from mazeinterp.cli.common import (
     positive_int,
     print_written,
 )
-from mazeinterp.sweep_config import ESTIMATORS
+from mazeinterp.sweep.config import ESTIMATORS
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Checkpoint summary, hook points and shapes; with --out, also summary.json and hook_points.csv."""
-    from mazeinterp.hook_points import hook_point_rows
-    from mazeinterp.model import count_parameters
+    from mazeinterp.core.hook_points import hook_point_rows
+    from mazeinterp.core.model import count_parameters
 
     model = load_model(args)
     out = claim(args, ["summary.json", "hook_points.csv"])[0] if args.out is not None else None
@@ -52,8 +52,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     """Render mazes as the agent sees them, with paths and decision square, to PNG files."""
     from mazeinterp.maze.env import MazeEnv
-    from mazeinterp.plots import plot_maze, save_figure
-    from mazeinterp.tables import maze_rows
+    from mazeinterp.viz.plots import plot_maze, save_figure
+    from mazeinterp.viz.tables import maze_rows
 
     pictures = [f"maze_seed{seed}.png" for seed in args.seeds]
     out, paths = claim(args, ["summary.json", "mazes.csv", *pictures])
@@ -77,8 +77,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Run (or resume) a sweep from a TOML config; print the conditions with the largest effect."""
     from dataclasses import replace
 
-    from mazeinterp.sweep import SweepConfigError, load_sweep_config, run_sweep
-    from mazeinterp.sweep_ray import RayUnavailableError
+    from mazeinterp.sweep.runner import SweepConfigError, load_sweep_config, run_sweep
+    from mazeinterp.sweep.ray_backend import RayUnavailableError
 
     try:  # a bad config, hook point, channel, output folder or Ray address is the user's error
         config = load_sweep_config(args.config)
@@ -105,8 +105,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch a published checkpoint by name (download, mirror or local copy), or list the names; print its
     path and sha256."""
-    from mazeinterp.fetch import MIRROR_ENV, cache_dir, fetch, fetch_from_file, recorded_hashes, source_url
-    from mazeinterp.published import PUBLISHED
+    from mazeinterp.checkpoints.fetch import MIRROR_ENV, cache_dir, fetch, fetch_from_file, recorded_hashes, source_url
+    from mazeinterp.checkpoints.published import PUBLISHED
 
     if args.list or not args.name:
         if args.url or args.from_file:
@@ -148,7 +148,7 @@ def add_info(sub: Any) -> None:
 def add_render(sub: Any) -> None:
     """The ``render`` subcommand."""
     render = sub.add_parser("render", help="draw mazes with their paths and decision square")
-    render.add_argument("--seeds", type=cli_args.level_seed, nargs="+", default=[0], help="level seeds (default: 0)")
+    render.add_argument("--seeds", type=arguments.level_seed, nargs="+", default=[0], help="level seeds (default: 0)")
     add_output_options(render, "runs/render")
     render.set_defaults(func=cmd_render)
 
@@ -156,8 +156,8 @@ def add_render(sub: Any) -> None:
 def add_sweep(sub: Any) -> None:
     """The ``sweep`` subcommand."""
     sweep = sub.add_parser("sweep", help="a grid of channel edits × mazes × seeds (TOML config), resumable")
-    sweep.add_argument("config", help="TOML file whose keys are the fields of mazeinterp.sweep.SweepConfig")
-    sweep.add_argument("--out", default="runs/sweep", type=cli_args.output_dir,
+    sweep.add_argument("config", help="TOML file whose keys are the fields of mazeinterp.sweep.runner.SweepConfig")
+    sweep.add_argument("--out", default="runs/sweep", type=arguments.output_dir,
                        help="output folder; a folder holding the same sweep is resumed (default: runs/sweep)")
     sweep.add_argument("--workers", type=non_negative_int, default=None,
                        help="local worker processes (default: the CPU count; 0 = this process)")

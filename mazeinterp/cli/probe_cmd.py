@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mazeinterp import cli_args
-from mazeinterp.defaults import CHEESE_VECTOR_COEFFICIENT, DIRECTIONAL_HOOK, REFERENCE_MAZES
+from mazeinterp.runtime import arguments
+from mazeinterp.runtime.defaults import CHEESE_VECTOR_COEFFICIENT, DIRECTIONAL_HOOK, REFERENCE_MAZES
 from mazeinterp.cli.common import (
     STEERING_HOOK,
     CliError,
@@ -32,10 +32,10 @@ from mazeinterp.cli.common import (
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from mazeinterp.interventions import Intervention
+    from mazeinterp.core.interventions import Intervention
     from mazeinterp.maze.state import MazeState
-    from mazeinterp.model import ImpalaPolicy
-    from mazeinterp.outputs import OutputDir
+    from mazeinterp.core.model import ImpalaPolicy
+    from mazeinterp.runtime.outputs import OutputDir
 
 CHANNEL_METHODS = ("cheese", "directional", "attribution", "probe")
 """Values of ``channels --method``."""
@@ -47,7 +47,7 @@ CHANNEL_METHODS = ("cheese", "directional", "attribution", "probe")
 
 def _ablation(model: ImpalaPolicy, args: argparse.Namespace, channels: list[int]) -> Intervention:
     """The --ablation of ``channels`` at --layer (checked by :func:`checked_layer`)."""
-    from mazeinterp.interventions import MeanAblate, ResampleAblate, ZeroAblate
+    from mazeinterp.core.interventions import MeanAblate, ResampleAblate, ZeroAblate
 
     if args.ablation == "zero":
         return ZeroAblate(args.layer, channels=channels)
@@ -57,7 +57,7 @@ def _ablation(model: ImpalaPolicy, args: argparse.Namespace, channels: list[int]
 
 def _steering_vectors(model: ImpalaPolicy, states: Sequence[MazeState], args: argparse.Namespace) -> Any:
     """Per-maze vectors (N, C, H, W), or one vector (C, H, W) with --mean."""
-    from mazeinterp.steering import cheese_vectors, top_right_vectors
+    from mazeinterp.analysis.steering import cheese_vectors, top_right_vectors
 
     make = cheese_vectors if args.vector == "cheese" else top_right_vectors
     vectors = make(model, states, args.layer, progress=args.progress)
@@ -70,7 +70,7 @@ def _steering(model: ImpalaPolicy, states: Sequence[MazeState],
 
     --layer must have been checked to be a map (:func:`checked_layer`).
     """
-    from mazeinterp.interventions import AddVector
+    from mazeinterp.core.interventions import AddVector
     from mazeinterp.rollout import EpisodeVectors
 
     vectors = _steering_vectors(model, states, args)
@@ -82,8 +82,8 @@ def _steering(model: ImpalaPolicy, states: Sequence[MazeState],
 
 
 def _save_vfield_figure(state: MazeState, base: Any, edited: Any | None, path: Path, label: str) -> Path:
-    from mazeinterp.hooks import render_states
-    from mazeinterp.plots import plot_vector_field_edit, save_figure
+    from mazeinterp.core.hooks import render_states
+    from mazeinterp.viz.plots import plot_vector_field_edit, save_figure
 
     return save_figure(plot_vector_field_edit(base, edited, render_states([state])[0], label), path)
 
@@ -113,9 +113,9 @@ def cmd_vfield(args: argparse.Namespace) -> int:
     """Vector fields of mazes, optionally with an ablation or a steering vector, and their difference."""
     import numpy as np
 
-    from mazeinterp.plots import MAX_MAZE_PANELS
-    from mazeinterp.tables import decision_square_rows, decision_square_summary, vector_field_rows
-    from mazeinterp.vfield import decision_square_cheese_prob, vector_field, vector_fields
+    from mazeinterp.viz.plots import MAX_MAZE_PANELS
+    from mazeinterp.viz.tables import decision_square_rows, decision_square_summary, vector_field_rows
+    from mazeinterp.analysis.vfield import decision_square_cheese_prob, vector_field, vector_fields
 
     if args.channels and args.vector:
         raise CliError("give either --channels (ablation) or --vector (steering), not both")
@@ -176,7 +176,7 @@ def _run_comparison(args: argparse.Namespace, model: ImpalaPolicy, states: Seque
     written = [out.write_json("summary.json", {**header(args, model), "edit": label, **comparison.as_dict()}),
                out.write_csv("episodes.csv", comparison.rows())]
     if args.plots:
-        from mazeinterp.plots import plot_comparison_outcomes, save_figure
+        from mazeinterp.viz.plots import plot_comparison_outcomes, save_figure
 
         written.append(save_figure(plot_comparison_outcomes(comparison, label), paths["outcomes.png"]))
     return written
@@ -205,7 +205,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
     label = f"{kind}{args.vector} vector × {args.coefficient:g} at {args.layer}"
     written = _run_comparison(args, model, states, treatment, out, paths, label)
     if args.plots:
-        from mazeinterp.vfield import vector_field
+        from mazeinterp.analysis.vfield import vector_field
 
         base = vector_field(model, states[0])
         steered = vector_field(model, states[0], [per_maze(0)])
@@ -220,8 +220,7 @@ def cmd_steer(args: argparse.Namespace) -> int:
 
 def cmd_channels(args: argparse.Namespace) -> int:
     """Channel discovery tables: cheese tracking, move directions, behaviour attribution, linear probe."""
-    from mazeinterp import channels as ch
-
+    from mazeinterp.analysis import channels as ch
     if args.method == "probe" and args.n_mazes < ch.PROBE_MIN_MAZES:
         raise CliError(f"the probe needs at least {ch.PROBE_MIN_MAZES} mazes, got {args.n_mazes} (--n-mazes)")
     model = load_model(args)
@@ -247,8 +246,8 @@ def cmd_channels(args: argparse.Namespace) -> int:
                "top": table.top(args.top).to_rows()}
     written = [out.write_json("summary.json", summary), out.write_csv("channels.csv", table.to_rows())]
     if args.plots and len(shape) == 3:
-        from mazeinterp.hooks import render_states, run_states_with_cache
-        from mazeinterp.plots import plot_channel_grid, plot_channel_heatmap, save_figure
+        from mazeinterp.core.hooks import render_states, run_states_with_cache
+        from mazeinterp.viz.plots import plot_channel_grid, plot_channel_heatmap, save_figure
 
         _, cache = run_states_with_cache(model, states[:1], [layer], stop_early=True)
         acts = cache[layer][0]
@@ -281,7 +280,7 @@ def _add_vector_options(parser: argparse.ArgumentParser, default: str | None) ->
     parser.add_argument("--vector", choices=("cheese", "top_right"), default=default,
                         help="steer with each maze's cheese vector (cheese minus no cheese) or top-right "
                              f"vector (default: {default or 'none'})")
-    parser.add_argument("--coefficient", type=cli_args.finite_float, default=CHEESE_VECTOR_COEFFICIENT,
+    parser.add_argument("--coefficient", type=arguments.finite_float, default=CHEESE_VECTOR_COEFFICIENT,
                         help=f"steering coefficient (default: {CHEESE_VECTOR_COEFFICIENT:g})")
     parser.add_argument("--mean", action="store_true",
                         help="one vector, the mean over the mazes, instead of each maze's own")

@@ -7,8 +7,8 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from mazeinterp import cli_args
-from mazeinterp.animation import DEFAULT_MAX_FRAMES, FORMATS
+from mazeinterp.runtime import arguments
+from mazeinterp.viz.animation import DEFAULT_MAX_FRAMES, FORMATS
 from mazeinterp.cli.common import (
     CliError,
     add_common,
@@ -24,7 +24,7 @@ from mazeinterp.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from mazeinterp.model import ImpalaPolicy
+    from mazeinterp.core.model import ImpalaPolicy
 
 
 def _rollout_settings(args: argparse.Namespace, model: ImpalaPolicy) -> dict[str, Any]:
@@ -88,15 +88,15 @@ def cmd_rollout(args: argparse.Namespace) -> int:
                out.write_csv("episodes.csv", result.to_rows())]
     rollout_resume.finish(out.path)
     if args.plots:
-        from mazeinterp.hooks import render_states
-        from mazeinterp.plots import MAX_MAZE_PANELS, plot_rollout_outcomes, plot_trajectories, save_figure
+        from mazeinterp.core.hooks import render_states
+        from mazeinterp.viz.plots import MAX_MAZE_PANELS, plot_rollout_outcomes, plot_trajectories, save_figure
 
         written.append(save_figure(plot_rollout_outcomes(result), paths["outcomes.png"]))
         shown = states[:MAX_MAZE_PANELS]
         written.append(save_figure(plot_trajectories(result.episodes, shown, render_states(shown)),
                                    paths["trajectories.png"]))
     if args.animate:
-        from mazeinterp.animation import animate_rollouts
+        from mazeinterp.viz.animation import animate_rollouts
 
         try:
             written.append(animate_rollouts(result.episodes[: args.animate], states[: args.animate],
@@ -111,7 +111,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     """Rollouts, then a logistic regression of 'reached the cheese' on maze features."""
     from mazeinterp.maze.grid import MazeFeatures
     from mazeinterp.rollout import run_rollouts
-    from mazeinterp.stats import DEFAULT_FEATURES, feature_table, fit_cheese_regression
+    from mazeinterp.analysis.stats import DEFAULT_FEATURES, feature_table, fit_cheese_regression
 
     features = args.features or list(DEFAULT_FEATURES)
     known = [f for f in MazeFeatures.__dataclass_fields__ if f not in ("n", "cheese", "decision_square",
@@ -142,7 +142,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     written = [out.write_json("summary.json", summary), out.write_csv("episodes.csv", feature_table(result.episodes)),
                out.write_csv("coefficients.csv", regression.coefficient_rows() if regression else [])]
     if args.plots:
-        from mazeinterp.plots import plot_regression_coefficients, plot_rollout_outcomes, save_figure
+        from mazeinterp.viz.plots import plot_regression_coefficients, plot_rollout_outcomes, save_figure
 
         written.append(save_figure(plot_rollout_outcomes(result), paths["outcomes.png"]))
         written.append(save_figure(plot_regression_coefficients(regression, summary.get("regression_error", "")),
@@ -180,8 +180,8 @@ def add_stats(sub: Any) -> None:
     add_common(stats, "stats", 200)
     add_rollout_options(stats)
     stats.add_argument("--features", nargs="+", default=None, help="maze features (default: the 8 distances)")
-    stats.add_argument("--test-fraction", type=cli_args.open_unit_interval, default=0.25,
+    stats.add_argument("--test-fraction", type=arguments.open_unit_interval, default=0.25,
                        help="held-out fraction (default: 0.25)")
-    stats.add_argument("--C", type=cli_args.positive_float, default=1.0, help="inverse L2 strength (default: 1)")
+    stats.add_argument("--C", type=arguments.positive_float, default=1.0, help="inverse L2 strength (default: 1)")
     add_compute_options(stats)
     stats.set_defaults(func=cmd_stats)

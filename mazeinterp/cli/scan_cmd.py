@@ -18,7 +18,7 @@ from mazeinterp.cli.common import (
     positive_int,
     print_written,
 )
-from mazeinterp.defaults import REFERENCE_MAZES
+from mazeinterp.runtime.defaults import REFERENCE_MAZES
 
 SCAN_FILES = ("summary.json", "scan.csv")
 """What ``scan`` writes into --out."""
@@ -26,10 +26,10 @@ SCAN_FILES = ("summary.json", "scan.csv")
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """Rank every channel of --hook by its estimated effect on P(cheese); verify the --top exactly."""
-    from mazeinterp.hooks import can_forward_from
+    from mazeinterp.core.hooks import can_forward_from
     from mazeinterp.rollout.config import TEST_SEED_START
     from mazeinterp.rollout.sources import standard_test_mazes
-    from mazeinterp.scan import scan_channels
+    from mazeinterp.analysis.scan import scan_channels
 
     model = load_model(args)
     shape, _ = checked_layer(model, args.hook)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mazeinterp import cli_args
+from mazeinterp.runtime import arguments
 from mazeinterp.cli.common import CliError, add_numerics_option
 
 TRAIN_EXAMPLES: dict[str, str] = {
@@ -30,10 +30,10 @@ def run_trainer(run: Callable[[argparse.Namespace], Path], args: argparse.Namesp
                 config_from_args: Callable[[argparse.Namespace], Any]) -> int:
     """Check the trainer's settings, output folder and device before any work; run it; print the final checkpoint."""
     try:  # a bad setting is the user's: check it (and the output folder) before any work
-        from mazeinterp.devices import choose_device
+        from mazeinterp.runtime.devices import choose_device
 
         config = config_from_args(args)
-        cli_args.check_output_dir(config.out_dir)
+        arguments.check_output_dir(config.out_dir)
         choose_device(config.device)
     except ValueError as exc:
         raise CliError(str(exc)) from None

@@ -1,4 +1,12 @@
-"""Maze geometry, procgen maze states and the batched maze environment.
+"""Maze geometry, procgen maze states, the batched maze environment and its observations.
+
+Data flow, and the module that holds each step::
+
+    level seed or bytes → MazeState            state.py (parse, serialize); state_rules.py (checks)
+      → grid of open cells, cheese, mouse      grid.py (paths, decision square, distances)
+      → batched procgen envs                   env.py (MazeEnv); gym_env.py (Gymnasium)
+      → observations → network input           observations.py; pixels.py (cells ↔ pixels)
+      → moves and outcomes                     moves.py; outcomes.py (cheese, top-right, traps)
 
 Cell convention (the only one in mazeinterp)
 --------------------------------------------

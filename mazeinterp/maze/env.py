@@ -9,7 +9,7 @@ top-right ``n × n`` corner at every episode start (``cheese_region=n``), the
 training distribution of the published agent.
 
 Observations come back as uint8 arrays ``(num, 64, 64, 3)``; use
-:func:`mazeinterp.observations.obs_to_tensor` (or :meth:`MazeEnv.obs_tensor`) for the
+:func:`mazeinterp.maze.observations.obs_to_tensor` (or :meth:`MazeEnv.obs_tensor`) for the
 network's input. procgen is imported only when an env is built.
 """
 
@@ -218,7 +218,7 @@ class MazeEnv:
 
     def obs_tensor(self, device: str | torch.device = "cpu") -> torch.Tensor:
         """Current observations as the network's float input ``(num, 3, 64, 64)`` in [0, 1]."""
-        from mazeinterp.observations import obs_to_tensor
+        from mazeinterp.maze.observations import obs_to_tensor
 
         return obs_to_tensor(self.observe()[1], device=device)
 

@@ -2,7 +2,7 @@
 
 One place for every rule that turns a maze and the mouse's cells into an
 outcome, so that rollouts (:mod:`mazeinterp.rollout`), exact outcome
-probabilities (:mod:`mazeinterp.vfield`), plots and reports all agree:
+probabilities (:mod:`mazeinterp.analysis.vfield`), plots and reports all agree:
 
 * **Outcomes** (:data:`OUTCOMES`): an episode ends with the first of
   ``"cheese"`` (the mouse entered the cheese cell), ``"top_right"`` (the mouse

@@ -2,14 +2,14 @@
 
 Data flow, and the module that holds each step::
 
-    checkpoint → policy                       mazeinterp.checkpoint, mazeinterp.model; policies.py
+    checkpoint → policy                       mazeinterp.checkpoints.registry, mazeinterp.core.model; policies.py
     level seeds → start states (+ cheese)     sources.py
-    states → envs → observations              runner.py (mazeinterp.maze.env, mazeinterp.observations)
-      → policy with interventions → actions   runner.py (mazeinterp.hooks; vectors.py: per-maze edits)
+    states → envs → observations              runner.py (mazeinterp.maze.env, mazeinterp.maze.observations)
+      → policy with interventions → actions   runner.py (mazeinterp.core.hooks; vectors.py: per-maze edits)
       → envs → outcomes                       runner.py (rules: mazeinterp.maze.outcomes)
-      → episodes → summaries with intervals   results.py (mazeinterp.stats)
+      → episodes → summaries with intervals   results.py (mazeinterp.analysis.stats)
       → paired differences                    compare.py
-      → tables and plots                      mazeinterp.outputs, mazeinterp.plots
+      → tables and plots                      mazeinterp.runtime.outputs, mazeinterp.viz.plots
 
 The central behavioural question of the goal-misgeneralization maze agent is
 how often it reaches the cheese, and how often it goes to the top-right corner

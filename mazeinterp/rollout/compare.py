@@ -3,7 +3,7 @@
 :func:`compare` runs both conditions; :class:`Comparison` pairs two rollouts
 (refusing ones that are not paired, see :func:`pairing_mismatch`) and gives
 the paired difference of any outcome with Newcombe's interval
-(:func:`mazeinterp.stats.paired_difference`).
+(:func:`mazeinterp.analysis.stats.paired_difference`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from mazeinterp.rollout.policies import Policy, ScriptedPolicy
 from mazeinterp.rollout.results import RolloutResult, standard_filters, subset_label
 from mazeinterp.rollout.runner import run_rollouts
 from mazeinterp.rollout.sources import MazeSource, load_mazes
-from mazeinterp.stats import PairedDifference, paired_difference
+from mazeinterp.analysis.stats import PairedDifference, paired_difference
 
 __all__ = ["Comparison", "compare", "pairing_mismatch"]
 
@@ -47,7 +47,7 @@ class Comparison:
                    cheese_outside_region: int | None = None, method: str = "newcombe",
                    confidence: float = 0.95) -> PairedDifference:
         """Paired difference P_treatment(outcome) − P_baseline(outcome) with an interval
-        (:func:`mazeinterp.stats.paired_difference`)."""
+        (:func:`mazeinterp.analysis.stats.paired_difference`)."""
         pair = self.filter(decision_square_only, cheese_outside_region)
         if not len(pair.baseline):
             raise ValueError(f"no mazes left after the filter ({subset_label(decision_square_only, cheese_outside_region)})")

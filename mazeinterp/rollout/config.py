@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from mazeinterp.limits import check_episode_steps, check_rollout_memory
+from mazeinterp.runtime.limits import check_episode_steps, check_rollout_memory
 from mazeinterp.maze import grid, outcomes
 
 __all__ = ["TEST_SEED_START", "RolloutConfig"]
@@ -39,13 +39,13 @@ class RolloutConfig:
     """Keep every episode's move probabilities at each step in :attr:`Episode.action_probs` (for animations)."""
     progress: bool = True
     """Report progress (finished mazes, frames/s) at least every 2 s: a tqdm bar on a terminal or in
-    Jupyter, else a line on stderr (:func:`mazeinterp.progress.progress_bar`). False: silent."""
+    Jupyter, else a line on stderr (:func:`mazeinterp.runtime.progress.progress_bar`). False: silent."""
     threads: int | None = None
-    """Torch CPU threads for the forward passes; None → :func:`mazeinterp.threads.default_threads` of the
+    """Torch CPU threads for the forward passes; None → :func:`mazeinterp.runtime.threads.default_threads` of the
     batch (one thread for small batches, which stays fast on a busy machine). Restored afterwards."""
     channels_last: bool = True
     """True: the package's numerics (the fast channels-last path unless the reference numerics are switched
-    on, see :mod:`mazeinterp.numerics`); False: this run uses the reference numerics (contiguous layout)."""
+    on, see :mod:`mazeinterp.core.numerics`); False: this run uses the reference numerics (contiguous layout)."""
     check_positions: bool = False
     """After every step, read each active env's state and check the tracked mouse cell (slow; tests)."""
     region_size: int = outcomes.DEFAULT_REGION_SIZE
@@ -69,7 +69,7 @@ class RolloutConfig:
             or self.cheese_region < 1
         ):
             raise ValueError(f"RolloutConfig.cheese_region must be None or a positive int, got {self.cheese_region!r}")
-        from mazeinterp.threads import check_threads
+        from mazeinterp.runtime.threads import check_threads
 
         try:
             check_threads(self.threads)

@@ -18,7 +18,7 @@ from typing import Any
 
 from mazeinterp.maze.outcomes import OUTCOMES
 from mazeinterp.maze.state import MazeState
-from mazeinterp.messages import short_repr
+from mazeinterp.runtime.messages import short_repr
 from mazeinterp.rollout.results import Episode
 
 __all__ = ["EPISODE_KEYS", "check_episode_data"]

@@ -2,7 +2,7 @@
 
 Anything callable on the network input ``(B, 3, 64, 64)`` float that returns
 logits ``(B, 15)`` (or a tuple whose first element is the logits, like
-:class:`~mazeinterp.model.ImpalaPolicy`) is a :class:`Policy`. A
+:class:`~mazeinterp.core.model.ImpalaPolicy`) is a :class:`Policy`. A
 :class:`ScriptedPolicy` instead decides from the envs' current maze states;
 :class:`ShortestPathPolicy` and :class:`NoopPolicy` are two such baselines, and
 :func:`move_logits` turns chosen moves into deterministic logits.

@@ -20,7 +20,7 @@ region (:attr:`Episode.region_step`; k is
 hit the step cap, whether it was trapped between two adjacent cells
 (:attr:`Episode.trap`). These rules, with the top-right rule above, live in
 :mod:`mazeinterp.maze.outcomes`; the Wilson intervals of the summaries come
-from :mod:`mazeinterp.stats`.
+from :mod:`mazeinterp.analysis.stats`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.outcomes import EVENTS, OUTCOMES, Trap
 from mazeinterp.rollout.config import RolloutConfig
-from mazeinterp.stats import wilson_interval
+from mazeinterp.analysis.stats import wilson_interval
 
 __all__ = ["Episode", "OutcomeSummary", "RolloutResult", "standard_filters", "subset_label"]
 
@@ -69,11 +69,11 @@ class Episode:
     trajectory: tuple[grid.Cell, ...] | None = field(default=None, repr=False)
     """Visited cells, start included (only with ``record_trajectories``)."""
     moves: tuple[int, ...] | None = field(default=None, repr=False)
-    """The :class:`~mazeinterp.model.Move` of each step (only with ``record_trajectories``): unlike the
+    """The :class:`~mazeinterp.core.model.Move` of each step (only with ``record_trajectories``): unlike the
     trajectory it shows a move into a wall, which still turns the mouse's sprite (see
     :attr:`MazeState.mouse_reflected <mazeinterp.maze.state.MazeState.mouse_reflected>`)."""
     action_probs: np.ndarray | None = field(default=None, repr=False, compare=False)
-    """(steps, 5) read-only: the policy's move probabilities (:class:`~mazeinterp.model.Move` order) on the
+    """(steps, 5) read-only: the policy's move probabilities (:class:`~mazeinterp.core.model.Move` order) on the
     observation of each step, before its move (only with ``record_action_probs``)."""
     region_size: int = outcomes.DEFAULT_REGION_SIZE
     """Side k of the top-right region of :attr:`region_step`."""

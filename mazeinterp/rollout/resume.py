@@ -34,18 +34,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mazeinterp.digests import data_sha256, model_sha256
+from mazeinterp.runtime.digests import data_sha256, model_sha256
 from mazeinterp.maze import grid
 from mazeinterp.maze.outcomes import Trap
 from mazeinterp.maze.state import MazeState
-from mazeinterp.messages import short_repr
-from mazeinterp.outputs import to_json
+from mazeinterp.runtime.messages import short_repr
+from mazeinterp.runtime.outputs import to_json
 from mazeinterp.rollout.config import RolloutConfig
 from mazeinterp.rollout.episode_schema import check_episode_data
 from mazeinterp.rollout.results import Episode, RolloutResult
 
 if TYPE_CHECKING:
-    from mazeinterp.model import ImpalaPolicy
+    from mazeinterp.core.model import ImpalaPolicy
 
 __all__ = [
     "RESUME_FILE",
@@ -164,7 +164,7 @@ class ResumeKey:
     settings: dict[str, Any]
     """The caller's settings that decide the episodes (the CLI: its arguments)."""
     checkpoint_sha256: str
-    """sha256 of the network's weights (:func:`mazeinterp.digests.model_sha256`)."""
+    """sha256 of the network's weights (:func:`mazeinterp.runtime.digests.model_sha256`)."""
     config: dict[str, Any]
     """The :class:`~mazeinterp.rollout.RolloutConfig`, less ``progress`` and ``threads``."""
     mazes: list[int]

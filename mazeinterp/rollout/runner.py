@@ -22,10 +22,10 @@ How it runs
   known; its slot in the batch is refilled with the next maze, so the batch
   stays full until the mazes run out.
 * Forward passes run in ``torch.inference_mode`` with the package's numerics
-  (:mod:`mazeinterp.numerics`: channels-last on the fast path, 1.5-2× faster
+  (:mod:`mazeinterp.core.numerics`: channels-last on the fast path, 1.5-2× faster
   for the IMPALA CNN on a CPU; ``RolloutConfig.channels_last=False`` asks for the
   reference path); only the active envs' observations are sent through the network. Interventions apply at every forward pass through
-  :func:`mazeinterp.hooks.intervene`; one with a ``set_episode_indices(indices)``
+  :func:`mazeinterp.core.hooks.intervene`; one with a ``set_episode_indices(indices)``
   method is told, before each forward pass, which maze each batch row shows
   (:class:`~mazeinterp.rollout.EpisodeVectors`).
 """
@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mazeinterp.finite import check_logits
-from mazeinterp.interventions import Intervention
+from mazeinterp.core.finite import check_logits
+from mazeinterp.core.interventions import Intervention
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, NOOP_ACTION, NUM_ACTIONS, Move
 from mazeinterp.maze.state import WALL, MazeState
@@ -232,8 +232,7 @@ class _Runner:
 
     def _report(self, force: bool) -> None:
         """Show frames/s; redraw at least once a second even while no maze finishes."""
-        from mazeinterp import progress
-
+        from mazeinterp.runtime import progress
         now = time.perf_counter()
         if now > self.started:
             refresh = force or now - self._last_report >= progress.INTERVAL_S / 2
@@ -246,7 +245,7 @@ class _Runner:
     def _logits(self, active: np.ndarray, obs: np.ndarray) -> Tensor:
         import torch
 
-        from mazeinterp.model import obs_to_tensor
+        from mazeinterp.core.model import obs_to_tensor
 
         if self.scripted:
             states = [self.env.get_state(int(s)) for s in active]
@@ -341,7 +340,7 @@ class _Runner:
                 obs = self.env.observe()[1]
 
     def _record_action_probs(self, logits: Tensor, active: np.ndarray) -> None:
-        from mazeinterp.model import move_probs
+        from mazeinterp.core.model import move_probs
 
         probs = move_probs(logits.detach().float().cpu()).numpy()
         for row, slot in enumerate(active.tolist()):
@@ -366,11 +365,11 @@ def _validate_interventions(policy: Any, interventions: tuple[Any, ...]) -> None
     if not isinstance(policy, torch.nn.Module):
         raise ValueError("interventions need a torch policy (an ImpalaPolicy), not a "
                          f"{type(policy).__name__}")
-    from mazeinterp.interventions import validate
+    from mazeinterp.core.interventions import validate
 
     for iv in interventions:
         if not isinstance(iv, Intervention):
-            raise ValueError(f"{iv!r} is not an intervention (see mazeinterp.interventions)")
+            raise ValueError(f"{iv!r} is not an intervention (see mazeinterp.core.interventions)")
         validate(policy, iv)
 
 
@@ -386,12 +385,12 @@ def run_rollouts(
     """Run one episode per maze and classify its outcome.
 
     Args:
-        policy: an :class:`~mazeinterp.model.ImpalaPolicy` (or any :class:`Policy`),
+        policy: an :class:`~mazeinterp.core.model.ImpalaPolicy` (or any :class:`Policy`),
             or a :class:`ScriptedPolicy`.
         mazes: level seeds (a sequence of ints, or an int ``n`` for seeds
             ``0 … n-1``), or start states (:class:`MazeState` or procgen bytes).
         interventions: applied at every forward pass (torch policies only), all
-            in one pass via :func:`mazeinterp.hooks.intervene`.
+            in one pass via :func:`mazeinterp.core.hooks.intervene`.
         config: :class:`RolloutConfig` (defaults if None).
         indices: run only these positions of ``mazes`` (each episode keeps its
             position as :attr:`Episode.index`, and so its random numbers: the
@@ -408,7 +407,7 @@ def run_rollouts(
     Raises:
         ValueError: bad mazes, an intervention that does not fit the model
             (unknown hook point, channel out of range; see
-            :func:`mazeinterp.interventions.validate`), a policy that returns
+            :func:`mazeinterp.core.interventions.validate`), a policy that returns
             the wrong shape.
         TypeError: a maze that is neither a level seed nor a state.
         RolloutInterrupted: a KeyboardInterrupt arrived; its ``result`` holds the
@@ -428,8 +427,8 @@ def run_rollouts(
     device = torch.device(config.device) if config.device else (_module_device(policy) or torch.device("cpu"))
     if isinstance(policy, torch.nn.Module) and _module_device(policy) not in (None, device):
         policy.to(device)
-    from mazeinterp.progress import progress_bar
-    from mazeinterp.threads import default_threads, torch_threads
+    from mazeinterp.runtime.progress import progress_bar
+    from mazeinterp.runtime.threads import default_threads, torch_threads
 
     started = time.perf_counter()
     with contextlib.ExitStack() as stack:
@@ -438,11 +437,11 @@ def run_rollouts(
         stack.enter_context(torch_threads(threads))
         progress = stack.enter_context(progress_bar(total=len(source), desc="rollouts", unit="maze",
                                                     enabled=config.progress))
-        from mazeinterp.numerics import reference_unless
+        from mazeinterp.core.numerics import reference_unless
 
         stack.enter_context(reference_unless(config.channels_last))
         if interventions:
-            from mazeinterp.hooks import intervene
+            from mazeinterp.core.hooks import intervene
 
             stack.enter_context(intervene(policy, interventions))
         stack.enter_context(torch.inference_mode())

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mazeinterp.finite import finite_number
-from mazeinterp.interventions import Intervention, as_tensor_copy
+from mazeinterp.core.finite import finite_number
+from mazeinterp.core.interventions import Intervention, as_tensor_copy
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -49,7 +49,7 @@ class EpisodeVectors(Intervention):
     published recipe of subtracting each maze's own cheese vector
     (``coefficient=-1``). Outside a rollout, call :meth:`set_episode_indices`
     yourself before a forward pass. ``channels`` / ``pixels`` restrict the
-    edit as for every :class:`~mazeinterp.interventions.Intervention`.
+    edit as for every :class:`~mazeinterp.core.interventions.Intervention`.
 
     The fields are fixed once built. The batch rows' mazes change before every
     forward pass; they are kept in :attr:`rows`, a mutable :class:`EpisodeRows`

@@ -4,7 +4,7 @@
 * :func:`rng_states` / :func:`restore_rng_states` -- capture and restore those
   generators as plain data (tensors, ints, lists), so that a checkpoint can
   hold them and a resumed run continues with the same random numbers;
-* :func:`choose_device` -- ``"auto"`` → CUDA when available, else CPU (from :mod:`mazeinterp.devices`);
+* :func:`choose_device` -- ``"auto"`` → CUDA when available, else CPU (from :mod:`mazeinterp.runtime.devices`);
 * :class:`CsvLog` -- append dict rows to a CSV file, header written once;
 * :class:`RunningMeanStd` -- running mean and variance (parallel algorithm),
   with a plain-data ``state_dict`` for checkpoints;
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mazeinterp.devices import choose_device
+from mazeinterp.runtime.devices import choose_device
 
 __all__ = [
     "CsvLog",
@@ -261,7 +261,7 @@ def field_docs(cls: type) -> dict[str, str]:
 def _finite_if_float(kind: Any) -> Any:
     """The parser of a config field's flag: floats refuse NaN and inf (they pass every range check)."""
     if kind is float:
-        from mazeinterp.cli_args import finite_float
+        from mazeinterp.runtime.arguments import finite_float
 
         return finite_float
     return kind

@@ -24,7 +24,7 @@ from torch import nn
 
 from mazeinterp.maze.pixels import WORLD_SIZE
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import BASE_WIDTHS, ImpalaPolicy
+from mazeinterp.core.model import BASE_WIDTHS, ImpalaPolicy
 from mazeinterp.train.oracle import oracle_labels
 
 IGNORE = -1

@@ -37,10 +37,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mazeinterp.checkpoint import load_policy, save_policy
+from mazeinterp.checkpoints.registry import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv
-from mazeinterp.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
-from mazeinterp.numerics import numerics_mode, reference_unless
+from mazeinterp.core.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
+from mazeinterp.core.numerics import numerics_mode, reference_unless
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,

@@ -57,7 +57,7 @@ class ImitationConfig:
     """torch CPU threads (0: torch's default)."""
     channels_last: bool = True
     """True: the package's numerics (channels-last activations, about 2× faster on CPU, unless the reference
-    numerics are switched on, see :mod:`mazeinterp.numerics`); False: train with the reference numerics."""
+    numerics are switched on, see :mod:`mazeinterp.core.numerics`); False: train with the reference numerics."""
     out_dir: str = "runs/imitate"
     """Where the log, checkpoints and config go."""
     init_checkpoint: str | None = None

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mazeinterp.maze.env import MazeEnv, StateRenderer
 from mazeinterp.maze.state import MazeState
-from mazeinterp.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
+from mazeinterp.core.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.train.field_head import field_targets
 from mazeinterp.train.imitation_config import ImitationConfig
 from mazeinterp.train.oracle import cells_with_path_copies, labelled_frames_by_maze

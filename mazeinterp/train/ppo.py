@@ -12,7 +12,7 @@ One update:
 1. **Rollout** -- ``num_steps`` steps of ``num_envs`` :class:`~mazeinterp.maze.env.MazeEnv`
    envs, actions sampled from the policy. Observations stay uint8 NHWC in the
    buffer (on the training device); they become float NCHW per forward pass,
-   through :func:`mazeinterp.model.obs_to_tensor`. Rewards are divided by the
+   through :func:`mazeinterp.core.model.obs_to_tensor`. Rewards are divided by the
    running std of the discounted return and clipped to ±``reward_clip``
    (OpenAI baselines' ``VecNormalize(ob=False)``, as in the training code of the
    published agent). Episodes that end on the 500-step time-out count as terminal.
@@ -23,7 +23,7 @@ One update:
 
 Every update appends a row to ``out_dir/log.csv`` (see :data:`LOG_COLUMNS`).
 Every ``checkpoint_every`` updates ``out_dir/checkpoint_latest.pt`` is
-rewritten: the model in our format (:func:`mazeinterp.checkpoint.save_policy`),
+rewritten: the model in our format (:func:`mazeinterp.checkpoints.registry.save_policy`),
 the optimizer state, and in its metadata the config, step counters, reward
 normalizer, episode trackers, the envs' procgen states and every RNG state, so
 ``train_ppo(config, resume=True)`` continues exactly where it stopped (on CPU,
@@ -58,10 +58,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mazeinterp.checkpoint import load_policy, save_policy
+from mazeinterp.checkpoints.registry import load_policy, save_policy
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
-from mazeinterp.model import ImpalaPolicy, obs_to_tensor
-from mazeinterp.numerics import numerics_mode, reference_unless
+from mazeinterp.core.model import ImpalaPolicy, obs_to_tensor
+from mazeinterp.core.numerics import numerics_mode, reference_unless
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,
@@ -186,7 +186,7 @@ class PPOConfig:
     """bf16 autocast for forward passes on CUDA (ignored on CPU)."""
     channels_last: bool = True
     """True: the package's numerics (channels-last activations unless the reference numerics are switched on,
-    see :mod:`mazeinterp.numerics`); False: train with the reference numerics (contiguous layout)."""
+    see :mod:`mazeinterp.core.numerics`); False: train with the reference numerics (contiguous layout)."""
     torch_threads: int | None = None
     """torch's intra-op CPU threads, set at the start of the run (None = torch's default); 1 helps on a busy machine."""
 
@@ -374,7 +374,7 @@ def policy_forward(
 ) -> tuple[Tensor, Tensor]:
     """Run the policy on uint8 observations: obs (B, 64, 64, 3) → (logits (B, 15), value (B,)), float32.
 
-    The input is converted by :func:`~mazeinterp.model.obs_to_tensor` on the
+    The input is converted by :func:`~mazeinterp.core.model.obs_to_tensor` on the
     observations' device. ``mixed_precision`` runs the network under bf16
     autocast (CUDA only; ignored elsewhere); outputs are cast back to float32.
     """

@@ -1,6 +1,6 @@
 """Widen a trained IMPALA policy to a larger channel scale without changing what it computes.
 
-Net2WiderNet (Chen, Goodfellow and Shlens, 2016) for :class:`~mazeinterp.model.ImpalaPolicy`:
+Net2WiderNet (Chen, Goodfellow and Shlens, 2016) for :class:`~mazeinterp.core.model.ImpalaPolicy`:
 every hidden channel of the scale-``s`` network is copied ``k`` times in the
 scale-``k·s`` one. A layer writing to copied channels repeats its old filters; a
 layer reading them splits each old input weight among the copies with random
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mazeinterp.model import ImpalaPolicy
+from mazeinterp.core.model import ImpalaPolicy
 
 __all__ = ["widen_policy"]
 
