@@ -49,18 +49,18 @@ EQUIVALENTS = ROOT / "scripts" / "mutation_equivalents.toml"
 
 # module (under mazeinterp/) -> (its test files, the functions to mutate or None for all)
 MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
-    "maze/outcomes.py": (("tests/test_outcomes.py",), None),
-    "maze/grid.py": (("tests/test_grid.py",), None),
-    "maze/moves.py": (("tests/test_moves.py",), None),
-    "maze/state_rules.py": (("tests/test_state.py",), None),
-    "maze/pixels.py": (("tests/test_pixels.py",), None),
-    "analysis/stats.py": (("tests/test_stats.py",), None),
-    "rollout/resume.py": (("tests/test_resume.py",), None),
-    "sweep/config.py": (("tests/test_sweep.py",), None),
-    "core/hook_points.py": (("tests/test_hook_points.py",), None),
-    "analysis/vfield.py": (("tests/test_vfield.py",),
-                  ("first_arrival_probabilities", "mirrored_after", "_check_chain_fields",
-                   "outcome_probabilities")),
+    "maze/outcomes.py": (("tests/maze/test_outcomes.py",), None),
+    "maze/grid.py": (("tests/maze/test_grid.py",), None),
+    "maze/moves.py": (("tests/maze/test_moves.py",), None),
+    "maze/state_rules.py": (("tests/maze/test_state.py",), None),
+    "maze/pixels.py": (("tests/maze/test_pixels.py",), None),
+    "analysis/stats.py": (("tests/analysis/test_stats.py",), None),
+    "rollout/resume.py": (("tests/rollout/test_resume.py",), None),
+    "sweep/config.py": (("tests/sweep/test_sweep.py",), None),
+    "core/hook_points.py": (("tests/core/test_hook_points.py",), None),
+    "analysis/vfield.py": (("tests/analysis/test_vfield.py",),
+                           ("first_arrival_probabilities", "mirrored_after", "_check_chain_fields",
+                            "outcome_probabilities")),
 }
 
 _COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

@@ -35,7 +35,7 @@ def test_notebook_is_stored_without_outputs(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_stored_as_jupyterlab_saves_it(path):
     """Opening a notebook in JupyterLab writes the kernel's metadata and nbformat's layout; both are stored
-    already, so its autosave leaves the file as it is (tests/test_explorer_browser.py saves one in a browser)."""
+    already, so its autosave leaves the file as it is (tests/viz/test_explorer_browser.py saves one in a browser)."""
     from ipykernel.ipkernel import IPythonKernel
     from ipykernel.kernelspec import get_kernel_dict
 

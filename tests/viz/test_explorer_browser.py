@@ -29,7 +29,7 @@ if CHROMIUM is None:
 sync_api = pytest.importorskip("playwright.sync_api", reason="the browser test needs playwright: the dev extra")
 pytest.importorskip("jupyterlab", reason="the browser test needs JupyterLab: the dev extra")
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "notebooks" / "06_explorer.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "docs" / "notebooks" / "06_explorer.ipynb"
 TIMEOUT_MS = 90_000  # one wait (a Run All of the quick notebook, a complete field) under a loaded CI machine
 PICTURE = ".jp-OutputArea .explorer-picture"
 PROGRESS = ".jp-OutputArea .explorer-progress"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from mazeinterp.checkpoints.fetch_hashes import FORMAT, MAX_FILE_BYTES, HashesFileError, entries_checksum, read_hashes, write_hashes
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 ENTRY = {"sha256": "ab" * 32, "url": "https://example.org/a.pth", "pinned": False,
          "recorded": "2026-01-01T00:00:00+00:00"}

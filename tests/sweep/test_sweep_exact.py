@@ -211,7 +211,7 @@ def test_cli_exact_sweep(tmp_path: Path, capsys) -> None:
 
 
 def test_example_config_is_an_exact_sweep() -> None:
-    config = load_sweep_config(Path(__file__).resolve().parents[1] / "docs" / "examples" / "exact-sweep.toml")
+    config = load_sweep_config(Path(__file__).resolve().parents[2] / "docs" / "examples" / "exact-sweep.toml")
     assert config.estimator == "exact" and config.channels is None and config.kinds == ("mean",)
     assert config.n_mazes == 100 and config.n_shards == 10
 
