@@ -4,7 +4,7 @@ Makes one real file of each kind -- a resume file of an interrupted rollout
 (a random scale-1 policy on 6 mazes, 4 finished, with trajectories and move
 probabilities), a shard of a small sweep and that sweep's ``sweep.json`` --
 then reads ``--n`` mutated copies of each back the way the tool does (see
-:mod:`mazeinterp.file_fuzz` for the mutations). Each read is counted as
+:mod:`fuzzing.files` for the mutations). Each read is counted as
 refused (a one-line error), identical (the unchanged file's result), different,
 a traceback, or an error of several lines.
 
@@ -33,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mazeinterp.file_fuzz import FileFuzzCounts, fuzz_file, manifest_reader, resume_reader, shard_reader
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness: fuzzing/, at the repository root
+from fuzzing.files import FileFuzzCounts, fuzz_file, manifest_reader, resume_reader, shard_reader  # noqa: E402
 
 FILES = ("resume", "shard", "sweep.json")
 

@@ -4,7 +4,7 @@ Takes real states (start states of many level seeds, states in the middle of
 episodes, edited states, easy-distribution states), applies one random
 mutation to each of ``--n`` copies (a field set to a boundary or random value,
 a NaN, a bit flip, an unknown cell code, a string edit, a cut, a header
-change; see :mod:`mazeinterp.maze.state_fuzz`), and parses it. Every state the
+change; see :mod:`fuzzing.states`), and parses it. Every state the
 parser accepts is checked for internal contradictions and then set into a
 procgen env in a child process (observe, step, read back) under a timeout, so
 a fatal assert, segfault or hang is counted, not suffered.
@@ -26,12 +26,15 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.state import MazeState
-from mazeinterp.maze.state_fuzz import FuzzCounts, Sandbox, check_blob, mutate
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness: fuzzing/, at the repository root
+from fuzzing.states import FuzzCounts, Sandbox, check_blob, mutate  # noqa: E402
 
 
 def base_states(seed: int) -> list[MazeState]:

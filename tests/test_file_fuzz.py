@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzing.files import fuzz_file, manifest_reader, mutate, reseal, resume_reader, shard_reader, try_file
 from mazeinterp.runtime.digests import data_sha256
-from mazeinterp.file_fuzz import fuzz_file, manifest_reader, mutate, reseal, resume_reader, shard_reader, try_file
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.rollout.resume import RESUME_FILE, ResumeError, ResumeKey, save_partial
 from mazeinterp.sweep.runner import SweepConfig, SweepConfigError

@@ -175,7 +175,7 @@ def test_with_layout_builds_a_hand_made_maze(seeded_states: list[MazeState]) -> 
 
 
 from mazeinterp.maze.state import InvalidStateError  # noqa: E402
-from mazeinterp.maze.state_fuzz import with_raw_field  # noqa: E402
+from fuzzing.states import with_raw_field  # noqa: E402
 
 
 @pytest.mark.parametrize(("fields", "named"), [

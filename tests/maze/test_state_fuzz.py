@@ -2,7 +2,7 @@
 
 procgen dies (fatal assert, segfault) or hangs on a state it cannot hold, so
 every state the parser accepts is set into an env inside a
-:class:`~mazeinterp.maze.state_fuzz.Sandbox` child process: a crash there is a
+:class:`~fuzzing.states.Sandbox` child process: a crash there is a
 test failure, not a dead test session.
 """
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fuzzing.states import KINDS, FuzzCounts, Sandbox, check_blob, inconsistencies, mutate
 from mazeinterp.maze.state import MazeState
-from mazeinterp.maze.state_fuzz import KINDS, FuzzCounts, Sandbox, check_blob, inconsistencies, mutate
 
 _FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 

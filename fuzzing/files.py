@@ -16,7 +16,7 @@ traceback.
 * :func:`resume_reader`, :func:`shard_reader`, :func:`manifest_reader` -- how
   each kind of file is read back by the tool, as a function of the file's text.
 
-Used by the property tests and by ``scripts/fuzz_files.py``.
+Used by the property tests (``tests/test_file_fuzz.py``) and by ``scripts/fuzz_files.py``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ timeout. A crash or hang of the child is recorded, never suffered.
 * :class:`Sandbox` -- the child process;
 * :func:`fuzz` -- both together over many mutated states, returning :class:`FuzzCounts`.
 
-Used by the property tests and by ``scripts/fuzz_states.py``.
+Used by the property tests (``tests/maze/test_state_fuzz.py``) and by ``scripts/fuzz_states.py``.
 """
 
 from __future__ import annotations
