@@ -1,11 +1,18 @@
-"""Shared fixtures: small procgen envs are built once per test session."""
+"""Shared fixtures: the tiny model, the tiny checkpoint, the shipped agent and the mazes the tests play.
+
+Small procgen envs are built once per test session; models and checkpoints once per test module.
+A test module may override a fixture of the same name (``state`` in the steering and vector-field tests).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from mazeinterp.maze import grid
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.grid import parse_ascii
 from mazeinterp.maze.state import MazeState
@@ -51,6 +58,12 @@ def hand_maze(seeded_states: list[MazeState]) -> MazeState:
     return base.with_layout(layout, cheese)
 
 
+@pytest.fixture(scope="module")
+def state(seeded_states: list[MazeState]) -> MazeState:
+    """A 7×7 maze with a decision square, the mouse at the start."""
+    return next(s for s in seeded_states if s.maze_size == 7 and grid.decision_square(s.open_cells, s.cheese))
+
+
 @pytest.fixture()
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
@@ -63,6 +76,26 @@ def model():
 
     torch.manual_seed(0)
     return ImpalaPolicy(scale=1).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A checkpoint file of a random scale-1 policy (seed 0), for the CLI."""
+    from mazeinterp.checkpoints.registry import save_policy
+    from mazeinterp.core.model import ImpalaPolicy
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_policy(ImpalaPolicy(scale=1), path, metadata={"note": "random weights for CLI tests"})
+    return path
+
+
+@pytest.fixture(scope="module")
+def agent():
+    """The shipped default agent."""
+    from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+
+    return load_policy(DEFAULT_AGENT)
 
 
 @pytest.fixture()

@@ -19,11 +19,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoints.registry import save_policy
-from mazeinterp.core.model import ImpalaPolicy
 
 GYM_NOTICE = ("Gym has been unmaintained", "Please upgrade to Gymnasium", "Users of this version of Gym",
               "See the migration guide")
@@ -42,14 +39,6 @@ def _stderr_lines(text: str) -> list[str]:
     """stderr without gym's import notice and progress-bar residue."""
     return [line for line in text.strip().splitlines()
             if line.strip() and not line.startswith(GYM_NOTICE) and "it/s]" not in line and "maze/s]" not in line]
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_policy(ImpalaPolicy(scale=1), path, metadata={"note": "random weights for CLI tests"})
-    return path
 
 
 COMMON = ["--n-mazes", "3", "--start-level", "2"]

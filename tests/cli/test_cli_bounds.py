@@ -16,9 +16,9 @@ from mazeinterp.core.model import ImpalaPolicy
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    return save_policy(ImpalaPolicy(scale=1), tmp_path_factory.mktemp("ckpt") / "tiny.pt")
+def tiny(tiny_checkpoint: Path) -> Path:
+    """The shared tiny checkpoint (conftest), under this file's short name."""
+    return tiny_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -12,18 +12,8 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoints.registry import save_policy
 from mazeinterp.maze import grid
 from mazeinterp.maze.env import MazeEnv
-from mazeinterp.core.model import ImpalaPolicy
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_policy(ImpalaPolicy(scale=1), path)
-    return path
 
 
 def _main(argv: list[str]) -> tuple[int, str, str]:

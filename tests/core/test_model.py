@@ -24,9 +24,9 @@ from mazeinterp.core.model import (
 
 
 @pytest.fixture(scope="module")
-def policy1() -> ImpalaPolicy:
-    torch.manual_seed(0)
-    return ImpalaPolicy(scale=1).eval()
+def policy1(model: ImpalaPolicy) -> ImpalaPolicy:
+    """The shared tiny model (conftest's ``model``: scale 1, seed 0, eval mode), named by its scale here."""
+    return model
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT
 from mazeinterp.core.interventions import MeanAblate, Scale, ZeroAblate
 from mazeinterp.core.numerics import reference_numerics
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
@@ -34,11 +34,6 @@ HOOK = "embedder.block2.res1.resadd_out"
 SMALL = SweepConfig(checkpoint=DEFAULT_AGENT, hooks=(HOOK,), channels=(1, 7), kinds=("mean", "scale"),
                     coefficients=(1.0, 30.0), n_mazes=6, shard_size=2, max_steps=30, reference_mazes=10,
                     batch_size=16)
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_policy(DEFAULT_AGENT)
 
 
 @pytest.fixture(scope="module")

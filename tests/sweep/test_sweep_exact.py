@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mazeinterp import cli
-from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT
 from mazeinterp.core.interventions import MeanAblate, Scale
 from mazeinterp.rollout import load_mazes, place_cheese
 from mazeinterp.analysis.stats import bootstrap_interval
@@ -34,11 +34,6 @@ HOOK = "embedder.block2.res1.resadd_out"
 EXACT = SweepConfig(checkpoint=DEFAULT_AGENT, hooks=(HOOK,), channels=(7,), kinds=("mean", "scale"),
                     coefficients=(1.0, 30.0), n_mazes=6, start_level=18, shard_size=2, max_steps=30,
                     reference_mazes=10, estimator="exact")
-
-
-@pytest.fixture(scope="module")
-def agent():
-    return load_policy(DEFAULT_AGENT)
 
 
 @pytest.fixture(scope="module")

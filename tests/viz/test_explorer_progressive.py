@@ -21,12 +21,6 @@ HOOK = DEFAULT_STEERING_HOOK
 SETTINGS = InterventionSettings(vector="cheese", ablate=(1,))
 
 
-@pytest.fixture(scope="module")
-def state(seeded_states: list[MazeState]) -> MazeState:
-    """A 7×7 maze with a decision square, the mouse at the start."""
-    return next(s for s in seeded_states if s.maze_size == 7 and grid.decision_square(s.open_cells, s.cheese))
-
-
 def _free_cells(state: MazeState) -> list[grid.Cell]:
     return [(int(r), int(c)) for r, c in np.argwhere(state.open_cells) if (r, c) not in (state.mouse, state.cheese)]
 
