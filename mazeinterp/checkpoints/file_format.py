@@ -170,34 +170,52 @@ def _pickle_bytes(data: bytes) -> bytes:
     return data
 
 
+def _refused_globals(names: Sequence[tuple[str, str]]) -> set[str]:
+    """Of the pickle globals ``(module, name)``, those torch's weights-only loader refuses, as ``module.name``.
+
+    Asked of torch's public scan, which reads the pickle of a ``torch.save`` archive:
+    an archive is made whose pickle is a tuple of just these globals (never loaded).
+    """
+    odd = {f"{module}.{name}" for module, name in names if "\n" in module + name}
+    listed = b"".join(b"c%s\n%s\n" % (module.encode(), name.encode()) for module, name in names
+                      if f"{module}.{name}" not in odd)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("archive/data.pkl", b"\x80\x02(" + listed + b"t.")  # protocol 2: MARK, GLOBAL..., TUPLE, STOP
+        z.writestr("archive/version", "3\n")
+    archive.seek(0)
+    return odd | set(torch.serialization.get_unsafe_globals_in_checkpoint(archive))
+
+
 def unsafe_global(data: bytes) -> str | None:
     """The first Python global in a checkpoint's pickle (``data``: the file's bytes) that torch's weights-only
     loader does not allow.
 
     None when every global is one of torch's allowed ones (tensors, storages,
-    ``OrderedDict``...), or when the pickle cannot be scanned.
+    ``OrderedDict``..., and any added with ``torch.serialization.add_safe_globals``),
+    or when the pickle cannot be scanned.
     """
-    from torch import _weights_only_unpickler
-
-    allowed = set(_weights_only_unpickler._get_allowed_globals())
-    allowed |= {f"{g.__module__}.{g.__qualname__}" for g in torch.serialization.get_safe_globals()
-                if hasattr(g, "__qualname__")}
+    names: list[tuple[str, str]] = []  # in the order the pickle loads them, up to where it cannot be walked
     strings: list[str] = []
     try:
         for opcode, arg, _ in pickletools.genops(_pickle_bytes(data)):
             if isinstance(arg, str) and "UNICODE" in opcode.name:
                 strings = [*strings[-1:], arg]
             if opcode.name == "GLOBAL":
-                name = str(arg).replace(" ", ".")
+                module, _, name = str(arg).partition(" ")
             elif opcode.name == "STACK_GLOBAL" and len(strings) == 2:
-                name = ".".join(strings)
+                module, name = strings
             else:
                 continue
-            if name not in allowed and not re.fullmatch(r"torch\.\w*Storage", name):
-                return name
-    except Exception:  # noqa: BLE001 -- a pickle we cannot walk: torch's own reason is reported instead
+            if not re.fullmatch(r"torch\.\w*Storage", f"{module}.{name}"):
+                names.append((module, name))
+    except Exception:  # noqa: BLE001 -- the rest of a pickle we cannot walk: torch's own reason covers it
+        pass
+    try:
+        refused = _refused_globals(names) if names else set()
+    except Exception:  # noqa: BLE001 -- names torch cannot scan: torch's own reason is reported instead
         return None
-    return None
+    return next((f"{module}.{name}" for module, name in names if f"{module}.{name}" in refused), None)
 
 
 def _read(path: Path) -> Any:

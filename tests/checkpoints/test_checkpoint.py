@@ -393,6 +393,35 @@ def test_a_code_running_pickle_is_refused_with_our_message_naming_the_global(tmp
     assert "weights_only" not in message, "no advice to turn the safe loader off"
 
 
+class _RunsTwo:
+    def __reduce__(self):
+        import os
+
+        return (os.getpid, (os.getcwd,))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])  # 2: GLOBAL opcodes (torch.save's); 4: STACK_GLOBAL
+def test_the_first_refused_global_is_named_in_any_pickle(protocol: int) -> None:
+    from mazeinterp.checkpoints.file_format import unsafe_global
+
+    # a bare pickle (not a zip archive), as an old torch.save wrote them: getpid, then getcwd (its argument)
+    data = pickle.dumps({"w": [1.0, 2.0], "x": _RunsTwo()}, protocol=protocol)
+    assert unsafe_global(data) == "posix.getpid"
+    assert unsafe_global(pickle.dumps({"w": [1.0, 2.0]}, protocol=protocol)) is None
+    assert unsafe_global(b"not a pickle") is None
+
+
+def test_globals_added_to_torchs_safe_list_are_not_refused() -> None:
+    import os
+
+    from mazeinterp.checkpoints.file_format import unsafe_global
+
+    data = pickle.dumps(_RunsCode(), protocol=2)
+    assert unsafe_global(data) == "posix.getcwd"
+    with torch.serialization.safe_globals([os.getcwd]):
+        assert unsafe_global(data) is None
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_weights_are_refused_naming_the_key(tmp_path: Path, bad: float) -> None:
     state = random_state_dict(1)
