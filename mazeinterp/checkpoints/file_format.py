@@ -126,13 +126,25 @@ class CheckpointShapeError(CheckpointError):
 class UnreadableCheckpointError(CheckpointError):
     """The operating system refused to read the file (permissions, a folder, an I/O error); ``reason`` says how."""
 
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, reason: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.reason = reason
+
 
 class UnsafeCheckpointError(NotACheckpointError):
     """The file's pickle would load a Python global that can run code; ``global_name`` names it."""
 
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, global_name: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.global_name = global_name
+
 
 class NonFiniteWeightsError(CheckpointError):
     """A weight tensor holds NaN or inf (``key`` names it), or finite weights give non-finite outputs (``key`` None)."""
+
+    def __init__(self, message: str, *, path: str | os.PathLike | None = None, key: str | None = None) -> None:
+        super().__init__(message, path=path)
+        self.key = key
 
 
 class CheckpointTooLargeError(NotACheckpointError):
@@ -232,17 +244,16 @@ def _read(path: Path) -> Any:
     try:
         data = path.read_bytes()
     except OSError as err:
-        raise UnreadableCheckpointError(f"cannot read checkpoint {path}: {err.strerror or err}", path=path) from err
+        reason = err.strerror or str(err)
+        raise UnreadableCheckpointError(f"cannot read checkpoint {path}: {reason}", path=path, reason=reason) from err
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as err:
         name = unsafe_global(data) if isinstance(err, pickle.UnpicklingError) else None
         if name is not None:
-            error = UnsafeCheckpointError(
+            raise UnsafeCheckpointError(
                 f"{path} is refused: its pickle loads the Python global {name}, which can run code; "
-                "a checkpoint may hold only tensors and plain data", path=path)
-            error.global_name = name
-            raise error from None
+                "a checkpoint may hold only tensors and plain data", path=path, global_name=name) from None
         raise NotACheckpointError(f"{path} is not a checkpoint: {_load_failure(err)}", path=path) from err
 
 
@@ -251,10 +262,8 @@ def _check_finite(state: Mapping[str, Tensor], path: Path) -> None:
     for key, tensor in state.items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
-            error = NonFiniteWeightsError(f"{path}: {key} holds {bad} NaN or inf value(s); the weights are broken",
-                                          path=path)
-            error.key = key
-            raise error
+            raise NonFiniteWeightsError(f"{path}: {key} holds {bad} NaN or inf value(s); the weights are broken",
+                                        path=path, key=key)
 
 
 def _split(obj: Any, path: Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -369,11 +378,9 @@ def _check_outputs(model: ImpalaPolicy, path: Path) -> None:
     with torch.inference_mode():
         logits, value = model(x)
     if not (bool(logits.isfinite().all()) and bool(value.isfinite().all())):
-        error = NonFiniteWeightsError(
+        raise NonFiniteWeightsError(
             f"{path}: the weights are finite, but the policy's outputs on a probe input are not (NaN or inf); "
-            "the weights overflow float32", path=path)
-        error.key = None
-        raise error
+            "the weights overflow float32", path=path, key=None)
 
 
 def read_policy(path: str | os.PathLike) -> ImpalaPolicy:

@@ -439,5 +439,17 @@ def test_an_os_error_while_reading_is_a_checkpoint_error(tmp_path: Path, monkeyp
         raise PermissionError(13, "Permission denied", str(self))
 
     monkeypatch.setattr(Path, "read_bytes", refuse)
-    with pytest.raises(checkpoint.UnreadableCheckpointError, match="locked.pth: Permission denied"):
+    with pytest.raises(checkpoint.UnreadableCheckpointError, match="locked.pth: Permission denied") as caught:
         load_policy(path)
+    assert caught.value.reason == "Permission denied" and caught.value.path == path
+
+
+def test_checkpoint_errors_take_their_details_when_made() -> None:
+    unreadable = checkpoint.UnreadableCheckpointError("m", path="a.pt", reason="Is a directory")
+    unsafe = checkpoint.UnsafeCheckpointError("m", path="a.pt", global_name="posix.system")
+    broken = checkpoint.NonFiniteWeightsError("m", path="a.pt", key="fc_value.bias")
+    assert (unreadable.reason, unsafe.global_name, broken.key) == ("Is a directory", "posix.system", "fc_value.bias")
+    assert (unreadable.path, unsafe.path, broken.path) == ("a.pt", "a.pt", "a.pt")
+    assert isinstance(unsafe, checkpoint.NotACheckpointError)
+    # a broken output rather than a broken tensor: no key
+    assert checkpoint.NonFiniteWeightsError("m", path="a.pt").key is None
