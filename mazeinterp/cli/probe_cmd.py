@@ -246,10 +246,10 @@ def cmd_channels(args: argparse.Namespace) -> int:
                "top": table.top(args.top).to_rows()}
     written = [out.write_json("summary.json", summary), out.write_csv("channels.csv", table.to_rows())]
     if args.plots and len(shape) == 3:
-        from mazeinterp.core.hooks import render_states, run_states_with_cache
+        from mazeinterp.core.hooks import render_states, run_batched_with_cache
         from mazeinterp.viz.plots import plot_channel_grid, plot_channel_heatmap, save_figure
 
-        _, cache = run_states_with_cache(model, states[:1], [layer], stop_early=True)
+        _, cache = run_batched_with_cache(model, states[:1], [layer], stop_early=True)
         acts = cache[layer][0]
         written.append(save_figure(plot_channel_grid(acts, title=f"{layer}, level {states[0].level_seed}",
                                                      state=states[0]),

@@ -42,7 +42,7 @@ from mazeinterp.runtime.defaults import (
 from mazeinterp.core.finite import check_logits, finite_number
 from mazeinterp.core.hook_points import hook_shape
 from mazeinterp.runtime.limits import check_forward_batch
-from mazeinterp.core.hooks import activations, can_forward_from, forward_from, run_states_with_cache
+from mazeinterp.core.hooks import activations, can_forward_from, forward_from, run_batched_with_cache
 from mazeinterp.core.interventions import AddVector, Intervention, ZeroAblate, validate
 from mazeinterp.maze.grid import Cell
 from mazeinterp.core.model import MOVES, ImpalaPolicy, move_probs
@@ -500,8 +500,8 @@ class Explorer:
         # so that an intervention on this maze runs only the rest of the network
         prefix = self._prefixes.get((_maze_key(state), hook), lambda: _FieldRows(plain.cells)) if resumable else None
         for batch in _field_batches([i for i in wanted if not plain.done[i]], n, self.batch_size):
-            outputs, cache = run_states_with_cache(self.policy, moved(batch), [hook] if resumable else [],
-                                                   batch_size=len(batch), progress=False)
+            outputs, cache = run_batched_with_cache(self.policy, moved(batch), [hook] if resumable else [],
+                                                    batch_size=len(batch), progress=False)
             assert outputs is not None
             rows = list(dict.fromkeys(batch))  # the padding repeats rows at the end
             logits = check_logits(outputs[0][: len(rows)], self.policy)
@@ -541,7 +541,7 @@ class Explorer:
         """Move probabilities (5,) at the mouse and every activation, for ``state`` under ``ivs``."""
 
         def compute() -> tuple[np.ndarray, ActivationCache]:
-            outputs, cache = run_states_with_cache(self.policy, [state], None, interventions=ivs, progress=False)
+            outputs, cache = run_batched_with_cache(self.policy, [state], None, interventions=ivs, progress=False)
             assert outputs is not None
             return move_probs(check_logits(outputs[0], self.policy, ivs)).double().numpy()[0], cache
 

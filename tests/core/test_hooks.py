@@ -255,3 +255,21 @@ def test_to_model_input_converts_observations_once(model, seeded_states):
     assert to_model_input(model, x) is x  # float input on the model's device is used as it is
     with pytest.raises(TypeError, match="list"):
         to_model_input(model, [obs])
+
+
+def test_the_package_calls_the_batched_forward_by_its_own_name() -> None:
+    """``run_states_with_cache`` is kept for users only: no module of the package uses the earlier name."""
+    import ast
+    from pathlib import Path
+
+    import mazeinterp
+
+    root = Path(mazeinterp.__file__).parent
+    users = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            field = {ast.Name: "id", ast.Attribute: "attr", ast.alias: "name"}.get(type(node))
+            stored = isinstance(getattr(node, "ctx", None), ast.Store)  # the alias's own definition
+            if field and getattr(node, field) == "run_states_with_cache" and not stored:
+                users.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert users == []
