@@ -35,6 +35,8 @@ Quick tour::
 
 from __future__ import annotations
 
+import atexit
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -336,23 +338,21 @@ def modules_after(model: ImpalaPolicy, hook: str) -> list[tuple[str, nn.Module]]
 
 # --------------------------------------------------------------------------- states → activations
 
-_SHARED_RENDERERS: dict[int, StateRenderer] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _shared_renderer(batch_size: int = 64) -> StateRenderer:
-    """A process-wide :class:`StateRenderer` (its env is built once, on first use)."""
+    """A process-wide :class:`StateRenderer` (its env is built on first use and closed when the process exits)."""
     from mazeinterp.maze.env import StateRenderer
 
-    if batch_size not in _SHARED_RENDERERS:
-        _SHARED_RENDERERS[batch_size] = StateRenderer(batch_size=batch_size)
-    return _SHARED_RENDERERS[batch_size]
+    renderer = StateRenderer(batch_size=batch_size)
+    atexit.register(renderer.close)
+    return renderer
 
 
 def render_states(states: Sequence[MazeState], renderer: StateRenderer | None = None) -> np.ndarray:
     """Observations (N, 64, 64, 3) uint8 of ``states``, in order.
 
     Uses ``renderer`` if given, else a shared process-wide renderer of 64 envs
-    (built on first use, reused afterwards).
+    (built on first use, reused afterwards, its env closed when the process exits).
     """
     states = list(states)
     if not states:

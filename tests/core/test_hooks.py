@@ -273,3 +273,27 @@ def test_the_package_calls_the_batched_forward_by_its_own_name() -> None:
             if field and getattr(node, field) == "run_states_with_cache" and not stored:
                 users.append(f"{path.relative_to(root)}:{node.lineno}")
     assert users == []
+
+
+def test_the_shared_renderers_env_is_closed_when_the_process_ends() -> None:
+    import subprocess
+    import sys
+
+    child = """
+from mazeinterp.core.hooks import render_states
+from mazeinterp.maze.env import MazeEnv
+
+close = MazeEnv.close
+def counted_close(self):
+    print("closed", self.num, flush=True)
+    close(self)
+MazeEnv.close = counted_close
+
+with MazeEnv.from_seeds([0, 1]) as env:
+    states = env.get_states()
+print(render_states(states).shape, flush=True)
+"""
+    run = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    # the env of the two seeds, closed by its block; then the shared renderer's 64 envs, closed at exit
+    assert run.stdout.split("\n") == ["closed 2", "(2, 64, 64, 3)", "closed 64", ""]
