@@ -62,6 +62,7 @@ importable from here.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -120,7 +121,7 @@ def _shard_runner(config: SweepConfig) -> Callable[..., dict[str, Any]]:
 
 
 # --------------------------------------------------------------------------------------
-# workers: the model and references travel once, as torch.save bytes
+# workers: the model and references travel as torch.save bytes, built once per worker process
 
 
 def _pack(model: ImpalaPolicy, references: Mapping[str, Tensor]) -> bytes:
@@ -132,43 +133,29 @@ def _pack(model: ImpalaPolicy, references: Mapping[str, Tensor]) -> bytes:
     return buffer.getvalue()
 
 
-_WORKER_CACHE: dict[str, tuple[Any, dict[str, Any]]] = {}
-
-
-def _unpack(payload: bytes) -> tuple[ImpalaPolicy, dict[str, Tensor]]:
-    """Model and references of a payload, built once per process (keyed by the payload's digest)."""
+def _build(payload: bytes) -> tuple[ImpalaPolicy, dict[str, Tensor]]:
+    """Model (eval mode) and references of a payload; torch set to one thread (a shard runs in one)."""
     import torch
 
     from mazeinterp.core.model import ImpalaPolicy
 
-    key = hashlib.sha256(payload).hexdigest()
-    if key not in _WORKER_CACHE:
-        torch.set_num_threads(1)
-        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-        model = ImpalaPolicy(scale=data["scale"])
-        model.load_state_dict(data["state"])
-        model.source = Path(data["source"]) if data.get("source") else None  # errors name the checkpoint
-        _WORKER_CACHE.clear()
-        _WORKER_CACHE[key] = (model.eval(), data["references"])
-    return _WORKER_CACHE[key]
+    torch.set_num_threads(1)
+    data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    model = ImpalaPolicy(scale=data["scale"])
+    model.load_state_dict(data["state"])
+    model.source = Path(data["source"]) if data.get("source") else None  # errors name the checkpoint
+    return model.eval(), data["references"]
 
 
-_PROCESS_PAYLOAD: bytes | None = None
+@functools.lru_cache(maxsize=1)
+def _unpack(payload: bytes) -> tuple[ImpalaPolicy, dict[str, Tensor]]:
+    """:func:`_build`, once per worker process and payload: each task carries the payload, the same one
+    (equal bytes) finds the model already built; a new sweep's payload replaces it."""
+    return _build(payload)
 
 
-def _init_process(payload: bytes) -> None:
-    global _PROCESS_PAYLOAD
-    _PROCESS_PAYLOAD = payload
-    _unpack(payload)
-
-
-def _process_task(config: SweepConfig, shard: int, grid: Sequence[Condition]) -> dict[str, Any]:
-    assert _PROCESS_PAYLOAD is not None
-    model, refs = _unpack(_PROCESS_PAYLOAD)
-    return _shard_runner(config)(model, config, shard, grid, refs)
-
-
-def _ray_task(payload: bytes, config: SweepConfig, shard: int, grid: Sequence[Condition]) -> dict[str, Any]:
+def _worker_task(payload: bytes, config: SweepConfig, shard: int, grid: Sequence[Condition]) -> dict[str, Any]:
+    """One shard in a worker (a spawned process or a Ray task)."""
     model, refs = _unpack(payload)
     return _shard_runner(config)(model, config, shard, grid, refs)
 
@@ -177,7 +164,7 @@ def _run_local(payload: bytes, config: SweepConfig, shards: Sequence[int], grid:
                workers: int) -> Iterable[dict[str, Any]]:
     """Yield shard results as they finish: in this process (``workers=0``) or in spawned processes."""
     if workers == 0:
-        model, refs = _unpack(payload)
+        model, refs = _build(payload)
         for shard in shards:
             yield _shard_runner(config)(model, config, shard, grid, refs)
         return
@@ -185,9 +172,9 @@ def _run_local(payload: bytes, config: SweepConfig, shards: Sequence[int], grid:
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_init_process, initargs=(payload,))
+                               initializer=_unpack, initargs=(payload,))  # each worker builds the model at once
     try:
-        futures = [pool.submit(_process_task, config, shard, grid) for shard in shards]
+        futures = [pool.submit(_worker_task, payload, config, shard, grid) for shard in shards]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -199,7 +186,7 @@ def _run_ray(payload: bytes, config: SweepConfig, shards: Sequence[int], grid: S
     """Yield shard results as Ray tasks finish (connects to ``address`` unless Ray is already initialised)."""
     ray = connect_ray(address)
     # Ray workers do not inherit this process's environment: hand them the numerics switch
-    task = ray.remote(num_cpus=1, runtime_env={"env_vars": {ENV_VAR: "1" if is_reference() else "0"}})(_ray_task)
+    task = ray.remote(num_cpus=1, runtime_env={"env_vars": {ENV_VAR: "1" if is_reference() else "0"}})(_worker_task)
     ref = ray.put(payload)
     pending = [task.remote(ref, config, shard, grid) for shard in shards]
     try:

@@ -209,3 +209,19 @@ def test_cli_sweep(tmp_path: Path, capsys) -> None:
     err = capsys.readouterr().err
     assert err.strip().endswith("sweep.toml: kinds: unknown kind 'ablate'; choose from zero, mean, resample, "
                                 "scale, clamp, add")
+
+
+def test_a_worker_builds_the_model_once_per_payload_and_the_sweep_keeps_no_module_state(agent) -> None:
+    import ast
+    import inspect
+
+    from mazeinterp.sweep import runner
+
+    assert not [n for n in ast.walk(ast.parse(inspect.getsource(runner))) if isinstance(n, ast.Global)]
+    payload = runner._pack(agent, {"h": torch.ones(2)})
+    model, refs = runner._unpack(bytes(payload))
+    assert runner._unpack(bytes(bytearray(payload)))[0] is model  # an equal payload, another object: built once
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), agent.state_dict().values()))
+    assert not model.training and torch.equal(refs["h"], torch.ones(2))
+    other, other_refs = runner._unpack(runner._pack(agent, {"h": torch.zeros(2)}))  # the next sweep's payload
+    assert other is not model and torch.equal(other_refs["h"], torch.zeros(2))
