@@ -27,10 +27,14 @@ How it runs
 -----------
 The mazes (level seeds ``start_level …``) are cut into shards of
 ``shard_size``. A shard runs every condition and the baseline on its mazes, for
-every seed, with :func:`mazeinterp.rollout.run_rollouts`; the rollout seed of
-shard ``k`` under sweep seed ``s`` is drawn from ``SeedSequence([s, k])``, so
-each shard has its own random numbers and every number depends only on the
-config, never on how many workers ran it or in which order. Each finished
+every seed, with :func:`mazeinterp.rollout.run_rollouts`. Under sweep seed
+``s``, the maze at position ``j`` of the sweep (level seed ``start_level + j``)
+draws its action-sampling uniforms from ``numpy.random.default_rng([s, j])``
+and, with ``cheese_region``, its cheese cell from ``default_rng([s, j, 1])``:
+the random streams of one :func:`~mazeinterp.rollout.run_rollouts` call over
+all the mazes with ``RolloutConfig(seed=s)``. The baseline and every condition
+use the same ones (common random numbers), and every number depends only on
+the config, never on the shard size, on how many workers ran it or in which order. Each finished
 shard is written atomically to ``OUT/shards/``, sealed with the sweep's hash,
 its maze range and a checksum; a sweep started again on the same folder skips
 the shards already there (a killed sweep resumes) once each has passed its
