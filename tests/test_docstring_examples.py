@@ -57,3 +57,20 @@ def test_docstring_example(module_name: str, test_name: str, shared_names, tmp_p
     failures = []
     runner.run(test, out=failures.append)
     assert runner.failures == 0, "".join(failures)
+
+
+def test_the_documents_the_package_names_exist() -> None:
+    """Every ``*.md`` file a module's text names is in the repository: a path from its root, or a bare file name
+    at the root or in a top-level folder."""
+    import re
+    from pathlib import Path
+
+    package = Path(mazeinterp.__file__).parent
+    root = package.parent
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        for name in sorted(set(re.findall(r"[\w./-]+\.md\b", path.read_text()))):
+            found = (root / name).is_file() or ("/" not in name and any(root.glob(f"*/{name}")))
+            if not found:
+                missing.append(f"{path.relative_to(root)}: {name}")
+    assert missing == []

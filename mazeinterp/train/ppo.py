@@ -1,6 +1,7 @@
 """PPO for the procgen maze policy, in one readable module (in the spirit of CleanRL's ``ppo_procgen.py``).
 
-The defaults of :class:`PPOConfig` are the published maze settings (DESIGN.md):
+The defaults of :class:`PPOConfig` are the published maze settings (those of the papers
+named in ``docs/replication.md``):
 512 envs × 256 steps, 3 epochs of 16 minibatches (8,192 samples each),
 γ 0.999, λ 0.95, Adam lr 5e-4 (eps 1e-5, linearly annealed), clip 0.2 (policy
 and value), value coefficient 0.5, entropy 0.01, grad-norm clip 0.5, normalized
