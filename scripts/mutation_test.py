@@ -342,9 +342,9 @@ def covering_tests(copy: Path, module_path: Path, tests: list[str],
 
 
 def copy_tree(dest: Path) -> None:
-    """Copy what the tests need (package, tests, checkpoints, docs, scripts, config) to dest."""
+    """Copy what the tests need (package, tests, fuzz harnesses, checkpoints, docs, scripts, config) to dest."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".git", ".venv", "runs")
-    for name in ("mazeinterp", "tests", "checkpoints", "docs", "scripts"):
+    for name in ("mazeinterp", "tests", "fuzzing", "checkpoints", "docs", "scripts"):
         if (ROOT / name).exists():
             shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     for name in ("pyproject.toml", "README.md", "conftest.py"):

@@ -84,3 +84,9 @@ def test_every_listed_module_and_test_file_exists(mt) -> None:
         if functions is not None:  # each named function is there and has mutants
             found = {m.function.split(".")[0] for m in mt.find_mutants(source, functions)}
             assert found == set(functions), module
+
+
+def test_the_copy_holds_what_the_tests_import(mt, tmp_path: Path) -> None:
+    mt.copy_tree(tmp_path)
+    assert (tmp_path / "fuzzing" / "states.py").is_file()  # tests/maze/test_state.py imports the state fuzz harness
+    assert (tmp_path / "tests" / "conftest.py").is_file() and (tmp_path / "pyproject.toml").is_file()
