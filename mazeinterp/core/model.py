@@ -156,7 +156,8 @@ def _init_weights(module: nn.Module) -> None:
     """
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight, gain=1.0)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:  # every layer of the network has one
+            nn.init.zeros_(module.bias)
 
 
 class ImpalaPolicy(nn.Module):
