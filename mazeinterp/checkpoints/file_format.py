@@ -130,9 +130,13 @@ class UnreadableCheckpointError(CheckpointError):
 class UnsafeCheckpointError(NotACheckpointError):
     """The file's pickle would load a Python global that can run code; ``global_name`` names it."""
 
+    global_name: str
+
 
 class NonFiniteWeightsError(CheckpointError):
     """A weight tensor holds NaN or inf (``key`` names it), or finite weights give non-finite outputs (``key`` None)."""
+
+    key: str | None
 
 
 class CheckpointTooLargeError(NotACheckpointError):
@@ -180,7 +184,8 @@ def unsafe_global(data: bytes) -> str | None:
     from torch import _weights_only_unpickler
 
     allowed = set(_weights_only_unpickler._get_allowed_globals())
-    allowed |= {f"{g.__module__}.{g.__qualname__}" for g in torch.serialization.get_safe_globals()
+    # hasattr drops the (global, name) pairs, which the checker cannot follow
+    allowed |= {f"{g.__module__}.{g.__qualname__}" for g in torch.serialization.get_safe_globals()  # type: ignore[union-attr]
                 if hasattr(g, "__qualname__")}
     strings: list[str] = []
     try:
