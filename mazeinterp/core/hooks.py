@@ -117,7 +117,7 @@ def _device_of(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def to_model_input(model: nn.Module, x: Any) -> Tensor:
+def to_model_input(model: nn.Module, x: Tensor | np.ndarray) -> Tensor:
     """The network input for ``x``, on the model's device.
 
     ``x``: uint8 observations (B, 64, 64, 3) (numpy or torch), converted by

@@ -76,7 +76,7 @@ class ResidualAdd(nn.Module):
     """
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """Return ``x + y``."""
+        """Return ``x + y`` (B, C, H, W)."""
         return x + y
 
 

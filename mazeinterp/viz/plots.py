@@ -172,7 +172,7 @@ def draw_vector_field(ax: Axes, field: VectorField, obs: np.ndarray | None = Non
     Args:
         ax: axes to draw on.
         field: a :class:`mazeinterp.analysis.vfield.VectorField`.
-        obs: the observation to draw under the arrows (default: a plain grid picture).
+        obs: the observation ``(64, 64, 3)`` uint8 to draw under the arrows (default: a plain grid picture).
         color: arrow colour.
         paths: also draw the paths and the decision square (see :func:`draw_maze`).
         title: axes title.
