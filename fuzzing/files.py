@@ -48,7 +48,7 @@ ODD_VALUES: tuple[Any, ...] = (None, True, False, 0, 1, -1, 2, 3, 7, 2**31, -(2*
 
 def _paths(data: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every path (keys and indices) to a value inside ``data``, the root excluded."""
-    out = []
+    out: list[tuple[Any, ...]] = []
     if isinstance(data, dict):
         items: list[tuple[Any, Any]] = list(data.items())
     elif isinstance(data, list):

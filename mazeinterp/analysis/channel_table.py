@@ -64,19 +64,19 @@ class ChannelTable:
 
     @property
     def channel(self) -> np.ndarray:
-        """Channel indices, best first."""
+        """Channel indices (n,) int64, best first."""
         return self.data["channel"]
 
     @property
     def score(self) -> np.ndarray:
-        """Scores, best first."""
+        """Scores (n,) float64, best first."""
         return self.data["score"]
 
     def __len__(self) -> int:
         return len(self.channel)
 
     def __getitem__(self, column: str) -> np.ndarray:
-        """One column, in rank order."""
+        """One column (n,), in rank order."""
         try:
             return self.data[column]
         except KeyError:

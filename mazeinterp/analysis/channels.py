@@ -98,6 +98,7 @@ def _cheese_masks(states: Sequence[MazeState], res: int, radius: int) -> tuple[n
     region = np.zeros((len(states), res, res), dtype=bool)
     near = np.zeros_like(region)
     for i, s in enumerate(states):
+        assert s.cheese is not None  # the states passed _cheese_states
         rows, cols = cell_to_pixel_region(s.cheese, s.maze_size, res)
         region[i, rows, cols] = True
         r0, c0 = max(rows.start - radius, 0), max(cols.start - radius, 0)
@@ -122,7 +123,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
     resumable = can_forward_from(hook)
     with torch.inference_mode():
         for j, c in enumerate(progress_bar(channels, total=len(channels), desc=desc, enabled=progress)):
-            iv = ZeroAblate(hook, channels=[c]) if fill is None else MeanAblate(hook, fill, channels=[c])
+            iv = ZeroAblate(hook, channels=(c,)) if fill is None else MeanAblate(hook, fill, channels=(c,))
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 if resumable:
@@ -373,8 +374,11 @@ def behaviour_attribution(
     moved, moves = [], []
     for s in states:
         move = cheese_ward_move(s, definition)
-        if move is not None:
-            moved.append(s.with_mouse(decision_square(s.open_cells, s.cheese, definition)))
+        if move is not None:  # so the state has a cheese and a decision square
+            assert s.cheese is not None
+            ds = decision_square(s.open_cells, s.cheese, definition)
+            assert ds is not None
+            moved.append(s.with_mouse(ds))
             moves.append(int(move))
     if not moved:
         raise ValueError("behaviour_attribution: none of the mazes has a decision square")
@@ -454,8 +458,7 @@ def cheese_probe(
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
     c_, res, _ = hook_shape(model.hook_points(), hook, need_map=True)
     obs = render_states(states, renderer)
-    acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
-    acts = acts.double().numpy()  # (N, C, H, W)
+    acts = activations(model, hook, obs, batch_size=batch_size, progress=False).double().numpy()  # (N, C, H, W)
     region, near = _cheese_masks(states, res, 1)
     perm = np.random.default_rng(seed).permutation(n)
     n_test = min(max(1, round(n * test_fraction)), n - 1)

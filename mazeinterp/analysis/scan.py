@@ -159,8 +159,8 @@ def _ablation(hook: str, ablated: Tensor | None, channel: int) -> Intervention:
     from mazeinterp.core.interventions import MeanAblate, ZeroAblate
 
     if ablated is None:
-        return ZeroAblate(hook, channels=[channel])
-    return MeanAblate(hook, ablated, channels=[channel])
+        return ZeroAblate(hook, channels=(channel,))
+    return MeanAblate(hook, ablated, channels=(channel,))
 
 
 def _estimate_maze(model: ImpalaPolicy, state: MazeState, hook: str, ablated: Tensor | None,

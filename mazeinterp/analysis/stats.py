@@ -29,7 +29,7 @@ baseline and the coefficient of every standardised feature.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Protocol
@@ -125,7 +125,7 @@ def bootstrap_interval(values: Sequence[float] | np.ndarray, statistic: str = "m
     """
     from scipy.stats import bootstrap
 
-    functions = {"mean": np.mean, "median": np.median}
+    functions: dict[str, Callable[..., Any]] = {"mean": np.mean, "median": np.median}
     if statistic not in functions:
         raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
     x = np.asarray(values, dtype=np.float64).ravel()
@@ -421,7 +421,12 @@ def _design(
             unknown = [f for f in features if f not in known]
             if unknown:
                 raise ValueError(f"unknown feature(s) {unknown}; known: {sorted(known)}")
-        row = [float(values[f]) for f in features]
+        row = []
+        for f in features:
+            value = values[f]
+            if not isinstance(value, (int, float, np.number)):  # a cell, or None: nothing to fit a slope to
+                raise ValueError(f"feature {f!r} is a cell ({value!r}), not a number; regress on numeric features")
+            row.append(float(value))
         if not all(math.isfinite(v) for v in row):
             dropped += 1
             continue

@@ -316,7 +316,8 @@ def retarget(channels: int | Sequence[int], target_cell: Cell, maze_size: int, v
                                          for c in range(cols.start, cols.stop)]
     else:
         pixels = [cell_to_pixel(target_cell, maze_size, resolution)]
-    return Clamp(hook, value, channels=channels, pixels=pixels)
+    chans = (channels,) if isinstance(channels, int) else tuple(channels)
+    return Clamp(hook, value, channels=chans, pixels=tuple(pixels))
 
 
 def path_probability(model: ImpalaPolicy, state: MazeState, target: Cell,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -480,7 +480,7 @@ def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorFie
     for i, state in enumerate(states):
         own = fields[i * drawings : (i + 1) * drawings]
         cheese = state.cheese
-        chain = {"start": state.mouse, "max_steps": max_steps, "reflected_field": own[1] if mirror else None,
+        chain: dict[str, Any] = {"start": state.mouse, "max_steps": max_steps, "reflected_field": own[1] if mirror else None,
                  "start_reflected": state.mouse_reflected and mirror}
         goals = outcome_goals(state)
         arrived = first_arrival_probabilities(own[0], goals, **chain)
@@ -556,7 +556,9 @@ def decision_square_cheese_prob(
         move = cheese_ward_move(state, definition)
         if move is None:
             continue
+        assert state.cheese is not None  # a cheese-ward move needs a cheese and a decision square
         ds = decision_square(state.open_cells, state.cheese, definition)
+        assert ds is not None
         rows.append(i)
         moved.append(state.with_mouse(ds))
         moves.append(int(move))

@@ -45,12 +45,12 @@ CHANNEL_METHODS = ("cheese", "directional", "attribution", "probe")
 # interventions from arguments
 
 
-def _ablation(model: ImpalaPolicy, args: argparse.Namespace, channels: list[int]) -> Intervention:
-    """The --ablation of ``channels`` at --layer (checked by :func:`checked_layer`)."""
+def _ablation(model: ImpalaPolicy, args: argparse.Namespace, channels: list[int] | None) -> Intervention:
+    """The --ablation of ``channels`` (None: all) at --layer (checked by :func:`checked_layer`)."""
     from mazeinterp.core.interventions import MeanAblate, ResampleAblate, ZeroAblate
 
     if args.ablation == "zero":
-        return ZeroAblate(args.layer, channels=channels)
+        return ZeroAblate(args.layer, channels=None if channels is None else tuple(channels))
     kind = MeanAblate if args.ablation == "mean" else ResampleAblate
     return kind.from_random_mazes(model, args.layer, args.reference_mazes, seed=args.seed, channels=channels)
 

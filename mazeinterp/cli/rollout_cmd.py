@@ -25,6 +25,7 @@ from mazeinterp.cli.common import (
 
 if TYPE_CHECKING:
     from mazeinterp.core.model import ImpalaPolicy
+    from mazeinterp.rollout.results import Episode
 
 
 def _rollout_settings(args: argparse.Namespace, model: ImpalaPolicy) -> dict[str, Any]:
@@ -60,7 +61,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.animate:
         config = replace(config, record_action_probs=True)
     key = rollout_resume.ResumeKey.of(settings, model, config, states)
-    finished, seconds_before = [], 0.0
+    finished: list[Episode] = []
+    seconds_before = 0.0
     if args.resume:
         try:
             finished, seconds_before = rollout_resume.load_partial(out.path, key, states)

@@ -13,9 +13,11 @@ This module imports nothing heavy; the tensors it checks bring their own torch.
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, SupportsFloat
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 __all__ = ["FLOAT32_MAX", "NonFiniteOutputError", "check_finite_tensor", "check_logits", "finite_number"]
 
@@ -27,7 +29,7 @@ class NonFiniteOutputError(ValueError):
     """The policy's logits hold NaN or inf; the message names the checkpoint and the interventions."""
 
 
-def finite_number(value: Any, name: str) -> float:
+def finite_number(value: SupportsFloat, name: str) -> float:
     """``value`` as a float, refused (ValueError naming ``name``) when NaN, ±inf or beyond float32's range.
 
     >>> finite_number(2, "factor")
@@ -50,13 +52,13 @@ def finite_number(value: Any, name: str) -> float:
     return number
 
 
-def check_finite_tensor(tensor: Any, name: str) -> None:
+def check_finite_tensor(tensor: Tensor, name: str) -> None:
     """Raise ValueError naming ``name`` when ``tensor`` (any shape) holds NaN or ±inf; integer tensors pass."""
     if not tensor.is_floating_point():
         return
     finite = tensor.isfinite()
     if not bool(finite.all()):
-        bad = int(operator.index((~finite).sum().item()))
+        bad = int((~finite).sum().item())
         raise ValueError(f"{name} holds {bad} NaN or inf value(s) of {tensor.numel()}")
 
 
@@ -67,8 +69,8 @@ def _describe(model: Any, interventions: Sequence[Any]) -> str:
     return f"{checkpoint} with {edits}"
 
 
-def check_logits(logits: Any, model: Any, interventions: Sequence[Any] = (), *,
-                 impossible_actions: bool = False) -> Any:
+def check_logits(logits: Tensor, model: object, interventions: Sequence[object] = (), *,
+                 impossible_actions: bool = False) -> Tensor:
     """Return ``logits`` (B, 15) unchanged when every row is finite; else raise :class:`NonFiniteOutputError`.
 
     ``impossible_actions``: also pass -inf entries beside a finite maximum

@@ -39,7 +39,7 @@ import atexit
 import functools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import torch
@@ -119,7 +119,7 @@ def _device_of(model: nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
-def to_model_input(model: nn.Module, x: Any) -> Tensor:
+def to_model_input(model: nn.Module, x: Tensor | np.ndarray) -> Tensor:
     """The network input for ``x``, on the model's device.
 
     ``x``: uint8 observations (B, 64, 64, 3) (numpy or torch), converted by
@@ -188,6 +188,14 @@ class _StopForward(Exception):
     """Raised inside the last needed hook to end a forward pass early."""
 
 
+@overload
+def run_with_cache(model: ImpalaPolicy, x: Tensor | np.ndarray, hook_points: Sequence[str] | None = None, *,
+                   stop_early: Literal[False] = False, interventions: Sequence[Intervention] = ()
+                   ) -> tuple[tuple[Tensor, Tensor], ActivationCache]: ...
+@overload
+def run_with_cache(model: ImpalaPolicy, x: Tensor | np.ndarray, hook_points: Sequence[str] | None = None, *,
+                   stop_early: bool, interventions: Sequence[Intervention] = ()
+                   ) -> tuple[tuple[Tensor, Tensor] | None, ActivationCache]: ...
 def run_with_cache(
     model: ImpalaPolicy,
     x: Tensor | np.ndarray,
@@ -360,6 +368,18 @@ def render_states(states: Sequence[MazeState], renderer: StateRenderer | None = 
     return (renderer or _shared_renderer())(states)
 
 
+@overload
+def run_batched_with_cache(model: ImpalaPolicy, inputs: Sequence[MazeState] | np.ndarray | Tensor,
+                           hook_points: Sequence[str] | None = (), *, stop_early: Literal[False] = False,
+                           interventions: Sequence[Intervention] = (), renderer: StateRenderer | None = None,
+                           batch_size: int = FORWARD_BATCH_SIZE, progress: bool | None = None,
+                           ) -> tuple[tuple[Tensor, Tensor], ActivationCache]: ...
+@overload
+def run_batched_with_cache(model: ImpalaPolicy, inputs: Sequence[MazeState] | np.ndarray | Tensor,
+                           hook_points: Sequence[str] | None = (), *, stop_early: bool,
+                           interventions: Sequence[Intervention] = (), renderer: StateRenderer | None = None,
+                           batch_size: int = FORWARD_BATCH_SIZE, progress: bool | None = None,
+                           ) -> tuple[tuple[Tensor, Tensor] | None, ActivationCache]: ...
 def run_batched_with_cache(
     model: ImpalaPolicy,
     inputs: Sequence[MazeState] | np.ndarray | Tensor,
@@ -387,7 +407,8 @@ def run_batched_with_cache(
         progress: a bar counting batches (see :func:`mazeinterp.runtime.progress.progress_bar`).
 
     Returns:
-        ``((logits (N, 15), value (N,)) or None, cache)`` with cache tensors (N, ...).
+        ``((logits (N, 15), value (N,)), cache)`` with cache tensors (N, ...); the outputs
+        are None when stopped early.
 
     >>> (logits, _), cache = run_batched_with_cache(model, states, ["embedder.relu3_out"], batch_size=4)
     >>> logits.shape, cache["embedder.relu3_out"].shape
@@ -406,7 +427,7 @@ def run_batched_with_cache(
     starts = range(0, len(inputs), batch_size)
     for start in progress_bar(starts, total=len(starts), desc="forward", enabled=progress):
         batch = inputs[start : start + batch_size]
-        x = batch if observations else render_states(batch, renderer)
+        x = batch if isinstance(batch, (np.ndarray, Tensor)) else render_states(batch, renderer)
         outputs, cache = run_with_cache(model, x, names, stop_early=stop_early, interventions=interventions)
         for name in names:
             chunks[name].append(cache[name].cpu())
@@ -414,7 +435,10 @@ def run_batched_with_cache(
             logits.append(outputs[0].cpu())
             values.append(outputs[1].cpu())
     cache = ActivationCache({name: torch.cat(parts) if parts else torch.zeros(0) for name, parts in chunks.items()})
-    outputs = (torch.cat(logits), torch.cat(values)) if logits else None
+    if logits:
+        outputs = (torch.cat(logits), torch.cat(values))
+    else:  # stopped early, or no inputs: then the outputs are empty, not missing
+        outputs = None if stop_early else (torch.zeros(0, model.num_actions), torch.zeros(0))
     return outputs, cache
 
 

@@ -66,8 +66,9 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def as_tensor_copy(value: Any, name: str) -> Tensor:
-    """A private copy of ``value`` as a tensor: a torch tensor detached and cloned, a numpy array as float32.
+def as_tensor_copy(value: Tensor | np.ndarray, name: str) -> Tensor:
+    """A private copy of ``value`` as a tensor of the same shape: a torch tensor detached and cloned, a numpy
+    array as float32.
 
     ``name`` is the argument's name for the error message. Interventions hold such copies, so that
     changing the caller's array later does not change the edit.
@@ -148,7 +149,7 @@ class MeanAblate(Intervention):
         object.__setattr__(self, "mean", as_tensor_copy(self.mean, "mean"))
 
     @classmethod
-    def from_observations(cls, model: ImpalaPolicy, hook: str, obs: Any, *, channels: Any = None,
+    def from_observations(cls, model: ImpalaPolicy, hook: str, obs: np.ndarray | Tensor, *, channels: Any = None,
                           pixels: Any = None, batch_size: int = 256) -> MeanAblate:
         """Mean of ``hook``'s activation over observations ``obs`` (uint8 (N, 64, 64, 3) or float (N, 3, 64, 64))."""
         model.module_for_hook(hook)
@@ -206,9 +207,10 @@ class ResampleAblate(Intervention):
         object.__setattr__(self, "seed", operator.index(self.seed))
 
     @classmethod
-    def from_observations(cls, model: ImpalaPolicy, hook: str, obs: Any, seed: int = 0, *,
+    def from_observations(cls, model: ImpalaPolicy, hook: str, obs: np.ndarray | Tensor, seed: int = 0, *,
                           channels: Any = None, pixels: Any = None, batch_size: int = 256) -> ResampleAblate:
-        """Sources = ``hook``'s activations on observations ``obs`` (uint8 NHWC or float NCHW)."""
+        """Sources (N, C, H, W) (or (N, F)): ``hook``'s activations on observations ``obs``,
+        uint8 (N, 64, 64, 3) or float (N, 3, 64, 64)."""
         model.module_for_hook(hook)
         acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
         return cls(hook, acts, seed, channels=channels, pixels=pixels)
@@ -223,7 +225,7 @@ class ResampleAblate(Intervention):
                                      batch_size=batch_size)
 
     def source_index(self, batch_size: int) -> Tensor:
-        """Index into ``sources`` of each of ``batch_size`` batch elements: ``perm[b % K]``."""
+        """Index (batch_size,) int64 into ``sources`` of each batch element: ``perm[b % K]``."""
         k = self.sources.shape[0]
         perm = torch.randperm(k, generator=torch.Generator().manual_seed(self.seed))
         return perm[torch.arange(batch_size) % k]
@@ -343,9 +345,9 @@ class Patch(Intervention):
         object.__setattr__(self, "source", as_tensor_copy(self.source, "source"))
 
     @classmethod
-    def from_input(cls, model: ImpalaPolicy, hook: str, x: Any, *, channels: Any = None,
+    def from_input(cls, model: ImpalaPolicy, hook: str, x: np.ndarray | Tensor, *, channels: Any = None,
                    pixels: Any = None) -> Patch:
-        """Patch with ``hook``'s activations on input ``x`` (float NCHW or uint8 NHWC observations)."""
+        """Patch with ``hook``'s activations (B, ...) on ``x``: float (B, 3, 64, 64) or uint8 (B, 64, 64, 3)."""
         _, cache = run_with_cache(model, x, [hook], stop_early=True)
         return cls(hook, cache[hook], channels=channels, pixels=pixels)
 

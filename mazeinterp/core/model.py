@@ -76,7 +76,7 @@ class ResidualAdd(nn.Module):
     """
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        """Return ``x + y``."""
+        """Return ``x + y`` (B, C, H, W)."""
         return x + y
 
 
@@ -156,7 +156,8 @@ def _init_weights(module: nn.Module) -> None:
     """
     if isinstance(module, (nn.Conv2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight, gain=1.0)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:  # every layer of the network has one
+            nn.init.zeros_(module.bias)
 
 
 class ImpalaPolicy(nn.Module):

@@ -433,6 +433,8 @@ def check_state(state: MazeState) -> None:
     if len(entities) != 1:
         raise InvalidStateError("entity count", len(entities), "1 (the mouse; the cheese is a grid cell)")
     header = (tuple(state.game), tuple(state.basic), tuple(state.maze))
+    header_key: tuple[tuple[tuple[type, Any, float], ...], ...] | None
+    mouse_key: tuple[tuple[type, Any, float], ...] | None
     try:
         header_key, mouse_key = tuple(_cache_key(part) for part in header), _cache_key(entities[0])
     except TypeError:  # a field holds an unhashable value: check it uncached (it will be refused)

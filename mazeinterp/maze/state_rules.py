@@ -109,11 +109,11 @@ def float_range(low: float, high: float) -> Rule:
     return rule
 
 
-def per_world(value_of: Callable[[int], float]) -> Rule:
-    """A number fixed by the world side ``dim`` (as float32, bit for bit)."""
+def per_world(value_of: Callable[[int], float | None]) -> Rule:
+    """A number fixed by the world side ``dim`` (as float32, bit for bit; ``value_of`` None: no value is right)."""
     def rule(value: Any, dim: int) -> str | None:
         want = value_of(dim)
-        return None if _is_float(value) and _same_float32(value, want) else f"{want!r} for a {dim}×{dim} world"
+        return None if want is not None and _is_float(value) and _same_float32(value, want) else f"{want!r} for a {dim}×{dim} world"
     return rule
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mazeinterp.maze.outcomes import EVENTS, OUTCOMES
 from mazeinterp.maze.state import MazeState
@@ -20,6 +20,9 @@ from mazeinterp.rollout.results import RolloutResult, standard_filters, subset_l
 from mazeinterp.rollout.runner import run_rollouts
 from mazeinterp.rollout.sources import MazeSource, load_mazes
 from mazeinterp.analysis.stats import PairedDifference, paired_difference
+
+if TYPE_CHECKING:
+    from mazeinterp.core.interventions import Intervention
 
 __all__ = ["Comparison", "compare", "pairing_mismatch"]
 
@@ -132,8 +135,8 @@ def pairing_mismatch(baseline: RolloutResult, treatment: RolloutResult) -> str |
 def compare(
     policy: Policy | ScriptedPolicy,
     mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range,
-    baseline_interventions: Sequence[Any] = (),
-    treatment_interventions: Sequence[Any] = (),
+    baseline_interventions: Sequence[Intervention] = (),
+    treatment_interventions: Sequence[Intervention] = (),
     config: RolloutConfig | None = None,
 ) -> Comparison:
     """Run the same mazes under two conditions and pair them up.

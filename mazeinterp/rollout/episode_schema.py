@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from mazeinterp.maze.outcomes import OUTCOMES
 from mazeinterp.maze.state import MazeState
@@ -29,7 +29,7 @@ EPISODE_KEYS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Epis
 _MOVES = 5  # columns of Episode.action_probs
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -100,7 +100,7 @@ def check_episode_data(data: Any, states: Sequence[MazeState], max_steps: int) -
         raise bad("moves", f"is neither null nor {steps} moves (0…{_MOVES - 1})")
     if (moves is None) != (trajectory is None):
         raise bad("moves", "and trajectory are recorded together, or neither is")
-    if moves is not None:  # each recorded move either takes its step or meets a wall and stays
+    if moves is not None and trajectory is not None:  # each recorded move takes its step or meets a wall and stays
         from mazeinterp.maze.moves import MOVE_DELTAS
 
         for m, (a, c), (b, d) in zip(moves, trajectory, trajectory[1:]):

@@ -102,7 +102,7 @@ class ShortestPathPolicy(ScriptedPolicy):
         return moves
 
     def logits(self, states: Sequence[MazeState]) -> np.ndarray:
-        """Deterministic logits of the first move of the shortest path of each state's mouse."""
+        """Deterministic logits ``(len(states), 15)``: the first move of the shortest path of each state's mouse."""
         moves = []
         for state in states:
             goal = self._goal(state)
@@ -120,7 +120,7 @@ class NoopPolicy(ScriptedPolicy):
     """Never moves (every episode ends ``"neither"``)."""
 
     def logits(self, states: Sequence[MazeState]) -> np.ndarray:
-        """Logits that always choose NOOP."""
+        """Logits ``(len(states), 15)`` that always choose NOOP."""
         return move_logits([Move.NOOP] * len(states))
 
     def __repr__(self) -> str:

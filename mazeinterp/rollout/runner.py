@@ -36,7 +36,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -53,6 +53,8 @@ from mazeinterp.rollout.sources import MazeSource, place_stream_cheese
 if TYPE_CHECKING:
     import torch
     from torch import Tensor
+
+    from mazeinterp.core.model import ImpalaPolicy
 
 __all__ = ["RolloutInterrupted", "run_rollouts"]
 
@@ -357,12 +359,12 @@ class _Runner:
                                    f"after step {self.steps[slot]}")
 
 
-def _validate_interventions(policy: Any, interventions: tuple[Any, ...]) -> None:
-    import torch
+def _validate_interventions(policy: object, interventions: tuple[Intervention, ...]) -> None:
+    from mazeinterp.core.model import ImpalaPolicy
 
     if not interventions:
         return
-    if not isinstance(policy, torch.nn.Module):
+    if not isinstance(policy, ImpalaPolicy):  # the hook points an intervention names are the ImpalaPolicy's
         raise ValueError("interventions need a torch policy (an ImpalaPolicy), not a "
                          f"{type(policy).__name__}")
     from mazeinterp.core.interventions import validate
@@ -374,9 +376,9 @@ def _validate_interventions(policy: Any, interventions: tuple[Any, ...]) -> None
 
 
 def run_rollouts(
-    policy: Policy | ScriptedPolicy | Callable[..., Any],
+    policy: Policy | ScriptedPolicy | Callable[[Tensor], Tensor | tuple[Tensor, ...]],
     mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range,
-    interventions: Sequence[Any] = (),
+    interventions: Sequence[Intervention] = (),
     config: RolloutConfig | None = None,
     indices: Sequence[int] | None = None,
     *,
@@ -443,7 +445,7 @@ def run_rollouts(
         if interventions:
             from mazeinterp.core.hooks import intervene
 
-            stack.enter_context(intervene(policy, interventions))
+            stack.enter_context(intervene(cast("ImpalaPolicy", policy), interventions))  # checked above
         stack.enter_context(torch.inference_mode())
         runner = _Runner(policy, source, interventions, config, device, progress, streams)
         stack.callback(runner.close)

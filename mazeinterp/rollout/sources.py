@@ -54,21 +54,23 @@ class MazeSource:
 
     def __init__(self, mazes: int | Sequence[int] | Sequence[MazeState | bytes] | range, chunk: int,
                  indices: Sequence[int] | None = None) -> None:
-        if isinstance(mazes, (int, np.integer)) and not isinstance(mazes, bool):
+        if isinstance(mazes, bool):
+            raise TypeError(f"mazes must be a number of mazes, level seeds or start states, got {mazes!r}")
+        if isinstance(mazes, (int, np.integer)):
             if mazes < 1:
                 raise ValueError(f"number of mazes must be positive, got {mazes}")
             mazes = range(int(mazes))
         if isinstance(mazes, np.ndarray):
             mazes = mazes.tolist()
-        mazes = list(mazes)
-        if not mazes:
+        given: list[Any] = list(mazes)
+        if not given:
             raise ValueError("no mazes given")
-        self.is_seeds = _is_seed_list(mazes)
+        self.is_seeds = _is_seed_list(given)
         if self.is_seeds:
-            self.items: list[Any] = [_check_seed(s) for s in mazes]
+            self.items: list[Any] = [_check_seed(s) for s in given]
         else:
             states = []
-            for i, m in enumerate(mazes):
+            for i, m in enumerate(given):
                 if isinstance(m, MazeState):
                     states.append(m)
                 elif isinstance(m, (bytes, bytearray)):

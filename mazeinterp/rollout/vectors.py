@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -61,7 +61,7 @@ class EpisodeVectors(Intervention):
         coefficient: multiplier (−1 subtracts).
     """
 
-    vectors: Any = None
+    vectors: Tensor
     coefficient: float = 1.0
     rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
     """The maze of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from typing import Any
 
 __all__ = ["INTERVAL_S", "LineProgress", "progress_bar"]
@@ -30,7 +30,7 @@ class LineProgress:
     def __init__(self, iterable: Iterable[Any] | None = None, total: int | None = None, desc: str = "",
                  unit: str = "it", interval: float | None = None, stream: Any = None) -> None:
         self.iterable = iterable
-        self.total = total if total is not None else (len(iterable) if hasattr(iterable, "__len__") else None)
+        self.total = total if total is not None else (len(iterable) if isinstance(iterable, Sized) else None)
         self.desc = desc
         self.unit = unit
         self.interval = INTERVAL_S if interval is None else interval

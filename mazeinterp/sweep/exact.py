@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from mazeinterp.maze.state import MazeState
+    from mazeinterp.core.interventions import Intervention
     from mazeinterp.core.model import ImpalaPolicy
 
 __all__ = ["EXACT_COLUMNS", "exact_outcomes", "merge_exact", "placements", "run_exact_shard", "shard_outcomes"]
@@ -126,7 +127,7 @@ def shard_outcomes(model: ImpalaPolicy, states: Sequence[MazeState], grid: Seque
     for first, (hook, rows) in enumerate(by_hook.items()):
         shape = model.hook_points()[hook]
         edits = [[intervention(grid[k], references, shape, config.reference_seed)] for k in rows]
-        baseline = [[]] if first == 0 else []  # the unedited policy once, from the first hook's cache
+        baseline: list[list[Intervention]] = [[]] if first == 0 else []  # the unedited policy once, from the first hook's cache
         probs = prefix_outcome_probabilities(model, states, hook, baseline + edits, max_steps=config.max_steps,
                                              mazes_per_cache=max(1, len(states)), batch_size=config.batch_size)
         if first == 0:

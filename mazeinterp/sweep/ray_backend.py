@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import warnings
-from typing import Any
+from types import ModuleType
 
 __all__ = ["RAY_CLIENT_PREFIX", "RayUnavailableError", "connect_ray"]
 
@@ -43,7 +43,7 @@ def _check_client_server(address: str) -> None:
         raise RayUnavailableError(f"no Ray client server answers at {address} ({reason})") from None
 
 
-def connect_ray(address: str) -> Any:
+def connect_ray(address: str) -> ModuleType:
     """The ``ray`` module, connected to the cluster at ``address`` (``"auto"``, ``"local"``, ``"ray://HOST:PORT"``).
 
     An already initialised Ray is used as it is. Raises :class:`RayUnavailableError` (one line) when ray is not

@@ -30,7 +30,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -75,7 +75,9 @@ def rng_states() -> dict[str, Any]:
     :func:`restore_rng_states`.
     """
     version, internal, gauss = random.getstate()
-    name, keys, pos, has_gauss, cached = np.random.get_state()
+    # the legacy tuple (the default); numpy's stub types the default call as the dict form
+    legacy = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
+    name, keys, pos, has_gauss, cached = legacy
     return {
         "python": [version, list(internal), gauss],
         "numpy": [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)],
@@ -316,7 +318,7 @@ def config_from_namespace(cls: type, args: argparse.Namespace) -> Any:
     return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
 
 
-def module_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+def module_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], object],
                 run: Callable[[argparse.Namespace], Path], argv: Sequence[str] | None = None) -> int:
     """``python -m <trainer module>``: parse flags, train, print the final checkpoint; 0 on success.
 

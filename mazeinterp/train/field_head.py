@@ -84,7 +84,10 @@ def field_loss(head: FieldHead, block2: torch.Tensor, block3: torch.Tensor,
 
 @contextmanager
 def captured_blocks(policy: ImpalaPolicy) -> Iterator[dict[str, torch.Tensor]]:
-    """Within the block, every forward pass of ``policy`` leaves its ``block2`` and ``block3`` outputs in the yielded dict."""
+    """Within the block, every forward pass of ``policy`` leaves its ``block2`` and ``block3`` outputs in the yielded dict.
+
+    At scale s, ``"block2"`` is (B, 32s, 16, 16) and ``"block3"`` (B, 32s, 8, 8).
+    """
     seen: dict[str, torch.Tensor] = {}
     handles = [getattr(policy.embedder, name).register_forward_hook(
         lambda _module, _inputs, output, name=name: seen.__setitem__(name, output))

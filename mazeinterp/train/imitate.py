@@ -237,6 +237,7 @@ def _train(config: ImitationConfig, *, resume: bool, progress: bool) -> Path:
         while samples < config.total_samples:
             in_dagger = dagger_source is not None and samples >= (config.dagger_after_samples or 0)
             if in_dagger and dagger_rng.random() < config.dagger_fraction:
+                assert dagger_source is not None  # in_dagger says so
                 chunk = dagger_source.dagger_chunk(policy, device, generator)
             else:
                 chunk = prefetch.get()

@@ -101,11 +101,11 @@ class ChunkSource:
         Cells on the path from the mouse's start to the cheese appear ``1 + path_copies`` times;
         a ``mirror_fraction`` of the frames draw the mouse mirrored.
         """
-        state_before = self.rng.bit_generator.state
+        state_before = dict(self.rng.bit_generator.state)  # numpy types it a Mapping; it is a fresh dict
         states = self._fresh_states()
         copies, fraction = self.config.path_copies, self.config.mirror_fraction
         cells = [cells_with_path_copies(s, copies) for s in states] if copies or fraction else None
-        mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction else None
+        mirrored = [self.rng.random(len(c)) < fraction for c in cells] if fraction and cells is not None else None
         return self._labelled_chunk(states, cells, mirrored, state_before)
 
     def _labelled_chunk(self, states: list[MazeState], cells: list[list[tuple[int, int]]] | None,
@@ -120,7 +120,7 @@ class ChunkSource:
 
     def dagger_chunk(self, policy: ImpalaPolicy, device: torch.device, generator: torch.Generator) -> Chunk:
         """The cells the policy visits while playing fresh mazes, drawn as it saw them, labelled by the oracle, shuffled."""
-        state_before = self.rng.bit_generator.state
+        state_before = dict(self.rng.bit_generator.state)  # numpy types it a Mapping; it is a fresh dict
         states = self._fresh_states()
         was_training = policy.training
         policy.eval()

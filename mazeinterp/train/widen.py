@@ -44,6 +44,7 @@ def _copy_layer(old: nn.Conv2d | nn.Linear, new: nn.Conv2d | nn.Linear, *, out_c
         shape = (-1, weight.shape[1] * in_copies) + (1,) * (weight.ndim - 2)
         weight = weight.repeat(1, in_copies, *(1,) * (weight.ndim - 2)) * shares.reshape(shape)
     weight = weight.repeat(out_copies, *(1,) * (weight.ndim - 1))
+    assert old.bias is not None and new.bias is not None  # every layer of the network has a bias
     with torch.no_grad():
         new.weight.copy_(weight.to(new.weight.dtype))
         new.bias.copy_(old.bias.detach().repeat(out_copies))

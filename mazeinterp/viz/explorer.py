@@ -195,8 +195,10 @@ class _FieldRows:
     def fill(self, indices: list[int], values: np.ndarray | torch.Tensor) -> None:
         if self.rows is None:
             shape = (len(self.cells), *values.shape[1:])
-            is_tensor = isinstance(values, torch.Tensor)
-            self.rows = torch.zeros(shape, dtype=values.dtype) if is_tensor else np.zeros(shape, values.dtype)
+            if isinstance(values, torch.Tensor):
+                self.rows = torch.zeros(shape, dtype=values.dtype)
+            else:
+                self.rows = np.zeros(shape, values.dtype)
         self.rows[indices] = values
         self.done[indices] = True
 

@@ -125,11 +125,13 @@ def draw_maze(ax: Axes, state: MazeState, obs: np.ndarray | None = None, *, path
             ax.plot(*to_cheese.T, color="gold", lw=1.5, alpha=0.8, label="path to cheese")
             square = grid.decision_square(open_cells, cheese)
             if square is not None:
-                ax.scatter(*cell_centre_xy([square], n).T, s=60, facecolors="none", edgecolors="red",
+                square_x, square_y = cell_centre_xy([square], n).T
+                ax.scatter(square_x, square_y, s=60, facecolors="none", edgecolors="red",
                            linewidths=2, label="decision square", zorder=3)
     if cheese is not None:
         # a ring keeps the cheese visible on every wall texture; the legend names it
-        ax.scatter(*cell_centre_xy([cheese], n).T, s=70, facecolors="none", edgecolors="orange", linewidths=1.8,
+        cheese_x, cheese_y = cell_centre_xy([cheese], n).T
+        ax.scatter(cheese_x, cheese_y, s=70, facecolors="none", edgecolors="orange", linewidths=1.8,
                    label="cheese", zorder=4)
     if trajectory:
         from matplotlib import patheffects
@@ -170,7 +172,7 @@ def draw_vector_field(ax: Axes, field: VectorField, obs: np.ndarray | None = Non
     Args:
         ax: axes to draw on.
         field: a :class:`mazeinterp.analysis.vfield.VectorField`.
-        obs: the observation to draw under the arrows (default: a plain grid picture).
+        obs: the observation ``(64, 64, 3)`` uint8 to draw under the arrows (default: a plain grid picture).
         color: arrow colour.
         paths: also draw the paths and the decision square (see :func:`draw_maze`).
         title: axes title.
@@ -322,8 +324,9 @@ def draw_outcome_bars(ax: Axes, conditions: Mapping[str, OutcomeSummary] | Seque
     x = np.arange(len(items)) - 0.4 + width / 2
     sizes = {s.region_size for _, s in items}
     labels = {}
-    if len(sizes) == 1 and None not in sizes:
-        labels["region_first"] = f"top-right {min(sizes)}×{min(sizes)} first"
+    size = next(iter(sizes)) if len(sizes) == 1 else None
+    if size is not None:
+        labels["region_first"] = f"top-right {size}×{size} first"
     for j, name in enumerate(list(OUTCOMES) + shown_events):
         event = name in shown_events
         p = np.array([(s.event_proportions if event else s.proportions)[name] if s.n else 0.0 for _, s in items])

@@ -182,6 +182,8 @@ def test_cheese_regression_drops_missing_features_and_refuses_one_class() -> Non
         fit_cheese_regression([_episode(i, {}, True) for i in range(20)])
     with pytest.raises(ValueError, match="unknown feature"):
         fit_cheese_regression(episodes, ["nope"])
+    with pytest.raises(ValueError, match=r"feature 'decision_square' is a cell \(\(7, 3\)\), not a number"):
+        fit_cheese_regression(episodes, ["cheese_top_right_path", "decision_square"])
     with pytest.raises(ValueError, match="at least 4"):
         fit_cheese_regression(episodes[:2])
 

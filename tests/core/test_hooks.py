@@ -245,6 +245,9 @@ def test_batched_forward_takes_states_or_observations(model, seeded_states):
     assert run_states_with_cache is run_batched_with_cache
     empty = activations(model, HOOK, [], progress=False)
     assert empty.shape == (0,)
+    # no inputs and no early stop: empty outputs, not None (the documented unpacking works)
+    (logits, value), _ = run_batched_with_cache(model, [], progress=False)
+    assert logits.shape == (0, 15) and value.shape == (0,)
 
 
 def test_to_model_input_converts_observations_once(model, seeded_states):

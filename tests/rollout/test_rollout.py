@@ -336,9 +336,13 @@ def test_bad_input_is_refused() -> None:
         run_rollouts(NoopPolicy(), [], config=_config())
     with pytest.raises(TypeError, match="MazeStates"):
         run_rollouts(NoopPolicy(), ["maze"], config=_config())
+    with pytest.raises(TypeError, match="a number of mazes, level seeds or start states, got True"):
+        run_rollouts(NoopPolicy(), True, config=_config())  # type: ignore[arg-type]
     vec = EpisodeVectors("embedder.block2.res1.resadd_out", torch.zeros(1, 32, 16, 16))
     with pytest.raises(ValueError, match="torch policy"):
         run_rollouts(NoopPolicy(), [0], [vec], config=_config())
+    with pytest.raises(ValueError, match=r"torch policy \(an ImpalaPolicy\), not a Linear"):  # no hook points
+        run_rollouts(torch.nn.Linear(2, 2), [0], [vec], config=_config())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown hook point"):
         run_rollouts(ImpalaPolicy(scale=1), [0], [EpisodeVectors("embedder.nope_out", torch.zeros(1, 3))],
                      config=_config())
