@@ -180,6 +180,39 @@ def _fmt(cycle: frozenset[str]) -> str:
 MODULES = find_modules(PACKAGE_ROOT, PACKAGE)
 
 
+WINGS = ("runtime", "maze", "core", "checkpoints", "analysis", "rollout", "viz", "sweep", "train", "cli")
+"""The package's wings, lowest first: a module may import from its own wing and from wings before it."""
+
+
+def wing(module: str) -> str | None:
+    """The wing of a dotted module name (``mazeinterp.core.hooks`` → ``core``); None for the package itself."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else None
+
+
+def upward_imports(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """``(importer, imported)`` pairs where a module imports from a wing above its own."""
+    rank = {name: i for i, name in enumerate(WINGS)}
+    return {(a, b) for a, targets in graph.items() for b in targets
+            if wing(a) in rank and wing(b) in rank and rank[wing(b)] > rank[wing(a)]}  # type: ignore[index]
+
+
+def test_the_top_level_holds_only_wings() -> None:
+    top = sorted(p.name for p in (PACKAGE_ROOT / PACKAGE).iterdir()
+                 if p.name != "__pycache__" and (p.suffix == ".py" or p.is_dir()))
+    assert top == sorted(["__init__.py", *WINGS]), top
+
+
+def test_wings_import_only_from_wings_below() -> None:
+    assert upward_imports(import_graph(MODULES)) == set()
+
+
+def test_an_upward_import_is_found() -> None:
+    graph = {"mazeinterp.core.hooks": {"mazeinterp.rollout.runner"}, "mazeinterp.rollout.runner": {"mazeinterp.core.hooks"},
+             "mazeinterp.cli": {"mazeinterp.core.hooks"}}
+    assert upward_imports(graph) == {("mazeinterp.core.hooks", "mazeinterp.rollout.runner")}
+
+
 def test_no_import_cycles_but_the_known_ones() -> None:
     graph = import_graph(MODULES)
     new = cycles(graph) - KNOWN_CYCLES

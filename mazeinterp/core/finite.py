@@ -16,13 +16,12 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, SupportsFloat
 
+from mazeinterp.runtime.limits import FLOAT32_MAX
+
 if TYPE_CHECKING:
     from torch import Tensor
 
 __all__ = ["FLOAT32_MAX", "NonFiniteOutputError", "check_finite_tensor", "check_logits", "finite_number"]
-
-FLOAT32_MAX = 3.4028234663852886e38
-"""The largest float32: the network computes in float32, so a larger number would become inf."""
 
 
 class NonFiniteOutputError(ValueError):

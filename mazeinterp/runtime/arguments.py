@@ -14,7 +14,7 @@ import math
 import os
 from pathlib import Path
 
-from mazeinterp.core.finite import FLOAT32_MAX
+from mazeinterp.runtime.limits import FLOAT32_MAX
 from mazeinterp.runtime.limits import MAX_EPISODE_STEPS, ResourceLimitError, check_states_memory
 
 LEVEL_SEED_LIMIT = 2**31 - 1

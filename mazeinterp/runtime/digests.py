@@ -17,7 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mazeinterp.core.model import ImpalaPolicy
+    from torch import nn
 
 __all__ = ["canonical_json", "data_sha256", "model_sha256"]
 
@@ -32,7 +32,7 @@ def data_sha256(data: Any) -> str:
     return hashlib.sha256(canonical_json(data).encode()).hexdigest()
 
 
-def model_sha256(model: ImpalaPolicy) -> str:
+def model_sha256(model: nn.Module) -> str:
     """Hex sha256 of the model's weights (parameter names, shapes and values): two networks told apart by content."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 __all__ = [
     "ENV_BYTES",
+    "FLOAT32_MAX",
     "MAX_CHECKPOINT_BYTES",
     "MAX_EPISODE_STEPS",
     "OBS_BYTES",
@@ -35,6 +36,9 @@ __all__ = [
     "forward_bytes_per_input",
     "memory_limit",
 ]
+
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest finite float32: a number beyond it cannot reach the network as a value."""
 
 MAX_EPISODE_STEPS = 2**31 - 2
 """Largest step cap: procgen stores an episode's timeout as a 32-bit int, and the cap is raised to ``max_steps + 1``."""

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from mazeinterp.core.finite import FLOAT32_MAX
+from mazeinterp.runtime.limits import FLOAT32_MAX
 from mazeinterp.core.hook_points import check_channels, hook_shape
 from mazeinterp.runtime.limits import (
     ResourceLimitError,
