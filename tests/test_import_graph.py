@@ -293,3 +293,14 @@ def test_the_reader_finds_every_kind_of_import(tmp_path: Path) -> None:
 ])
 def test_cycles_are_the_strongly_connected_components(graph, expected) -> None:
     assert cycles(graph) == expected
+
+
+def test_importing_the_package_and_its_wings_loads_no_torch() -> None:
+    """``import mazeinterp`` stays cheap, and so does each wing's ``__init__`` but rollout's, which re-exports its API."""
+    import subprocess
+    import sys
+
+    wings = ", ".join(f"mazeinterp.{w}" for w in WINGS if w != "rollout")
+    code = f"import sys, mazeinterp, {wings}; print(sorted(m for m in ('torch', 'matplotlib', 'procgen') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=PACKAGE_ROOT)
+    assert out.stdout.strip() == "[]", out.stdout
