@@ -32,7 +32,7 @@ from torch import Tensor
 
 from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
 from mazeinterp.core.hooks import activations, can_forward_from, forward_from, intervene
-from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
+from mazeinterp.core.interventions import Intervention, as_intervention_list, validate
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.core.model import ImpalaPolicy, move_probs
 from mazeinterp.runtime.progress import progress_bar

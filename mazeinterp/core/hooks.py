@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
-from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
+from mazeinterp.core.interventions import Intervention, as_intervention_list, validate
 from mazeinterp.core.model import HOOK_SUFFIX, ImpalaPolicy, obs_to_tensor
 from mazeinterp.core.numerics import as_network_input, check_reference_weights
 

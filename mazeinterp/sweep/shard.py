@@ -66,16 +66,22 @@ def reference_activations(model: ImpalaPolicy, config: SweepConfig) -> dict[str,
     """Reference activations the config's kinds need, computed once per sweep and sent to every worker.
 
     Keys: ``"<hook>|mean"`` → mean map (C, H, W) for ``"mean"``; ``"<hook>|sources"`` → (K, C, H, W)
-    for ``"resample"``, K = ``config.reference_mazes``.
+    for ``"resample"``, K = ``config.reference_mazes``. The reference mazes are built, rendered
+    and run once for every hook and both kinds
+    (:func:`mazeinterp.analysis.references.reference_activations`); the mean is the sources' mean.
     """
+    from mazeinterp.analysis import references
+
+    wanted = [kind for kind in ("mean", "resample") if kind in config.kinds]
+    if not wanted:
+        return {}
+    acts = references.reference_activations(model, config.hooks, config.reference_mazes, config.reference_seed)
     refs: dict[str, Tensor] = {}
     for hook in config.hooks:
-        if "mean" in config.kinds:
-            refs[f"{hook}|mean"] = MeanAblate.from_random_mazes(model, hook, config.reference_mazes,
-                                                                seed=config.reference_seed).mean
-        if "resample" in config.kinds:
-            refs[f"{hook}|sources"] = ResampleAblate.from_random_mazes(model, hook, config.reference_mazes,
-                                                                       seed=config.reference_seed).sources
+        if "mean" in wanted:
+            refs[f"{hook}|mean"] = acts[hook].mean(0)
+        if "resample" in wanted:
+            refs[f"{hook}|sources"] = acts[hook]
     return refs
 
 
