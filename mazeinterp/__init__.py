@@ -56,6 +56,7 @@ _EXPORTS: dict[str, str] = {
     "forward_from": "mazeinterp.core.hooks",
     "render_states": "mazeinterp.core.hooks",
     "Intervention": "mazeinterp.core.interventions",
+    "PerEpisodeIntervention": "mazeinterp.core.interventions",
     "ZeroAblate": "mazeinterp.core.interventions",
     "MeanAblate": "mazeinterp.core.interventions",
     "ResampleAblate": "mazeinterp.core.interventions",

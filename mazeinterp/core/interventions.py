@@ -37,6 +37,7 @@ mazes, a patch from another input) are built in
 
 from __future__ import annotations
 
+import abc
 import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AddVector",
     "Clamp",
+    "EpisodeRows",
     "Intervention",
     "MeanAblate",
     "Patch",
+    "PerEpisodeIntervention",
     "ResampleAblate",
     "Scale",
     "SetValue",
@@ -222,6 +225,45 @@ class Intervention:
         return f"{type(self).__name__}({', '.join(parts)})"
 
     __str__ = __repr__
+
+
+# --------------------------------------------------------------------------- per-episode edits
+
+
+class EpisodeRows:
+    """Which episode (maze) each batch row of the next forward pass shows: the one mutable state of a per-episode edit.
+
+    ``indices`` is a tensor ``(B,)`` of episode indices, or None before the first
+    :meth:`PerEpisodeIntervention.set_episode_indices`. It changes before every forward
+    pass of a rollout, so it lives here, apart from the edit's fixed (frozen) fields.
+    """
+
+    def __init__(self) -> None:
+        self.indices: Tensor | None = None
+
+    def __repr__(self) -> str:
+        return f"EpisodeRows({None if self.indices is None else self.indices.tolist()})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PerEpisodeIntervention(Intervention, abc.ABC):
+    """Base class of edits that differ between the episodes of one batch: the per-episode protocol.
+
+    :func:`mazeinterp.rollout.run_rollouts` finds these with ``isinstance`` and calls
+    :meth:`set_episode_indices` before every forward pass with the episode (index into the
+    rollout's maze list) of each batch row; outside a rollout, call it yourself. The fields
+    are fixed once built; the rows live in :attr:`rows`, a mutable :class:`EpisodeRows` of
+    the edit's own (a copy made with ``dataclasses.replace`` gets a fresh one). An edit with
+    a ``set_episode_indices`` method that does not subclass this is refused by
+    ``run_rollouts`` rather than silently left uninformed.
+    """
+
+    rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
+    """The episode of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""
+
+    @abc.abstractmethod
+    def set_episode_indices(self, indices: Sequence[int] | np.ndarray) -> None:
+        """Select the episode of every row (B,) of the next forward pass: check ``indices`` and write :attr:`rows`."""
 
 
 # --------------------------------------------------------------------------- validation

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mazeinterp.core.interventions import AddVector, Clamp, Intervention, MeanAblate, ResampleAblate, Scale, ZeroAblate
-from mazeinterp.rollout.vectors import EpisodeRows
+from mazeinterp.core.interventions import (
+    AddVector,
+    Clamp,
+    Intervention,
+    MeanAblate,
+    PerEpisodeIntervention,
+    ResampleAblate,
+    Scale,
+    ZeroAblate,
+)
 from mazeinterp.sweep.config import Condition, SweepConfig
 
 if TYPE_CHECKING:
@@ -113,20 +121,19 @@ def intervention(condition: Condition, references: Mapping[str, Tensor], shape: 
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class EditsByEpisode(Intervention):
+class EditsByEpisode(PerEpisodeIntervention):
     """At one hook point, give each rollout episode the edit of its block: one rollout runs many conditions.
 
     Episode ``i`` of the rollout (see :func:`mazeinterp.rollout.run_rollouts`, which calls
     :meth:`set_episode_indices` before every forward pass) gets ``edits[i // block]``; ``None``
     leaves its activation alone. Rows without an edit are returned unchanged, bit for bit.
     The fields are fixed once built; the rows' episodes, which change before every forward
-    pass, live in :attr:`rows` (an :class:`~mazeinterp.rollout.vectors.EpisodeRows` of its own).
+    pass, live in :attr:`rows` (an :class:`~mazeinterp.core.interventions.EpisodeRows` of its own,
+    as for every :class:`~mazeinterp.core.interventions.PerEpisodeIntervention`).
     """
 
     edits: tuple[Intervention | None, ...] = ()
     block: int = 1
-    rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
-    """The episode of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

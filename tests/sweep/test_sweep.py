@@ -7,6 +7,7 @@ One small sweep of the shipped default agent (scale 1) serves every test: 6 maze
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from mazeinterp import cli
 from mazeinterp.analysis.references import mean_ablation
 from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.core.hooks import run_with_cache
-from mazeinterp.core.interventions import MeanAblate, Scale, ZeroAblate
+from mazeinterp.core.interventions import MeanAblate, PerEpisodeIntervention, Scale, ZeroAblate
 from mazeinterp.core.numerics import reference_numerics
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.sweep.runner import (
@@ -89,6 +90,11 @@ def test_edits_by_episode_routes_each_row_to_its_block() -> None:
         assert torch.equal(out[row, 0], act[row, 0]) and not out[row, 1].any()
     edits.set_episode_indices([0, 1, 0, 1])
     assert edits(act) is act  # no edit in the batch: the activation itself
+    assert isinstance(edits, PerEpisodeIntervention), "run_rollouts finds it by its declared protocol"
+    copy = dataclasses.replace(edits, block=1)
+    assert copy.rows is not edits.rows and copy.rows.indices is None, "a copy does not share the batch rows"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        edits.block = 3  # type: ignore[misc]
 
 
 def test_mean_and_resample_references_come_from_one_pass(model, monkeypatch) -> None:
