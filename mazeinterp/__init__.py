@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "Patch": "mazeinterp.core.interventions",
     "Scale": "mazeinterp.core.interventions",
     "validate": "mazeinterp.core.interventions",
+    "validate_interventions": "mazeinterp.core.interventions",
     "reference_activations": "mazeinterp.analysis.references",
     "mean_ablation": "mazeinterp.analysis.references",
     "resample_ablation": "mazeinterp.analysis.references",

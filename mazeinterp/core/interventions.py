@@ -27,19 +27,16 @@ for any forward pass, rollout or vector field) or pass them to
 Several interventions at the same hook point compose in the order given: the
 first one listed is applied first and the next sees its output.
 
-An intervention only describes its edit: it never runs the model. Edits whose
-values come from the network (the mean or resampled activations of reference
-mazes, a patch from another input) are built in
-:mod:`mazeinterp.analysis.references`. Also here: the base class
-:class:`Intervention`, :func:`validate` (does an edit fit a model) and
-:func:`as_intervention_list`; :mod:`mazeinterp.core.hooks` applies them.
+An intervention only describes its edit and never runs the model; edits whose values
+come from the network (means, resampling pools, patches) are built in
+:mod:`mazeinterp.analysis.references`.
 """
 
 from __future__ import annotations
 
 import abc
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +61,12 @@ __all__ = [
     "ResampleAblate",
     "Scale",
     "SetValue",
+    "ValidatedInterventions",
     "ZeroAblate",
     "as_intervention_list",
     "as_tensor_copy",
     "validate",
+    "validate_interventions",
 ]
 
 
@@ -231,11 +230,10 @@ class Intervention:
 
 
 class EpisodeRows:
-    """Which episode (maze) each batch row of the next forward pass shows: the one mutable state of a per-episode edit.
+    """The one mutable state of a per-episode edit: ``indices``, the episode (B,) of each row of the next pass.
 
-    ``indices`` is a tensor ``(B,)`` of episode indices, or None before the first
-    :meth:`PerEpisodeIntervention.set_episode_indices`. It changes before every forward
-    pass of a rollout, so it lives here, apart from the edit's fixed (frozen) fields.
+    None before the first :meth:`PerEpisodeIntervention.set_episode_indices`; it changes before
+    every forward pass of a rollout, so it lives here, apart from the edit's frozen fields.
     """
 
     def __init__(self) -> None:
@@ -259,7 +257,6 @@ class PerEpisodeIntervention(Intervention, abc.ABC):
     """
 
     rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
-    """The episode of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""
 
     @abc.abstractmethod
     def set_episode_indices(self, indices: Sequence[int] | np.ndarray) -> None:
@@ -316,6 +313,57 @@ def as_intervention_list(interventions: Intervention | Iterable[Intervention] | 
         if not isinstance(iv, Intervention):
             raise TypeError(f"expected Intervention objects, got {type(iv).__name__}")
     return out
+
+
+class ValidatedInterventions(tuple[Intervention, ...]):
+    """A tuple of interventions checked against :attr:`model`: the proof that validation ran, once per call.
+
+    Made only by :func:`validate_interventions` (or :meth:`select`). The inner calls that
+    receive it (:func:`mazeinterp.core.hooks.intervene`, each batch of a batched pass) skip the check.
+    """
+
+    model: ImpalaPolicy
+
+    def __new__(cls, model: ImpalaPolicy, ivs: Iterable[Intervention], *, _token: object = None) -> ValidatedInterventions:
+        if _token is not _MADE_BY_VALIDATION:
+            raise TypeError("ValidatedInterventions are made by validate_interventions(model, interventions)")
+        self = super().__new__(cls, ivs)
+        self.model = model
+        return self
+
+    def select(self, keep: Callable[[Intervention], bool]) -> ValidatedInterventions:
+        """The interventions for which ``keep`` is true, still validated."""
+        return ValidatedInterventions(self.model, [iv for iv in self if keep(iv)], _token=_MADE_BY_VALIDATION)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a copy or pickle is a plain tuple: the proof does not travel
+        return (tuple, (tuple(self),))
+
+    def __repr__(self) -> str:
+        return f"ValidatedInterventions({list(self)!r})"
+
+
+_MADE_BY_VALIDATION = object()
+
+
+def validate_interventions(model: ImpalaPolicy, interventions: Intervention | Iterable[Intervention] | None) -> ValidatedInterventions:
+    """``interventions`` (one, several or None, as :func:`as_intervention_list` reads them), each :func:`validate`-d.
+
+    Already :class:`ValidatedInterventions` for this ``model``: returned as they are, unchecked.
+
+    Raises:
+        TypeError: an item is not an :class:`Intervention`.
+        ValueError: an intervention does not fit ``model`` (see :func:`validate`).
+
+    >>> checked = validate_interventions(model, ZeroAblate("fc_value_out"))
+    >>> checked, validate_interventions(model, checked) is checked
+    (ValidatedInterventions([ZeroAblate(fc_value_out)]), True)
+    """
+    if isinstance(interventions, ValidatedInterventions) and interventions.model is model:
+        return interventions
+    ivs = as_intervention_list(interventions)
+    for iv in ivs:
+        validate(model, iv)
+    return ValidatedInterventions(model, ivs, _token=_MADE_BY_VALIDATION)
 
 
 # --------------------------------------------------------------------------- interventions

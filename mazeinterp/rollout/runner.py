@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mazeinterp.core.finite import check_logits
-from mazeinterp.core.interventions import Intervention, PerEpisodeIntervention
+from mazeinterp.core.interventions import Intervention, PerEpisodeIntervention, validate_interventions
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, NOOP_ACTION, NUM_ACTIONS, Move
 from mazeinterp.maze.state import WALL, MazeState
@@ -357,16 +357,15 @@ class _Runner:
                                    f"after step {self.steps[slot]}")
 
 
-def _validate_interventions(policy: Any, interventions: tuple[Any, ...]) -> None:
+def _validate_interventions(policy: Any, interventions: Sequence[Any]) -> tuple[Intervention, ...]:
+    """The rollout's interventions, checked once here (:func:`intervene` in :func:`run_rollouts` then skips it)."""
     import torch
 
     if not interventions:
-        return
+        return ()
     if not isinstance(policy, torch.nn.Module):
         raise ValueError("interventions need a torch policy (an ImpalaPolicy), not a "
                          f"{type(policy).__name__}")
-    from mazeinterp.core.interventions import validate
-
     for iv in interventions:
         if not isinstance(iv, Intervention):
             raise ValueError(f"{iv!r} is not an intervention (see mazeinterp.core.interventions)")
@@ -374,7 +373,7 @@ def _validate_interventions(policy: Any, interventions: tuple[Any, ...]) -> None
             raise TypeError(f"{iv} has a set_episode_indices method but is not a PerEpisodeIntervention, so the "
                             "rollout would never tell it the batch rows' mazes; subclass "
                             "mazeinterp.core.interventions.PerEpisodeIntervention")
-        validate(policy, iv)
+    return validate_interventions(policy, interventions)
 
 
 def run_rollouts(
@@ -424,8 +423,7 @@ def run_rollouts(
     import torch
 
     config = config or RolloutConfig()
-    interventions = tuple(interventions)
-    _validate_interventions(policy, interventions)
+    interventions = _validate_interventions(policy, tuple(interventions))
     source = MazeSource(mazes, config.batch_size, indices)
     if streams is not None:
         streams = [int(s) for s in streams]

@@ -11,7 +11,7 @@ import torch
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
 from mazeinterp.core.hooks import intervene
-from mazeinterp.core.interventions import AddVector, Intervention, PerEpisodeIntervention
+from mazeinterp.core.interventions import AddVector, Intervention, PerEpisodeIntervention, Scale
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.core.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.rollout import (
@@ -399,6 +399,12 @@ def test_episode_vectors_keep_their_fields_and_hold_the_batch_rows_apart() -> No
     assert edit.rows.indices.tolist() == [2, 0]
     with pytest.raises(IndexError, match="out of range"):
         edit.set_episode_indices([3])
+
+
+def test_a_rollout_validates_each_edit_once(validations) -> None:
+    edits = [Scale("fc_value_out", 2.0), EpisodeVectors("fc_value_out", torch.zeros(3, 1))]
+    run_rollouts(ImpalaPolicy(scale=1), [0, 1, 2], edits, config=_config(max_steps=2, batch_size=2))
+    assert validations == edits
 
 
 def test_per_episode_edits_declare_their_protocol() -> None:
