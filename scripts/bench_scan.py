@@ -41,6 +41,7 @@ from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.runtime.arguments import new_file
 from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK
 from mazeinterp.core.hooks import activations, forward_from, render_states, to_model_input
+from mazeinterp.analysis.references import mean_ablation
 from mazeinterp.core.interventions import MeanAblate
 from mazeinterp.core.model import move_probs
 from mazeinterp.runtime.outputs import write_new_json
@@ -117,7 +118,7 @@ def main() -> None:
     flops = pass_flops(model, hook, states[0])
     print(f"conv ceiling: {ceiling / 1e9:.1f} GFLOP/s; FLOPs per observation: full {flops['full'] / 1e6:.0f} M, "
           f"after the hook {flops['rest'] / flops['full']:.2f} of it")
-    mean = MeanAblate.from_random_mazes(model, hook, 100, seed=0).mean
+    mean = mean_ablation(model, hook, 100, seed=0).mean
     conditions = [[MeanAblate(hook, mean, channels=[c])] for c in range(args.conditions)]
     n_cond = len(conditions) * len(states)
 

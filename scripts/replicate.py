@@ -45,6 +45,7 @@ import numpy as np
 import torch
 
 from mazeinterp.analysis.channels import ChannelTable, behaviour_attribution, cheese_probe, cheese_tracking_channels
+from mazeinterp.analysis.references import mean_ablation
 from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.core.interventions import AddVector, Intervention, MeanAblate
 from mazeinterp.maze.grid import distance_map, path_to_top_right
@@ -342,7 +343,7 @@ def ablations(policy: ImpalaPolicy, args: argparse.Namespace) -> dict[str, Any]:
     """Single-channel mean ablations at the steering layer: effect on exact P(cheese), paired over mazes."""
     states = decision_square_mazes(args.n_ds_mazes, args.decision_square)
     attribution = behaviour_attribution(policy, states, HOOK, ablation="mean", definition=args.decision_square)
-    mean = MeanAblate.from_random_mazes(policy, HOOK, 200, seed=args.seed).mean
+    mean = mean_ablation(policy, HOOK, 200, seed=args.seed).mean
     _, before = baseline(policy, args.n_ds_mazes, args.decision_square)
     _, tracking, _ = rank_cheese_channels(policy, args.n_channel_mazes)
     channels = [int(c) for c in attribution.channel]

@@ -99,6 +99,22 @@ def agent():
 
 
 @pytest.fixture()
+def validations(monkeypatch) -> list:
+    """Every intervention that :func:`mazeinterp.core.interventions.validate` checks during the test, in order."""
+    from mazeinterp.core import interventions
+
+    seen: list = []
+    check = interventions.validate
+
+    def counting(model, intervention) -> None:
+        seen.append(intervention)
+        check(model, intervention)
+
+    monkeypatch.setattr(interventions, "validate", counting)
+    return seen
+
+
+@pytest.fixture()
 def local_ray():
     """A local Ray cluster of 2 CPUs for one test (shut down afterwards)."""
     import ray

@@ -10,7 +10,7 @@ The experiment, in four steps:
    they are tested on. Keep the ``--top-k`` best.
 2. **Build the ablation.** Replace those channels, at every position and every
    forward pass, with their mean activation over the start observations of
-   ``--reference-mazes`` random mazes (:meth:`MeanAblate.from_random_mazes`).
+   ``--reference-mazes`` random mazes (:func:`mazeinterp.analysis.references.mean_ablation`).
 3. **Compare on the same mazes.** Run the baseline and the ablated policy on
    the evaluation mazes (level seeds ``--start-level …``) with
    :func:`mazeinterp.rollout.compare`: same mazes, same per-maze random
@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mazeinterp.analysis.channels import ChannelTable, cheese_tracking_channels
+from mazeinterp.analysis.references import mean_ablation
 from mazeinterp.checkpoints.registry import DEFAULT_AGENT, CheckpointError, load_policy
 from mazeinterp.core.interventions import MeanAblate
 from mazeinterp.core.model import ImpalaPolicy
@@ -109,7 +110,7 @@ def find_channels(policy: ImpalaPolicy, n_mazes: int, start_level: int, top_k: i
 
 def build_ablation(policy: ImpalaPolicy, channels: Sequence[int], reference_mazes: int, seed: int) -> MeanAblate:
     """Mean ablation of ``channels`` at :data:`LAYER`, the mean taken over random mazes drawn from ``seed``."""
-    return MeanAblate.from_random_mazes(policy, LAYER, reference_mazes, seed=seed, channels=list(channels))
+    return mean_ablation(policy, LAYER, reference_mazes, seed=seed, channels=list(channels))
 
 
 def run_comparison(policy: ImpalaPolicy, ablation: MeanAblate, args: argparse.Namespace) -> Comparison:

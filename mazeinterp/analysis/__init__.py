@@ -7,6 +7,7 @@ Data flow, and the module that holds each step::
       → activations up to a hook, cached       prefix_cache.py (each edit runs only the rest)
       → gradients of P(cheese) per channel     channel_gradients.py (first-order ablation effects)
       → channel scans: rank, then verify       scan.py
+    random mazes → reference activations       references.py (mean / resample ablations, patches)
     activations → steering vectors             steering.py (cheese vector, top-right vector, retarget)
       → channels that track the cheese         channels.py → channel_table.py (ranked tables)
     outcomes → intervals and regressions       stats.py (Wilson, Newcombe, bootstrap, regression)

@@ -48,7 +48,7 @@ from mazeinterp.core.hooks import (
     run_batched_with_cache,
     to_model_input,
 )
-from mazeinterp.core.interventions import MeanAblate, ZeroAblate
+from mazeinterp.core.interventions import MeanAblate, ZeroAblate, validate_interventions
 from mazeinterp.maze.grid import decision_square
 from mazeinterp.maze.pixels import cell_to_pixel_region
 from mazeinterp.core.model import MOVES, ImpalaPolicy, Move, move_probs
@@ -124,6 +124,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
     with torch.inference_mode():
         for j, c in enumerate(progress_bar(channels, total=len(channels), desc=desc, enabled=progress)):
             iv = ZeroAblate(hook, channels=(c,)) if fill is None else MeanAblate(hook, fill, channels=(c,))
+            edits = validate_interventions(model, [iv])  # once per channel, not at every batch
             for start in range(0, n, batch_size):
                 stop = min(start + batch_size, n)
                 if resumable:
@@ -131,7 +132,7 @@ def _ablated_move_probs(model: ImpalaPolicy, hook: str, acts: Tensor, obs: np.nd
                     act[:, c] = 0.0 if fill is None else fill[c]
                     logits, _ = forward_from(model, hook, act)
                 else:
-                    with intervene(model, [iv]):
+                    with intervene(model, edits):
                         logits, _ = model(to_model_input(model, obs[start:stop]))
                 out[j, start:stop] = move_probs(check_logits(logits, model, [iv]).double()).cpu()
     return out

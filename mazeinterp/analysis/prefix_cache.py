@@ -32,7 +32,7 @@ from torch import Tensor
 
 from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
 from mazeinterp.core.hooks import activations, can_forward_from, forward_from, intervene
-from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
+from mazeinterp.core.interventions import Intervention, ValidatedInterventions, validate_interventions
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.core.model import ImpalaPolicy, move_probs
 from mazeinterp.runtime.progress import progress_bar
@@ -121,17 +121,19 @@ def hooks_after(model: ImpalaPolicy, hook: str) -> set[str]:
     return names & set(model.hook_points())
 
 
-def _split(model: ImpalaPolicy, hook: str, condition: Sequence[Intervention]) -> tuple[list[Intervention],
-                                                                                       list[Intervention]]:
-    """(edits at ``hook``, edits later in the network) of one condition; ValueError for any other edit."""
-    ivs = as_intervention_list(condition)
+def _split(model: ImpalaPolicy, hook: str, condition: Sequence[Intervention]) -> tuple[ValidatedInterventions,
+                                                                                       ValidatedInterventions]:
+    """(edits at ``hook``, edits later in the network) of one condition, validated; ValueError for any other edit.
+
+    A condition already validated for ``model`` is not checked again.
+    """
+    ivs = validate_interventions(model, condition)
     later = hooks_after(model, hook)
     for iv in ivs:
-        validate(model, iv)
         if iv.hook != hook and iv.hook not in later:
             raise ValueError(f"{iv}: a prefix cached at {hook!r} can only replay edits at that hook point "
                              "or after it on the main path")
-    return [iv for iv in ivs if iv.hook == hook], [iv for iv in ivs if iv.hook != hook]
+    return ivs.select(lambda iv: iv.hook == hook), ivs.select(lambda iv: iv.hook != hook)
 
 
 def cached_move_probs(model: ImpalaPolicy, cache: PrefixCache,
@@ -187,9 +189,9 @@ def prefix_outcome_probabilities(
     if mazes_per_cache < 1:
         raise ValueError(f"mazes_per_cache must be at least 1, got {mazes_per_cache}")
     states = list(states)
-    conditions = [as_intervention_list(c) for c in conditions]
+    conditions = [validate_interventions(model, c) for c in conditions]  # once, before any forward pass
     for condition in conditions:
-        _split(model, hook, condition)  # refuse a bad condition before any forward pass
+        _split(model, hook, condition)  # refuse an edit the prefix cannot replay, before any forward pass
     width = 4 if region_size is not None else 3
     out = np.zeros((len(conditions), len(states), width))
     groups = range(0, len(states), mazes_per_cache)

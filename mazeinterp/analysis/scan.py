@@ -42,7 +42,7 @@ from mazeinterp.runtime.progress import progress_bar
 from mazeinterp.analysis.vfield import EXACT_OUTCOMES
 
 if TYPE_CHECKING:
-    from mazeinterp.core.intervention_base import Intervention
+    from mazeinterp.core.interventions import Intervention
     from mazeinterp.maze.state import MazeState
     from mazeinterp.core.model import ImpalaPolicy
 
@@ -287,7 +287,7 @@ def scan_channels(
         top: channels verified exactly, those with the largest ``|estimate|`` (0 = none).
         mean: (C, H, W) mean activation for ``kind="mean"``; None = the mean over the start
             observations of ``reference_mazes`` random mazes drawn from ``seed``
-            (:meth:`mazeinterp.core.interventions.MeanAblate.from_random_mazes`).
+            (:func:`mazeinterp.analysis.references.mean_ablation`).
         seed: seeds the reference mazes and the bootstrap.
         workers: local processes (spawned, one torch thread each); 0 = this process.
         max_steps: the chain's step cap.
@@ -306,9 +306,9 @@ def scan_channels(
     ablated: Tensor | None = None
     if kind == "mean":
         if mean is None:
-            from mazeinterp.core.interventions import MeanAblate
+            from mazeinterp.analysis.references import mean_ablation
 
-            mean = MeanAblate.from_random_mazes(model, hook, reference_mazes, seed=seed).mean
+            mean = mean_ablation(model, hook, reference_mazes, seed=seed).mean
         ablated = mean.detach().to(next(model.parameters()).device, torch.float32)
     settings = {"max_steps": max_steps, "batch_size": batch_size}
     pool = None

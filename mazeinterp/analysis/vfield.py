@@ -36,7 +36,7 @@ from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
 from mazeinterp.core.finite import check_logits
 from mazeinterp.runtime.limits import check_forward_batch
 from mazeinterp.core.hooks import intervene, render_states, to_model_input
-from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
+from mazeinterp.core.interventions import Intervention, validate_interventions
 from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
 from mazeinterp.core.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
 from mazeinterp.runtime.progress import progress_bar
@@ -171,9 +171,7 @@ def move_probs_for_states(
     'right'
     """
     check_forward_batch(batch_size, model.hook_points(), "move_probs_for_states")
-    ivs = as_intervention_list(interventions)
-    for iv in ivs:
-        validate(model, iv)
+    ivs = validate_interventions(model, interventions)  # once: intervene below skips the check
     states = list(states)
     out = np.empty((len(states), len(Move)), dtype=np.float64)
     starts = range(0, len(states), batch_size)

@@ -47,12 +47,13 @@ CHANNEL_METHODS = ("cheese", "directional", "attribution", "probe")
 
 def _ablation(model: ImpalaPolicy, args: argparse.Namespace, channels: list[int] | None) -> Intervention:
     """The --ablation of ``channels`` (None: all) at --layer (checked by :func:`checked_layer`)."""
-    from mazeinterp.core.interventions import MeanAblate, ResampleAblate, ZeroAblate
+    from mazeinterp.analysis.references import mean_ablation, resample_ablation
+    from mazeinterp.core.interventions import ZeroAblate
 
     if args.ablation == "zero":
         return ZeroAblate(args.layer, channels=None if channels is None else tuple(channels))
-    kind = MeanAblate if args.ablation == "mean" else ResampleAblate
-    return kind.from_random_mazes(model, args.layer, args.reference_mazes, seed=args.seed, channels=channels)
+    build = mean_ablation if args.ablation == "mean" else resample_ablation
+    return build(model, args.layer, args.reference_mazes, seed=args.seed, channels=channels)
 
 
 def _steering_vectors(model: ImpalaPolicy, states: Sequence[MazeState], args: argparse.Namespace) -> Any:

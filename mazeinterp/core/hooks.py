@@ -46,7 +46,7 @@ import torch
 from torch import Tensor, nn
 
 from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
-from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
+from mazeinterp.core.interventions import Intervention, validate_interventions
 from mazeinterp.core.model import HOOK_SUFFIX, ImpalaPolicy, obs_to_tensor
 from mazeinterp.core.numerics import as_network_input, check_reference_weights
 
@@ -142,7 +142,9 @@ def intervene(model: ImpalaPolicy, interventions: Sequence[Intervention] | Inter
     """Apply ``interventions`` to every forward pass of ``model`` inside the ``with`` block.
 
     Each intervention is validated first (:func:`mazeinterp.core.interventions.validate`;
-    ValueError if it does not fit). One forward hook per hook point is
+    ValueError if it does not fit), unless ``interventions`` come from
+    :func:`~mazeinterp.core.interventions.validate_interventions` for this model (the
+    caller checked them once). One forward hook per hook point is
     registered and ALWAYS removed on exit, also when the body raises.
 
     Composition order: interventions at the same hook point apply in the order
@@ -158,9 +160,7 @@ def intervene(model: ImpalaPolicy, interventions: Sequence[Intervention] | Inter
     >>> logits.shape
     torch.Size([2, 15])
     """
-    ivs = as_intervention_list(interventions)
-    for iv in ivs:
-        validate(model, iv)
+    ivs = validate_interventions(model, interventions)
     by_hook: dict[str, list[Intervention]] = {}
     for iv in ivs:
         by_hook.setdefault(iv.hook, []).append(iv)
@@ -418,6 +418,7 @@ def run_batched_with_cache(
     from mazeinterp.runtime.progress import progress_bar
 
     check_forward_batch(batch_size, model.hook_points(), "run_batched_with_cache")
+    interventions = validate_interventions(model, interventions)  # once, not at every batch
     observations = isinstance(inputs, (np.ndarray, Tensor))
     if not observations:
         inputs = list(inputs)

@@ -26,12 +26,18 @@ for any forward pass, rollout or vector field) or pass them to
 
 Several interventions at the same hook point compose in the order given: the
 first one listed is applied first and the next sees its output.
+
+An intervention only describes its edit and never runs the model; edits whose values
+come from the network (means, resampling pools, patches) are built in
+:mod:`mazeinterp.analysis.references`.
 """
 
 from __future__ import annotations
 
+import abc
 import operator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,27 +45,28 @@ import torch
 from torch import Tensor
 
 from mazeinterp.core.finite import check_finite_tensor, finite_number
-from mazeinterp.core.hooks import activations, render_states, run_with_cache
-from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
-from mazeinterp.runtime.limits import check_states_memory
+from mazeinterp.core.hook_points import UnknownHookPointError, check_channels, check_pixels, hook_shape
 
 if TYPE_CHECKING:
-    from mazeinterp.maze.state import MazeState
     from mazeinterp.core.model import ImpalaPolicy
 
 __all__ = [
     "AddVector",
     "Clamp",
+    "EpisodeRows",
     "Intervention",
     "MeanAblate",
     "Patch",
+    "PerEpisodeIntervention",
     "ResampleAblate",
     "Scale",
     "SetValue",
+    "ValidatedInterventions",
     "ZeroAblate",
     "as_intervention_list",
     "as_tensor_copy",
     "validate",
+    "validate_interventions",
 ]
 
 
@@ -90,6 +97,47 @@ def as_tensor_copy(value: Tensor | np.ndarray, name: str) -> Tensor:
     return copy
 
 
+def _norm_channels(channels: Any) -> tuple[int, ...] | None:
+    if channels is None:
+        return None
+    if isinstance(channels, (int, np.integer)) and not isinstance(channels, bool):
+        channels = (channels,)
+    if isinstance(channels, Tensor):
+        channels = channels.tolist()
+    try:
+        out = tuple(operator.index(c) for c in channels)
+    except TypeError:
+        raise TypeError(f"channels must be None, an int or a sequence of ints, got {channels!r}") from None
+    if not out:
+        raise ValueError("channels must not be empty (use None for all channels)")
+    if any(c < 0 for c in out):
+        raise ValueError(f"channels must be non-negative, got {list(out)}")
+    return out
+
+
+def _norm_pixels(pixels: Any) -> tuple[tuple[int, int], ...] | None:
+    if pixels is None:
+        return None
+    if isinstance(pixels, np.ndarray) or isinstance(pixels, Tensor):
+        pixels = pixels.tolist()
+    pixels = list(pixels)
+    if len(pixels) == 2 and all(isinstance(v, (int, np.integer)) for v in pixels):
+        pixels = [tuple(pixels)]  # a single (row, col) pair
+    try:
+        out = tuple((operator.index(p[0]), operator.index(p[1])) for p in pixels if len(p) == 2)
+    except TypeError:
+        out = ()
+    if len(out) != len(pixels) or not out:
+        raise ValueError(f"pixels must be None or a non-empty sequence of (row, col) int pairs, got {pixels!r}")
+    if any(r < 0 or c < 0 for r, c in out):
+        raise ValueError(f"pixels must be non-negative, got {list(out)}")
+    return out
+
+
+def _fmt_list(values: Sequence[Any], limit: int = 8) -> str:
+    values = list(values)
+    shown = ", ".join(str(v) for v in values[:limit])
+    return f"[{shown}, … ({len(values)} in all)]" if len(values) > limit else f"[{shown}]"
 
 
 def _fmt_shape(t: Tensor) -> str:
@@ -97,9 +145,224 @@ def _fmt_shape(t: Tensor) -> str:
 
 
 def _like(t: Tensor, act: Tensor) -> Tensor:
-    if t.device != act.device or t.dtype != act.dtype:
-        t = t.to(device=act.device, dtype=act.dtype)
-    return t
+    return t.to(device=act.device, dtype=act.dtype)  # ``t`` itself when both already match
+
+
+# --------------------------------------------------------------------------- base class
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class Intervention:
+    """Base class: an edit of hook point ``hook``, on ``channels`` × ``pixels``.
+
+    Subclasses implement :meth:`edit`, which returns the fully edited activation
+    (same shape); :meth:`__call__` keeps that edit only on the selected channels
+    and pixels. Instances are immutable; tensors they hold are private copies.
+
+    Attributes:
+        hook: hook point name, e.g. ``"embedder.relu3_out"``.
+        channels: channel (or feature) indices to edit; None = all.
+        pixels: ``(row, col)`` activation pixels to edit; None = every position.
+            Only for (C, H, W) hook points.
+    """
+
+    hook: str
+    channels: tuple[int, ...] | None = field(default=None, kw_only=True)
+    pixels: tuple[tuple[int, int], ...] | None = field(default=None, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.hook, str) or not self.hook:
+            raise TypeError(f"hook must be a hook-point name (str), got {self.hook!r}")
+        object.__setattr__(self, "channels", _norm_channels(self.channels))
+        object.__setattr__(self, "pixels", _norm_pixels(self.pixels))
+
+    # -- to implement
+    def edit(self, act: Tensor) -> Tensor:
+        """The edited activation everywhere (B, ...) → (B, ...); never modifies ``act``."""
+        raise NotImplementedError
+
+    def _params(self) -> list[str]:
+        """Extra ``name=value`` strings for the repr."""
+        return []
+
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise ValueError if held tensors do not fit a hook point of per-example ``shape``."""
+
+    # -- shared machinery
+    def mask(self, act: Tensor) -> Tensor | None:
+        """Boolean mask of the edited entries, per example ((C, H, W) or (F,)); None = everything."""
+        if self.channels is None and self.pixels is None:
+            return None
+        shape = act.shape[1:]
+        mask = torch.ones(shape, dtype=torch.bool, device=act.device)
+        if self.channels is not None:
+            chan = torch.zeros(shape[0], dtype=torch.bool, device=act.device)
+            chan[list(self.channels)] = True
+            mask &= chan.view(-1, *([1] * (len(shape) - 1)))
+        if self.pixels is not None:
+            if len(shape) != 3:
+                raise ValueError(f"{self}: pixels only apply to (C, H, W) activations, got shape {tuple(act.shape)}")
+            pix = torch.zeros(shape[1:], dtype=torch.bool, device=act.device)
+            rows, cols = zip(*self.pixels)
+            pix[list(rows), list(cols)] = True
+            mask &= pix.unsqueeze(0)
+        return mask
+
+    def __call__(self, act: Tensor) -> Tensor:
+        """Return the edited activation (a new tensor); unselected entries are unchanged."""
+        edited = self.edit(act)
+        mask = self.mask(act)
+        return edited if mask is None else torch.where(mask, edited, act)
+
+    def __repr__(self) -> str:
+        parts = [self.hook, *self._params()]
+        if self.channels is not None:
+            parts.append(f"channels={_fmt_list(self.channels)}")
+        if self.pixels is not None:
+            parts.append(f"pixels={_fmt_list(self.pixels, limit=4)}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+    __str__ = __repr__
+
+
+# --------------------------------------------------------------------------- per-episode edits
+
+
+class EpisodeRows:
+    """The one mutable state of a per-episode edit: ``indices``, the episode (B,) of each row of the next pass.
+
+    None before the first :meth:`PerEpisodeIntervention.set_episode_indices`; it changes before
+    every forward pass of a rollout, so it lives here, apart from the edit's frozen fields.
+    """
+
+    def __init__(self) -> None:
+        self.indices: Tensor | None = None
+
+    def __repr__(self) -> str:
+        return f"EpisodeRows({None if self.indices is None else self.indices.tolist()})"
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class PerEpisodeIntervention(Intervention, abc.ABC):
+    """Base class of edits that differ between the episodes of one batch: the per-episode protocol.
+
+    :func:`mazeinterp.rollout.run_rollouts` finds these with ``isinstance`` and calls
+    :meth:`set_episode_indices` before every forward pass with the episode (index into the
+    rollout's maze list) of each batch row; outside a rollout, call it yourself. The fields
+    are fixed once built; the rows live in :attr:`rows`, a mutable :class:`EpisodeRows` of
+    the edit's own (a copy made with ``dataclasses.replace`` gets a fresh one). An edit with
+    a ``set_episode_indices`` method that does not subclass this is refused by
+    ``run_rollouts`` rather than silently left uninformed.
+    """
+
+    rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
+
+    @abc.abstractmethod
+    def set_episode_indices(self, indices: Sequence[int] | np.ndarray) -> None:
+        """Select the episode of every row (B,) of the next forward pass: check ``indices`` and write :attr:`rows`."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def validate(model: ImpalaPolicy, intervention: Intervention) -> None:
+    """Check ``intervention`` against ``model.hook_points()``; raise a clear ValueError if it does not fit.
+
+    Checks that the hook point exists (the message lists close names), that
+    every channel and pixel is in range, that pixels are only given for
+    (C, H, W) maps, and that held tensors have the hook point's shape.
+
+    >>> from mazeinterp.core.interventions import ZeroAblate
+    >>> from mazeinterp.core.model import ImpalaPolicy
+    >>> validate(ImpalaPolicy(1), ZeroAblate("embedder.relu3_out", channels=[40]))
+    Traceback (most recent call last):
+    ValueError: ZeroAblate(embedder.relu3_out, channels=[40]): channel 40 is out of range for hook point 'embedder.relu3_out', which has 32 channels (0..31)
+    """
+    if not isinstance(intervention, Intervention):
+        raise TypeError(f"expected an Intervention, got {type(intervention).__name__}")
+    hook = intervention.hook
+    try:
+        shape = hook_shape(model.hook_points(), hook)
+        check_channels(hook, shape, intervention.channels or ())
+        if intervention.pixels is not None:
+            check_pixels(hook, shape, intervention.pixels)
+    except UnknownHookPointError as exc:
+        raise UnknownHookPointError(f"{intervention}: {exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{intervention}: {exc}") from None
+    intervention._check_shape(tuple(shape))
+
+
+def as_intervention_list(interventions: Intervention | Iterable[Intervention] | None) -> list[Intervention]:
+    """``interventions`` as a list: None → ``[]``, one intervention → ``[it]``, an iterable → its items.
+
+    Raises:
+        TypeError: an item is not an :class:`Intervention`.
+
+    >>> from mazeinterp.core.interventions import Scale
+    >>> as_intervention_list(None), as_intervention_list(Scale("fc_value_out", 2.0))
+    ([], [Scale(fc_value_out, factor=2.0)])
+    """
+    if interventions is None:
+        return []
+    if isinstance(interventions, Intervention):
+        return [interventions]
+    out = list(interventions)
+    for iv in out:
+        if not isinstance(iv, Intervention):
+            raise TypeError(f"expected Intervention objects, got {type(iv).__name__}")
+    return out
+
+
+class ValidatedInterventions(tuple[Intervention, ...]):
+    """A tuple of interventions checked against :attr:`model`: the proof that validation ran, once per call.
+
+    Made only by :func:`validate_interventions` (or :meth:`select`). The inner calls that
+    receive it (:func:`mazeinterp.core.hooks.intervene`, each batch of a batched pass) skip the check.
+    """
+
+    model: ImpalaPolicy
+
+    def __new__(cls, model: ImpalaPolicy, ivs: Iterable[Intervention], *, _token: object = None) -> ValidatedInterventions:
+        if _token is not _MADE_BY_VALIDATION:
+            raise TypeError("ValidatedInterventions are made by validate_interventions(model, interventions)")
+        self = super().__new__(cls, ivs)
+        self.model = model
+        return self
+
+    def select(self, keep: Callable[[Intervention], bool]) -> ValidatedInterventions:
+        """The interventions for which ``keep`` is true, still validated."""
+        return ValidatedInterventions(self.model, [iv for iv in self if keep(iv)], _token=_MADE_BY_VALIDATION)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # a copy or pickle is a plain tuple: the proof does not travel
+        return (tuple, (tuple(self),))
+
+    def __repr__(self) -> str:
+        return f"ValidatedInterventions({list(self)!r})"
+
+
+_MADE_BY_VALIDATION = object()
+
+
+def validate_interventions(model: ImpalaPolicy, interventions: Intervention | Iterable[Intervention] | None) -> ValidatedInterventions:
+    """``interventions`` (one, several or None, as :func:`as_intervention_list` reads them), each :func:`validate`-d.
+
+    Already :class:`ValidatedInterventions` for this ``model``: returned as they are, unchecked.
+
+    Raises:
+        TypeError: an item is not an :class:`Intervention`.
+        ValueError: an intervention does not fit ``model`` (see :func:`validate`).
+
+    >>> checked = validate_interventions(model, ZeroAblate("fc_value_out"))
+    >>> checked, validate_interventions(model, checked) is checked
+    (ValidatedInterventions([ZeroAblate(fc_value_out)]), True)
+    """
+    if isinstance(interventions, ValidatedInterventions) and interventions.model is model:
+        return interventions
+    ivs = as_intervention_list(interventions)
+    for iv in ivs:
+        validate(model, iv)
+    return ValidatedInterventions(model, ivs, _token=_MADE_BY_VALIDATION)
 
 
 # --------------------------------------------------------------------------- interventions
@@ -117,29 +380,15 @@ class ZeroAblate(Intervention):
         return torch.zeros_like(act)
 
 
-def _random_maze_states(n_mazes: int, seed: int) -> list[MazeState]:
-    """Start states of ``n_mazes`` procgen mazes whose level seeds are drawn from ``seed``."""
-    from mazeinterp.maze.env import MazeEnv
-
-    if n_mazes < 1:
-        raise ValueError(f"n_mazes must be at least 1, got {n_mazes}")
-    check_states_memory(n_mazes, "reference mazes", observations=True)
-    level_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=n_mazes)
-    states: list[MazeState] = []
-    for start in range(0, n_mazes, 256):
-        with MazeEnv.from_seeds(level_seeds[start : start + 256].tolist()) as env:
-            states.extend(env.get_states())
-    return states
-
-
 @dataclass(frozen=True, eq=False, repr=False)
 class MeanAblate(Intervention):
     """Replace the selected entries with a mean activation ``mean`` ((C, H, W) or (F,)).
 
-    Build the mean from observations you pass, or from random mazes:
+    Build it from the mean over random mazes (or observations you pass) with
+    :func:`mazeinterp.analysis.references.mean_ablation`:
 
-    >>> ablate = MeanAblate.from_random_mazes(model, "embedder.relu3_out", 100, seed=0,
-    ...                                       channels=[12])
+    >>> MeanAblate("fc_value_out", torch.tensor([0.5]))(torch.zeros(2, 1)).flatten()
+    tensor([0.5000, 0.5000])
     """
 
     mean: Tensor
@@ -147,26 +396,6 @@ class MeanAblate(Intervention):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "mean", as_tensor_copy(self.mean, "mean"))
-
-    @classmethod
-    def from_observations(cls, model: ImpalaPolicy, hook: str, obs: np.ndarray | Tensor, *, channels: Any = None,
-                          pixels: Any = None, batch_size: int = 256) -> MeanAblate:
-        """Mean of ``hook``'s activation over observations ``obs`` (uint8 (N, 64, 64, 3) or float (N, 3, 64, 64))."""
-        model.module_for_hook(hook)
-        acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
-        return cls(hook, acts.mean(0), channels=channels, pixels=pixels)
-
-    @classmethod
-    def from_random_mazes(cls, model: ImpalaPolicy, hook: str, n_mazes: int, seed: int = 0, *,
-                          channels: Any = None, pixels: Any = None, batch_size: int = 256) -> MeanAblate:
-        """Mean over the start observations of ``n_mazes`` procgen mazes drawn reproducibly from ``seed``.
-
-        Level seeds are ``numpy.random.default_rng(seed).integers(0, 2**31 - 1, n_mazes)``;
-        the mouse is at its start cell and the cheese where procgen put it.
-        """
-        model.module_for_hook(hook)
-        obs = render_states(_random_maze_states(n_mazes, seed))
-        return cls.from_observations(model, hook, obs, channels=channels, pixels=pixels, batch_size=batch_size)
 
     def edit(self, act: Tensor) -> Tensor:
         return _like(self.mean, act).expand_as(act)
@@ -188,7 +417,8 @@ class ResampleAblate(Intervention):
     generator=torch.Generator().manual_seed(seed))`` and batch element ``b``
     receives ``sources[perm[b % K]]`` (see :meth:`source_index`). So a batch
     larger than K reuses sources cyclically, and the same seed always gives the
-    same pairing.
+    same pairing. :func:`mazeinterp.analysis.references.resample_ablation` records the
+    sources on random mazes (or observations you pass).
 
     >>> src = torch.arange(3.0).view(3, 1)                 # 3 sources, 1 feature
     >>> ResampleAblate("fc_value_out", src, seed=0).source_index(4)
@@ -205,24 +435,6 @@ class ResampleAblate(Intervention):
             raise ValueError(f"sources must be (K, C, H, W) or (K, F) with K >= 1, got shape {tuple(sources.shape)}")
         object.__setattr__(self, "sources", sources)
         object.__setattr__(self, "seed", operator.index(self.seed))
-
-    @classmethod
-    def from_observations(cls, model: ImpalaPolicy, hook: str, obs: np.ndarray | Tensor, seed: int = 0, *,
-                          channels: Any = None, pixels: Any = None, batch_size: int = 256) -> ResampleAblate:
-        """Sources (N, C, H, W) (or (N, F)): ``hook``'s activations on observations ``obs``,
-        uint8 (N, 64, 64, 3) or float (N, 3, 64, 64)."""
-        model.module_for_hook(hook)
-        acts = activations(model, hook, obs, batch_size=batch_size, progress=False)
-        return cls(hook, acts, seed, channels=channels, pixels=pixels)
-
-    @classmethod
-    def from_random_mazes(cls, model: ImpalaPolicy, hook: str, n_mazes: int, seed: int = 0, *,
-                          channels: Any = None, pixels: Any = None, batch_size: int = 256) -> ResampleAblate:
-        """Sources from the start observations of ``n_mazes`` mazes drawn from ``seed`` (also the pairing seed)."""
-        model.module_for_hook(hook)
-        obs = render_states(_random_maze_states(n_mazes, seed))
-        return cls.from_observations(model, hook, obs, seed, channels=channels, pixels=pixels,
-                                     batch_size=batch_size)
 
     def source_index(self, batch_size: int) -> Tensor:
         """Index (batch_size,) int64 into ``sources`` of each batch element: ``perm[b % K]``."""
@@ -331,6 +543,7 @@ class Patch(Intervention):
 
     ``source`` is (B, C, H, W) / (B, F) -- one source per batch element, so the
     batch sizes must match -- or (C, H, W) / (F,), used for every element.
+    :func:`mazeinterp.analysis.references.patch_from_input` records it in one call.
 
     >>> from mazeinterp.core.hooks import render_states, run_with_cache
     >>> other_obs = render_states([s.without_cheese() for s in states[:2]])
@@ -343,13 +556,6 @@ class Patch(Intervention):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "source", as_tensor_copy(self.source, "source"))
-
-    @classmethod
-    def from_input(cls, model: ImpalaPolicy, hook: str, x: np.ndarray | Tensor, *, channels: Any = None,
-                   pixels: Any = None) -> Patch:
-        """Patch with ``hook``'s activations (B, ...) on ``x``: float (B, 3, 64, 64) or uint8 (B, 64, 64, 3)."""
-        _, cache = run_with_cache(model, x, [hook], stop_early=True)
-        return cls(hook, cache[hook], channels=channels, pixels=pixels)
 
     def edit(self, act: Tensor) -> Tensor:
         src = _like(self.source, act)

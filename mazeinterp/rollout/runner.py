@@ -25,9 +25,9 @@ How it runs
   (:mod:`mazeinterp.core.numerics`: channels-last on the fast path, 1.5-2× faster
   for the IMPALA CNN on a CPU; ``RolloutConfig.channels_last=False`` asks for the
   reference path); only the active envs' observations are sent through the network. Interventions apply at every forward pass through
-  :func:`mazeinterp.core.hooks.intervene`; one with a ``set_episode_indices(indices)``
-  method is told, before each forward pass, which maze each batch row shows
-  (:class:`~mazeinterp.rollout.EpisodeVectors`).
+  :func:`mazeinterp.core.hooks.intervene`; a
+  :class:`~mazeinterp.core.interventions.PerEpisodeIntervention` is told, before each
+  forward pass, which maze each batch row shows (:class:`~mazeinterp.rollout.EpisodeVectors`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 
 from mazeinterp.core.finite import check_logits
-from mazeinterp.core.interventions import Intervention
+from mazeinterp.core.interventions import Intervention, PerEpisodeIntervention, validate_interventions
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, NOOP_ACTION, NUM_ACTIONS, Move
 from mazeinterp.maze.state import WALL, MazeState
@@ -134,7 +134,7 @@ class _Runner:
         self.streams = streams
         self.scripted = isinstance(policy, ScriptedPolicy)
         self.network = _module_device(policy) is not None  # a torch module: its -inf logits are overflows
-        self.episode_aware = [iv for iv in interventions if hasattr(iv, "set_episode_indices")]
+        self.episode_aware = [iv for iv in interventions if isinstance(iv, PerEpisodeIntervention)]
         self.B = min(config.batch_size, len(source))
         self.env = MazeEnv(self.B)
         B = self.B
@@ -359,20 +359,23 @@ class _Runner:
                                    f"after step {self.steps[slot]}")
 
 
-def _validate_interventions(policy: object, interventions: tuple[Intervention, ...]) -> None:
+def _validate_interventions(policy: object, interventions: Sequence[Intervention]) -> tuple[Intervention, ...]:
+    """The rollout's interventions, checked once here (:func:`intervene` in :func:`run_rollouts` then skips it)."""
     from mazeinterp.core.model import ImpalaPolicy
 
     if not interventions:
-        return
+        return ()
     if not isinstance(policy, ImpalaPolicy):  # the hook points an intervention names are the ImpalaPolicy's
         raise ValueError("interventions need a torch policy (an ImpalaPolicy), not a "
                          f"{type(policy).__name__}")
-    from mazeinterp.core.interventions import validate
-
     for iv in interventions:
         if not isinstance(iv, Intervention):
             raise ValueError(f"{iv!r} is not an intervention (see mazeinterp.core.interventions)")
-        validate(policy, iv)
+        if callable(getattr(iv, "set_episode_indices", None)) and not isinstance(iv, PerEpisodeIntervention):
+            raise TypeError(f"{iv} has a set_episode_indices method but is not a PerEpisodeIntervention, so the "
+                            "rollout would never tell it the batch rows' mazes; subclass "
+                            "mazeinterp.core.interventions.PerEpisodeIntervention")
+    return validate_interventions(policy, interventions)
 
 
 def run_rollouts(
@@ -392,7 +395,9 @@ def run_rollouts(
         mazes: level seeds (a sequence of ints, or an int ``n`` for seeds
             ``0 … n-1``), or start states (:class:`MazeState` or procgen bytes).
         interventions: applied at every forward pass (torch policies only), all
-            in one pass via :func:`mazeinterp.core.hooks.intervene`.
+            in one pass via :func:`mazeinterp.core.hooks.intervene`; each
+            :class:`~mazeinterp.core.interventions.PerEpisodeIntervention` among them is
+            told every batch row's maze before each pass.
         config: :class:`RolloutConfig` (defaults if None).
         indices: run only these positions of ``mazes`` (each episode keeps its
             position as :attr:`Episode.index`, and so its random numbers: the
@@ -411,15 +416,16 @@ def run_rollouts(
             (unknown hook point, channel out of range; see
             :func:`mazeinterp.core.interventions.validate`), a policy that returns
             the wrong shape.
-        TypeError: a maze that is neither a level seed nor a state.
+        TypeError: a maze that is neither a level seed nor a state; an intervention with a
+            ``set_episode_indices`` method that does not declare the per-episode protocol
+            (:class:`~mazeinterp.core.interventions.PerEpisodeIntervention`).
         RolloutInterrupted: a KeyboardInterrupt arrived; its ``result`` holds the
             episodes finished by then.
     """
     import torch
 
     config = config or RolloutConfig()
-    interventions = tuple(interventions)
-    _validate_interventions(policy, interventions)
+    interventions = _validate_interventions(policy, tuple(interventions))
     source = MazeSource(mazes, config.batch_size, indices)
     if streams is not None:
         streams = [int(s) for s in streams]

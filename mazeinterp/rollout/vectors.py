@@ -1,6 +1,6 @@
 """Per-maze steering inside a rollout: each batch row gets its own maze's vector.
 
-An intervention with a ``set_episode_indices(indices)`` method is told by
+A :class:`~mazeinterp.core.interventions.PerEpisodeIntervention` is told by
 :func:`~mazeinterp.rollout.run_rollouts`, before every forward pass, which maze
 (index into the rollout's maze list) each batch row shows.
 :class:`EpisodeVectors` uses that to add each maze's own vector (the published
@@ -10,37 +10,22 @@ recipe: subtract each maze's own cheese vector).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mazeinterp.core.finite import finite_number
-from mazeinterp.core.interventions import Intervention, as_tensor_copy
+from mazeinterp.core.interventions import PerEpisodeIntervention, as_tensor_copy
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["EpisodeRows", "EpisodeVectors"]
-
-
-class EpisodeRows:
-    """Which maze (episode) each batch row of the next forward pass shows: the one mutable state of a per-maze edit.
-
-    ``indices`` is a tensor ``(B,)`` of maze indices, or None before the first
-    :meth:`EpisodeVectors.set_episode_indices`. It changes before every forward
-    pass of a rollout, so it lives here, apart from the edit's fixed fields.
-    """
-
-    def __init__(self) -> None:
-        self.indices: Tensor | None = None
-
-    def __repr__(self) -> str:
-        return f"EpisodeRows({None if self.indices is None else self.indices.tolist()})"
+__all__ = ["EpisodeVectors"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class EpisodeVectors(Intervention):
+class EpisodeVectors(PerEpisodeIntervention):
     """Add a different vector to each maze's activations at one hook point (per-maze steering).
 
     ``vectors[i]`` (shape of the hook point, e.g. ``(128, 16, 16)``) belongs to
@@ -52,8 +37,9 @@ class EpisodeVectors(Intervention):
     edit as for every :class:`~mazeinterp.core.interventions.Intervention`.
 
     The fields are fixed once built. The batch rows' mazes change before every
-    forward pass; they are kept in :attr:`rows`, a mutable :class:`EpisodeRows`
-    of this edit's own (a copy made with ``dataclasses.replace`` gets a fresh one).
+    forward pass; they are kept in :attr:`rows`, a mutable
+    :class:`~mazeinterp.core.interventions.EpisodeRows` of this edit's own (a copy
+    made with ``dataclasses.replace`` gets a fresh one).
 
     Args:
         hook: hook point name, e.g. ``"embedder.block2.res1.resadd_out"``.
@@ -63,8 +49,6 @@ class EpisodeVectors(Intervention):
 
     vectors: Tensor
     coefficient: float = 1.0
-    rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
-    """The maze of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

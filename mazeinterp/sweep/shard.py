@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mazeinterp.core.interventions import AddVector, Clamp, Intervention, MeanAblate, ResampleAblate, Scale, ZeroAblate
-from mazeinterp.rollout.vectors import EpisodeRows
+from mazeinterp.core.interventions import (
+    AddVector,
+    Clamp,
+    Intervention,
+    MeanAblate,
+    PerEpisodeIntervention,
+    ResampleAblate,
+    Scale,
+    ZeroAblate,
+)
 from mazeinterp.sweep.config import Condition, SweepConfig
 
 if TYPE_CHECKING:
@@ -66,16 +74,22 @@ def reference_activations(model: ImpalaPolicy, config: SweepConfig) -> dict[str,
     """Reference activations the config's kinds need, computed once per sweep and sent to every worker.
 
     Keys: ``"<hook>|mean"`` → mean map (C, H, W) for ``"mean"``; ``"<hook>|sources"`` → (K, C, H, W)
-    for ``"resample"``, K = ``config.reference_mazes``.
+    for ``"resample"``, K = ``config.reference_mazes``. The reference mazes are built, rendered
+    and run once for every hook and both kinds
+    (:func:`mazeinterp.analysis.references.reference_activations`); the mean is the sources' mean.
     """
+    from mazeinterp.analysis import references
+
+    wanted = [kind for kind in ("mean", "resample") if kind in config.kinds]
+    if not wanted:
+        return {}
+    acts = references.reference_activations(model, config.hooks, config.reference_mazes, config.reference_seed)
     refs: dict[str, Tensor] = {}
     for hook in config.hooks:
-        if "mean" in config.kinds:
-            refs[f"{hook}|mean"] = MeanAblate.from_random_mazes(model, hook, config.reference_mazes,
-                                                                seed=config.reference_seed).mean
-        if "resample" in config.kinds:
-            refs[f"{hook}|sources"] = ResampleAblate.from_random_mazes(model, hook, config.reference_mazes,
-                                                                       seed=config.reference_seed).sources
+        if "mean" in wanted:
+            refs[f"{hook}|mean"] = acts[hook].mean(0)
+        if "resample" in wanted:
+            refs[f"{hook}|sources"] = acts[hook]
     return refs
 
 
@@ -107,20 +121,19 @@ def intervention(condition: Condition, references: Mapping[str, Tensor], shape: 
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class EditsByEpisode(Intervention):
+class EditsByEpisode(PerEpisodeIntervention):
     """At one hook point, give each rollout episode the edit of its block: one rollout runs many conditions.
 
     Episode ``i`` of the rollout (see :func:`mazeinterp.rollout.run_rollouts`, which calls
     :meth:`set_episode_indices` before every forward pass) gets ``edits[i // block]``; ``None``
     leaves its activation alone. Rows without an edit are returned unchanged, bit for bit.
     The fields are fixed once built; the rows' episodes, which change before every forward
-    pass, live in :attr:`rows` (an :class:`~mazeinterp.rollout.vectors.EpisodeRows` of its own).
+    pass, live in :attr:`rows` (an :class:`~mazeinterp.core.interventions.EpisodeRows` of its own,
+    as for every :class:`~mazeinterp.core.interventions.PerEpisodeIntervention`).
     """
 
     edits: tuple[Intervention | None, ...] = ()
     block: int = 1
-    rows: EpisodeRows = field(default_factory=EpisodeRows, init=False, repr=False)
-    """The episode of every batch row of the next forward pass (set by :meth:`set_episode_indices`)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

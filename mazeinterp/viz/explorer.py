@@ -43,7 +43,7 @@ from mazeinterp.core.finite import check_logits, finite_number
 from mazeinterp.core.hook_points import hook_shape
 from mazeinterp.runtime.limits import check_forward_batch
 from mazeinterp.core.hooks import activations, can_forward_from, forward_from, run_batched_with_cache
-from mazeinterp.core.interventions import AddVector, Intervention, ZeroAblate, validate
+from mazeinterp.core.interventions import AddVector, Intervention, ZeroAblate, validate_interventions
 from mazeinterp.maze.grid import Cell
 from mazeinterp.core.model import MOVES, ImpalaPolicy, move_probs
 from mazeinterp.analysis.steering import cheese_vector, retarget, top_right_vector
@@ -431,7 +431,11 @@ class Explorer:
     # ------------------------------------------------------------------ computing a view
 
     def interventions(self, state: MazeState, settings: InterventionSettings) -> tuple[Intervention, ...]:
-        """The interventions that ``settings`` make on ``state``'s maze, validated against the policy."""
+        """The interventions that ``settings`` make on ``state``'s maze, validated against the policy.
+
+        Validated once, here: the result (a
+        :class:`~mazeinterp.core.interventions.ValidatedInterventions`) is what the passes receive.
+        """
         hook = settings.hook
         ivs: list[Intervention] = []
         if settings.ablate:
@@ -441,9 +445,7 @@ class Explorer:
         if settings.clamps:
             ivs.append(retarget([settings.clamp_channel], settings.clamp_cell, state.maze_size,  # type: ignore[list-item, arg-type]
                                 settings.clamp_value, hook))
-        for iv in ivs:
-            validate(self.policy, iv)
-        return tuple(ivs)
+        return validate_interventions(self.policy, ivs)
 
     def _first_view(self, state: MazeState, settings: InterventionSettings, hook: str, channel: int,
                     focus: Cell, revision: int = 0) -> ExplorerView:

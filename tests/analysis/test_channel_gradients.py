@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from mazeinterp.analysis.channel_gradients import channel_estimates, cheese_probability
-from mazeinterp.core.intervention_base import Intervention
+from mazeinterp.core.interventions import Intervention
 from mazeinterp.analysis.prefix_cache import build_prefix_cache, prefix_outcome_probabilities
 from mazeinterp.analysis.vfield import outcome_probabilities
 

@@ -174,6 +174,12 @@ def test_move_probs_for_states_matches_vector_field(up_model, state):
     np.testing.assert_allclose(probs[0], vector_field(up_model, state).prob_at(cells[0]), atol=1e-6)
 
 
+def test_vector_fields_validate_each_edit_once(up_model, seeded_states, validations):
+    edit = AddVector("fc_policy_out", torch.zeros(15), 1.0)
+    vector_fields(up_model, seeded_states[:2], [edit], batch_size=7)
+    assert validations == [edit]
+
+
 # --------------------------------------------------------------------------- exact outcome probabilities
 
 

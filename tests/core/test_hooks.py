@@ -17,7 +17,16 @@ from mazeinterp.core.hooks import (
     run_with_cache,
     to_model_input,
 )
-from mazeinterp.core.interventions import AddVector, Clamp, Intervention, Scale, ZeroAblate
+from mazeinterp.core.interventions import (
+    AddVector,
+    Clamp,
+    Intervention,
+    MeanAblate,
+    Scale,
+    ValidatedInterventions,
+    ZeroAblate,
+    validate_interventions,
+)
 from mazeinterp.core.model import ImpalaPolicy
 
 HOOK = "embedder.block2.res1.resadd_out"
@@ -248,6 +257,37 @@ def test_batched_forward_takes_states_or_observations(model, seeded_states):
     # no inputs and no early stop: empty outputs, not None (the documented unpacking works)
     (logits, value), _ = run_batched_with_cache(model, [], progress=False)
     assert logits.shape == (0, 15) and value.shape == (0,)
+
+
+def test_interventions_are_validated_once_per_call(model, seeded_states, validations):
+    """intervene, run_with_cache and a batched pass of 3 batches each check every edit exactly once."""
+    edits = [ZeroAblate(HOOK, channels=[1]), Scale(LATE, 2.0)]
+    with intervene(model, edits):
+        pass
+    assert validations == edits
+    validations.clear()
+    run_with_cache(model, torch.zeros(1, 3, 64, 64), [LATE], interventions=edits)
+    assert validations == edits
+    validations.clear()
+    run_batched_with_cache(model, seeded_states[:6], [LATE], interventions=edits, batch_size=2)
+    assert validations == edits, "one check per call, not per batch"
+    validations.clear()
+    checked = validate_interventions(model, edits)
+    with intervene(model, checked):
+        pass
+    assert validations == edits, "validated ones are not checked again"
+
+
+def test_validated_interventions_are_not_trusted_for_another_model() -> None:
+    small, wide = ImpalaPolicy(scale=1), ImpalaPolicy(scale=2)
+    checked = validate_interventions(small, MeanAblate(LATE, torch.zeros(32, 8, 8)))
+    assert validate_interventions(small, checked) is checked
+    with pytest.raises(ValueError, match=r"mean has shape \(32, 8, 8\), hook point 'embedder.relu3_out' has \(64, 8, 8\)"):
+        with intervene(wide, checked):
+            pass
+    with pytest.raises(TypeError, match="made by validate_interventions"):
+        ValidatedInterventions(wide, list(checked))
+    assert type(checked[:1]) is tuple, "a slice is a plain tuple, checked again where it is used"
 
 
 def test_to_model_input_converts_observations_once(model, seeded_states):

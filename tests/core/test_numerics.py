@@ -14,7 +14,7 @@ import torch
 from mazeinterp import cli
 from mazeinterp.checkpoints.registry import save_policy
 from mazeinterp.core.hooks import forward_from, intervene, run_with_cache
-from mazeinterp.core.intervention_base import Intervention
+from mazeinterp.core.interventions import Intervention
 from mazeinterp.core.model import ImpalaPolicy
 from mazeinterp.core.numerics import (
     ENV_VAR,

@@ -11,7 +11,7 @@ import torch
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
 from mazeinterp.core.hooks import intervene
-from mazeinterp.core.interventions import AddVector
+from mazeinterp.core.interventions import AddVector, Intervention, PerEpisodeIntervention, Scale
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.core.model import MOVE_TO_ACTION, ImpalaPolicy, Move, obs_to_tensor
 from mazeinterp.rollout import (
@@ -403,6 +403,56 @@ def test_episode_vectors_keep_their_fields_and_hold_the_batch_rows_apart() -> No
     assert edit.rows.indices.tolist() == [2, 0]
     with pytest.raises(IndexError, match="out of range"):
         edit.set_episode_indices([3])
+
+
+def test_a_rollout_validates_each_edit_once(validations) -> None:
+    edits = [Scale("fc_value_out", 2.0), EpisodeVectors("fc_value_out", torch.zeros(3, 1))]
+    run_rollouts(ImpalaPolicy(scale=1), [0, 1, 2], edits, config=_config(max_steps=2, batch_size=2))
+    assert validations == edits
+
+
+def test_per_episode_edits_declare_their_protocol() -> None:
+    """The runner tells the rows' mazes to PerEpisodeIntervention subclasses; an undeclared one is refused, not ignored."""
+    import dataclasses
+
+    told: list[list[int]] = []
+
+    @dataclasses.dataclass(frozen=True, eq=False, repr=False)
+    class Undeclared(Intervention):
+        """Keeps per-episode rows but does not say so: a rollout would never call set_episode_indices."""
+
+        def set_episode_indices(self, indices) -> None:
+            told.append(list(indices))
+
+        def edit(self, act: torch.Tensor) -> torch.Tensor:
+            return act
+
+    @dataclasses.dataclass(frozen=True, eq=False, repr=False)
+    class Declared(PerEpisodeIntervention):
+        def set_episode_indices(self, indices) -> None:
+            told.append([int(i) for i in indices])
+            self.rows.indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+
+        def edit(self, act: torch.Tensor) -> torch.Tensor:
+            return act
+
+    model = ImpalaPolicy(scale=1)
+    with pytest.raises(TypeError, match=r"Undeclared\(fc_value_out\) has a set_episode_indices method but is not "
+                                        "a PerEpisodeIntervention"):
+        run_rollouts(model, [0, 1], [Undeclared("fc_value_out")], config=_config(max_steps=1))
+    assert told == []
+    declared = Declared("fc_value_out")
+    run_rollouts(model, [0, 1, 2], [declared], config=_config(max_steps=1, batch_size=2))
+    assert told == [[0, 1], [2]] and declared.rows.indices.tolist() == [2]
+
+    @dataclasses.dataclass(frozen=True, eq=False, repr=False)
+    class Incomplete(PerEpisodeIntervention):
+        def edit(self, act: torch.Tensor) -> torch.Tensor:
+            return act
+
+    with pytest.raises(TypeError, match="abstract method.*set_episode_indices"):
+        Incomplete("fc_value_out")
+    assert isinstance(EpisodeVectors("fc_value_out", torch.zeros(1, 1)), PerEpisodeIntervention)
 
 
 def test_place_cheese_matches_the_rollouts_cheese_region(seeded_states: list[MazeState]) -> None:

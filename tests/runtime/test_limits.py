@@ -77,7 +77,7 @@ def test_rollout_config_refuses_what_cannot_fit() -> None:
 
 
 def test_reference_mazes_that_cannot_fit_are_refused_before_any_maze_is_made(monkeypatch) -> None:
-    from mazeinterp.core import interventions
+    from mazeinterp.analysis.references import mean_ablation
     from mazeinterp.core.model import ImpalaPolicy
 
     def no_env(*_a, **_k):
@@ -85,7 +85,7 @@ def test_reference_mazes_that_cannot_fit_are_refused_before_any_maze_is_made(mon
 
     monkeypatch.setattr("mazeinterp.maze.env.MazeEnv.from_seeds", no_env)
     with pytest.raises(ResourceLimitError, match="reference mazes: 1000000000 mazes would need at least"):
-        interventions.MeanAblate.from_random_mazes(ImpalaPolicy(1), "embedder.relu3_out", 10**9)
+        mean_ablation(ImpalaPolicy(1), "embedder.relu3_out", 10**9)
 
 
 def test_forward_batches_that_cannot_fit_are_refused(model, seeded_states) -> None:

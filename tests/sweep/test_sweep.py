@@ -7,6 +7,7 @@ One small sweep of the shipped default agent (scale 1) serves every test: 6 maze
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import pytest
 import torch
 
 from mazeinterp import cli
-from mazeinterp.checkpoints.registry import DEFAULT_AGENT
-from mazeinterp.core.interventions import MeanAblate, Scale, ZeroAblate
+from mazeinterp.analysis.references import mean_ablation
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
+from mazeinterp.core.hooks import run_with_cache
+from mazeinterp.core.interventions import MeanAblate, PerEpisodeIntervention, Scale, ZeroAblate
 from mazeinterp.core.numerics import reference_numerics
 from mazeinterp.rollout import RolloutConfig, load_mazes, run_rollouts
 from mazeinterp.sweep.runner import (
@@ -82,6 +85,46 @@ def test_edits_by_episode_routes_each_row_to_its_block() -> None:
         assert torch.equal(out[row, 0], act[row, 0]) and not out[row, 1].any()
     edits.set_episode_indices([0, 1, 0, 1])
     assert edits(act) is act  # no edit in the batch: the activation itself
+    assert isinstance(edits, PerEpisodeIntervention), "run_rollouts finds it by its declared protocol"
+    copy = dataclasses.replace(edits, block=1)
+    assert copy.rows is not edits.rows and copy.rows.indices is None, "a copy does not share the batch rows"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        edits.block = 3  # type: ignore[misc]
+
+
+def test_mean_and_resample_references_come_from_one_pass(model, monkeypatch) -> None:
+    """Both kinds at two hook points: one set of mazes, one forward pass; the numbers of a pass per hook and kind."""
+    from mazeinterp.maze.env import MazeEnv
+    from mazeinterp.sweep.shard import reference_activations
+
+    hooks = (HOOK, "embedder.relu3_out")
+    config = SweepConfig(hooks=hooks, kinds=("mean", "resample"), reference_mazes=5, reference_seed=3)
+    level_seeds = np.random.default_rng(3).integers(0, 2**31 - 1, size=5).tolist()
+    expected = {}
+    for hook in hooks:
+        for kind in ("mean", "resample"):  # the two passes per hook point of before, computed independently
+            with MazeEnv.from_seeds(level_seeds) as env:
+                obs = env.observe()[1]
+            _, cache = run_with_cache(model, obs, [hook])
+            if kind == "mean":
+                expected[f"{hook}|mean"] = cache[hook].mean(0)
+            else:
+                expected[f"{hook}|sources"] = cache[hook]
+
+    built, passes = [], []
+    from_seeds = MazeEnv.from_seeds
+    monkeypatch.setattr(MazeEnv, "from_seeds", lambda seeds, *a, **k: built.append(list(seeds)) or from_seeds(seeds, *a, **k))
+    handle = model.register_forward_pre_hook(lambda _m, args: passes.append(args[0].shape[0]))
+    try:
+        refs = reference_activations(model, config)
+    finally:
+        handle.remove()
+    assert built == [level_seeds], "the reference mazes are built once"
+    assert passes == [5], "one forward pass records every hook point for both kinds"
+    assert sorted(refs) == sorted(expected)
+    for key, value in expected.items():
+        assert torch.equal(refs[key], value), key
+    assert reference_activations(model, SweepConfig(hooks=hooks, kinds=("zero", "scale"))) == {}
 
 
 def test_partial_ablation_interpolates() -> None:
@@ -96,7 +139,7 @@ def test_sweep_equals_plain_rollouts_of_each_condition(agent, serial) -> None:
     states = load_mazes(SMALL.level_seeds)
     config = RolloutConfig(seed=0, max_steps=SMALL.max_steps, progress=False)
     base = run_rollouts(agent, states, (), config).reached("cheese")
-    mean = MeanAblate.from_random_mazes(agent, HOOK, SMALL.reference_mazes, seed=SMALL.reference_seed).mean
+    mean = mean_ablation(agent, HOOK, SMALL.reference_mazes, seed=SMALL.reference_seed).mean
     plain = {("mean", 1.0): lambda c: MeanAblate(HOOK, mean, channels=(c,)),
              ("scale", 1.0): lambda c: Scale(HOOK, 1.0, channels=(c,)),
              ("scale", 30.0): lambda c: Scale(HOOK, 30.0, channels=(c,))}

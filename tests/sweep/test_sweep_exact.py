@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from mazeinterp import cli
-from mazeinterp.checkpoints.registry import DEFAULT_AGENT
+from mazeinterp.analysis.references import mean_ablation
+from mazeinterp.checkpoints.registry import DEFAULT_AGENT, load_policy
 from mazeinterp.core.interventions import MeanAblate, Scale
 from mazeinterp.rollout import load_mazes, place_cheese
 from mazeinterp.analysis.stats import bootstrap_interval
@@ -52,7 +53,7 @@ def _files(out: Path) -> dict[str, bytes]:
 def test_exact_sweep_equals_outcome_probabilities_of_each_condition(agent, serial) -> None:
     """Every row is the mean over mazes of outcome_probabilities, computed here on all six mazes at once."""
     states = load_mazes(EXACT.level_seeds)
-    mean = MeanAblate.from_random_mazes(agent, HOOK, EXACT.reference_mazes, seed=EXACT.reference_seed).mean
+    mean = mean_ablation(agent, HOOK, EXACT.reference_mazes, seed=EXACT.reference_seed).mean
     edits = {("mean", 1.0): MeanAblate(HOOK, mean, channels=(7,)), ("scale", 1.0): Scale(HOOK, 1.0, channels=(7,)),
              ("scale", 30.0): Scale(HOOK, 30.0, channels=(7,))}
     base = outcome_probabilities(agent, states, max_steps=EXACT.max_steps, progress=False)
