@@ -164,15 +164,11 @@ def checked_layer(model: ImpalaPolicy, layer: str, channels: Sequence[int] | Non
                   need_map: bool = False) -> tuple[tuple[int, ...], list[int] | None]:
     """(shape of hook point ``layer``, ``channels`` checked and without repeats, or None when not given).
 
-    The library's checks (:mod:`mazeinterp.core.hook_points`), their ValueError turned into the user's error.
+    The library's check (:func:`mazeinterp.core.hook_points.check_layer`), its mistakes raised as :class:`CliError`.
     """
-    from mazeinterp.core.hook_points import check_channels, check_hook_point
+    from mazeinterp.core.hook_points import check_layer
 
-    try:
-        shape = check_hook_point(model, layer, need_map=need_map)
-        return shape, (check_channels(layer, shape, channels) if channels is not None else None)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    return check_layer(model, layer, channels, need_map=need_map, error=CliError)
 
 
 def seeds(args: argparse.Namespace) -> list[int]:
