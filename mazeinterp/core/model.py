@@ -6,13 +6,14 @@ ReLU, max-pool, residual add, flatten, linear layer) is its own submodule, so a
 forward hook on module ``foo.bar`` sees that op's output; its *hook point* is
 called ``foo.bar_out`` (the naming of the published interpretability work).
 
-Shapes at ``scale`` s (published maze agent: s = 4), per example::
+Shapes at ``scale`` s (published maze agent: s = 4), per example; the one table
+of them (``tests/core/test_model.py`` checks it against :meth:`ImpalaPolicy.hook_points`)::
 
     input                                   3 × 64 × 64  float in [0, 1]
     embedder.block1.conv_out                16s × 64 × 64
     embedder.block1.{maxpool,res1.*,res2.*} 16s × 32 × 32
     embedder.block2.conv_out                32s × 32 × 32
-    embedder.block2.{maxpool,res1.*,res2.*} 32s × 16 × 16
+    embedder.block2.{maxpool,res1.*,res2.*} 32s × 16 × 16   (cheese vector layer: res1.resadd)
     embedder.block3.conv_out                32s × 16 × 16
     embedder.block3.{maxpool,res1.*,res2.*} 32s × 8 × 8
     embedder.relu3_out                      32s × 8 × 8
