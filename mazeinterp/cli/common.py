@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -38,24 +38,9 @@ class Parser(argparse.ArgumentParser):
 # options
 
 
-def _int_at_least(low: int, what: str) -> Callable[[str], int]:
-    """An argparse type: an integer ≥ ``low``, refused as "expected a ``what`` integer"."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = _int_at_least(1, "positive")
-"""argparse type: an integer ≥ 1."""
-non_negative_int = _int_at_least(0, "non-negative")
+positive_int = arguments.positive_int
+"""argparse type: an integer ≥ 1 (:func:`mazeinterp.runtime.arguments.int_at_least`)."""
+non_negative_int = arguments.non_negative_int
 """argparse type: an integer ≥ 0."""
 
 

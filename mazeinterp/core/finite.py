@@ -7,17 +7,22 @@ fields, exact outcomes, the explorer, channel tables) passes its logits through
 :func:`check_logits`, and every intervention refuses non-finite numbers when it
 is made (:func:`finite_number`, :func:`check_finite_tensor`).
 
+Counts and sizes of the library's settings (a model's scale, batch sizes, step
+caps, thread counts) pass the one positive-int check, :func:`check_positive_int`.
+
 This module imports nothing heavy; the tensors it checks bring their own torch.
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["FLOAT32_MAX", "NonFiniteOutputError", "check_finite_tensor", "check_logits", "finite_number"]
+__all__ = ["FLOAT32_MAX", "NonFiniteOutputError", "check_finite_tensor", "check_logits", "check_positive_int",
+           "finite_number"]
 
 FLOAT32_MAX = 3.4028234663852886e38
 """The largest float32: the network computes in float32, so a larger number would become inf."""
@@ -48,6 +53,27 @@ def finite_number(value: Any, name: str) -> float:
         raise ValueError(f"{name} must be a finite number within float32's range (±{FLOAT32_MAX:.3g}), "
                          f"got {number:g}")
     return number
+
+
+def check_positive_int(value: Any, name: str, *, or_none: bool = False) -> Any:
+    """Return ``value`` unchanged when it is an int ≥ 1 (a Python or numpy integer, not a bool); else ValueError.
+
+    ``or_none``: None passes too (a setting chosen automatically when not given).
+
+    >>> check_positive_int(3, "batch_size")
+    3
+    >>> check_positive_int(0, "RolloutConfig.batch_size")
+    Traceback (most recent call last):
+    ValueError: RolloutConfig.batch_size must be a positive int, got 0
+    >>> check_positive_int(2.0, "threads", or_none=True)
+    Traceback (most recent call last):
+    ValueError: threads must be a positive int or None, got 2.0
+    """
+    if value is None and or_none:
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if or_none else ''}, got {value!r}")
+    return value
 
 
 def check_finite_tensor(tensor: Any, name: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mazeinterp.core.finite import check_positive_int
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 
 
@@ -69,9 +70,7 @@ class ImitationConfig:
         positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
                     "eval_every_samples", "eval_max_steps", "checkpoint_every_samples")
         for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ImitationConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"ImitationConfig.{name}")
         for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes", "path_copies"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")
