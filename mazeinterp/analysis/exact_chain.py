@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from mazeinterp.maze.grid import Cell, start_cell
+from mazeinterp.runtime.defaults import MAX_STEPS
 from mazeinterp.core.model import MOVE_DELTAS, Move
 from mazeinterp.analysis.vfield import mirrored_after
 
@@ -101,7 +102,7 @@ def chain_layout(state: MazeState, cells: Sequence[Cell], goals: Sequence[Cell],
     return ChainLayout(transient, len(goals), dest, first, fixed)
 
 
-def first_arrival_torch(layout: ChainLayout, probs: Tensor, max_steps: int = 500) -> Tensor:
+def first_arrival_torch(layout: ChainLayout, probs: Tensor, max_steps: int = MAX_STEPS) -> Tensor:
     """Probability of reaching each goal first within ``max_steps`` steps, differentiable in ``probs``.
 
     Args:

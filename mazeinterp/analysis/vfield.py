@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
+from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE, MAX_STEPS
 from mazeinterp.core.finite import check_logits
 from mazeinterp.runtime.limits import check_forward_batch
 from mazeinterp.core.hooks import intervene, render_states, to_model_input
@@ -281,7 +281,7 @@ def field_difference(a: VectorField, b: VectorField) -> VectorField:
 
 
 def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, start: Cell | None = None,
-                                max_steps: int = 500, reflected_field: VectorField | None = None,
+                                max_steps: int = MAX_STEPS, reflected_field: VectorField | None = None,
                                 start_reflected: bool = False) -> np.ndarray:
     """Exact probability that the sampled policy reaches each goal first, within ``max_steps`` steps.
 
@@ -395,7 +395,7 @@ def outcome_probabilities(
     states: Sequence[MazeState],
     interventions: Sequence[Intervention] | Callable[[int], Sequence[Intervention]] = (),
     *,
-    max_steps: int = 500,
+    max_steps: int = MAX_STEPS,
     mirror: bool = True,
     region_size: int | None = DEFAULT_REGION_SIZE,
     renderer: StateRenderer | None = None,
@@ -466,7 +466,7 @@ def outcome_goals(state: MazeState) -> list[Cell]:
 
 
 def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorField], *, mirror: bool = True,
-                         max_steps: int = 500, region_size: int | None = DEFAULT_REGION_SIZE) -> np.ndarray:
+                         max_steps: int = MAX_STEPS, region_size: int | None = DEFAULT_REGION_SIZE) -> np.ndarray:
     """The (N, 4) (or (N, 3)) exact outcomes of :func:`outcome_probabilities` from fields already computed.
 
     ``fields``: maze-major, each maze's field with the mouse drawn plain, then (``mirror``)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from mazeinterp.runtime import arguments
-from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, ROLLOUT_BATCH_SIZE
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, MAX_STEPS, ROLLOUT_BATCH_SIZE
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.core.numerics import numerics_record
 
@@ -76,8 +76,8 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
 def add_rollout_options(parser: argparse.ArgumentParser) -> None:
     """The settings of rollouts (step cap, batch, greedy, cheese placement, region, decision square)."""
     group = parser.add_argument_group("rollouts")
-    group.add_argument("--max-steps", type=arguments.max_steps, default=500,
-                       help="step cap per episode (default: 500)")
+    group.add_argument("--max-steps", type=arguments.max_steps, default=MAX_STEPS,
+                       help=f"step cap per episode (default: {MAX_STEPS})")
     group.add_argument("--batch-size", type=positive_int, default=ROLLOUT_BATCH_SIZE,
                        help=f"envs stepped together (default: {ROLLOUT_BATCH_SIZE})")
     group.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
@@ -178,7 +178,7 @@ def start_states(args: argparse.Namespace) -> list[MazeState]:
     """Start states of the command's mazes, with the cheese already placed when --cheese-region is given."""
     from mazeinterp.rollout import load_mazes, place_cheese
 
-    states = load_mazes(seeds(args), batch_size=getattr(args, "batch_size", 64))
+    states = load_mazes(seeds(args), batch_size=getattr(args, "batch_size", ROLLOUT_BATCH_SIZE))
     region = getattr(args, "cheese_region", None)
     return place_cheese(states, region, args.seed) if region else states
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from mazeinterp.core.finite import check_positive_int
+from mazeinterp.runtime.defaults import MAX_STEPS, ROLLOUT_BATCH_SIZE
 from mazeinterp.runtime.limits import check_episode_steps, check_rollout_memory
 from mazeinterp.maze import grid, outcomes
 
@@ -23,11 +24,11 @@ class RolloutConfig:
 
     greedy: bool = False
     """Take the most probable action instead of sampling from the policy."""
-    max_steps: int = 500
+    max_steps: int = MAX_STEPS
     """Step cap per episode; still undecided after this many steps → outcome ``"neither"``."""
     seed: int = 0
     """Seeds action sampling and cheese placement; maze ``i`` uses the stream ``(seed, i)``."""
-    batch_size: int = 64
+    batch_size: int = ROLLOUT_BATCH_SIZE
     """Number of envs stepped together (and the largest batch sent through the network)."""
     device: str | None = None
     """Torch device of the forward passes; None → the policy's own device (CPU for scripted policies)."""

@@ -44,7 +44,7 @@ from mazeinterp.core.finite import check_logits
 from mazeinterp.core.interventions import Intervention
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, NOOP_ACTION, NUM_ACTIONS, Move
-from mazeinterp.maze.state import WALL, MazeState
+from mazeinterp.maze.state import WALL, WORLD_SIZE, MazeState
 from mazeinterp.rollout.config import RolloutConfig
 from mazeinterp.rollout.policies import Policy, ScriptedPolicy
 from mazeinterp.rollout.results import Episode, RolloutResult
@@ -136,7 +136,7 @@ class _Runner:
         self.B = min(config.batch_size, len(source))
         self.env = MazeEnv(self.B)
         B = self.B
-        world = 25 + 2
+        world = WORLD_SIZE + 2  # padded by one wall
         self.mazes: list[_Maze | None] = [None] * B
         self.slot_index = np.full(B, -1, dtype=np.int64)
         self.open_world = np.zeros((B, world, world), dtype=bool)
@@ -176,7 +176,7 @@ class _Runner:
                         None if self.streams is None else int(self.streams[item[0]]))
         state = maze.state
         if state.world.shape[0] + 2 != self.open_world.shape[1]:
-            raise ValueError(f"maze {maze.index}: world of size {state.world.shape} is not 25×25")
+            raise ValueError(f"maze {maze.index}: world of size {state.world.shape} is not {WORLD_SIZE}×{WORLD_SIZE}")
         self.env.set_state(slot, state)
         self.mazes[slot] = maze
         self.slot_index[slot] = maze.index

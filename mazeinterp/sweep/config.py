@@ -30,7 +30,7 @@ from mazeinterp.runtime.limits import (
     check_rollout_memory,
     check_states_memory,
 )
-from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, MAX_STEPS, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
 
 __all__ = ["ESTIMATORS", "KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions",
            "load_sweep_config"]
@@ -75,7 +75,7 @@ class SweepConfig:
     """Random mazes whose start observations give the mean (``"mean"``) and the sources (``"resample"``)."""
     reference_seed: int = 0
     """Seed of the reference mazes and of the resampling pairing."""
-    max_steps: int = 500
+    max_steps: int = MAX_STEPS
     """Step cap per episode."""
     greedy: bool = False
     """Take the most probable action instead of sampling."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from mazeinterp.core.finite import check_positive_int
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
+from mazeinterp.runtime.defaults import MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class ImitationConfig:
     """Evaluate (held-out move accuracy, solve rate) every this many frames."""
     eval_mazes: int = 64
     """Mazes for the solve-rate evaluation (sampled actions, up to 500 steps)."""
-    eval_max_steps: int = 500
+    eval_max_steps: int = MAX_STEPS
     """Step cap of the solve-rate evaluation (procgen's own timeout is 500)."""
     held_out_mazes: int = 32
     """Fixed mazes (a seed stream training never draws) whose every cell measures held-out accuracy."""
