@@ -31,7 +31,7 @@ from mazeinterp.runtime.defaults import MAX_STEPS
 from mazeinterp.core.hooks import forward_from
 from mazeinterp.core.model import move_probs
 from mazeinterp.analysis.prefix_cache import PrefixCache, cached_move_probs
-from mazeinterp.analysis.vfield import outcome_goals
+from mazeinterp.maze.outcomes import outcome_goals
 
 if TYPE_CHECKING:
     from mazeinterp.core.model import ImpalaPolicy

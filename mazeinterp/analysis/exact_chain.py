@@ -5,9 +5,11 @@ sampled policy over (cell, drawing) in numpy. Here the same chain is split in
 two: :func:`chain_layout` (numpy, no torch tensors) records where each move
 from each transient state leads, and :func:`first_arrival_torch` builds the
 transition matrix from a tensor of move probabilities and runs the capped
-walk, differentiably. In float64 the two agree to rounding (~1e-12).
+walk, differentiably. In float64 the two agree to rounding (~1e-12). Which
+goals decide a rollout's outcome is :func:`mazeinterp.maze.outcomes.outcome_goals`.
 
->>> from mazeinterp.analysis.vfield import mirror_fields, outcome_goals
+>>> from mazeinterp.analysis.vfield import mirror_fields
+>>> from mazeinterp.maze.outcomes import outcome_goals
 >>> plain, mirrored = mirror_fields(model, state)
 >>> layout = chain_layout(state, plain.cells, outcome_goals(state))
 >>> probs = torch.tensor(np.concatenate([plain.probs, mirrored.probs]), requires_grad=True)

@@ -37,10 +37,17 @@ from mazeinterp.core.finite import check_logits
 from mazeinterp.runtime.limits import check_forward_batch
 from mazeinterp.core.hooks import intervene, render_states, to_model_input
 from mazeinterp.core.intervention_base import Intervention, as_intervention_list, validate
-from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
+from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell
 from mazeinterp.core.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
 from mazeinterp.runtime.progress import progress_bar
-from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE, OUTCOMES, region_goals, top_right_ends_episode
+from mazeinterp.maze.outcomes import (
+    DEFAULT_REGION_SIZE,
+    EXACT_OUTCOMES,
+    OUTCOMES,
+    outcome_goals,
+    outcome_probabilities_from_arrivals,
+    region_goals,
+)
 from mazeinterp.maze.moves import move_from_delta
 
 if TYPE_CHECKING:
@@ -66,8 +73,6 @@ __all__ = [
 ]
 
 
-EXACT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "region_first")
-"""Columns of :func:`outcome_probabilities`: the three outcomes, then P(region first)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -452,19 +457,6 @@ def outcome_probabilities(
     return outcomes_from_fields(states, fields, mirror=mirror, max_steps=max_steps, region_size=region_size)
 
 
-def outcome_goals(state: MazeState) -> list[Cell]:
-    """The goals whose first arrival gives a rollout's outcome: the cheese (if any), then the top-right cell.
-
-    The top-right cell is left out when it is a wall or lies on the path from the mouse to the cheese
-    (:func:`mazeinterp.maze.outcomes.top_right_ends_episode`), as the rollouts do.
-    """
-    cheese, top_right = state.cheese, top_right_cell(state.maze_size)
-    goals = [] if cheese is None else [cheese]
-    if state.open_cells[top_right] and top_right_ends_episode(state.open_cells, state.mouse, cheese):
-        goals.append(top_right)
-    return goals
-
-
 def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorField], *, mirror: bool = True,
                          max_steps: int = MAX_STEPS, region_size: int | None = DEFAULT_REGION_SIZE) -> np.ndarray:
     """The (N, 4) (or (N, 3)) exact outcomes of :func:`outcome_probabilities` from fields already computed.
@@ -484,11 +476,7 @@ def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorFie
                  "start_reflected": state.mouse_reflected and mirror}
         goals = outcome_goals(state)
         arrived = first_arrival_probabilities(own[0], goals, **chain)
-        if cheese is not None:
-            out[i, 0] = arrived[0]
-        if len(goals) > (cheese is not None):
-            out[i, 1] = arrived[-1]
-        out[i, 2] = max(0.0, 1.0 - out[i, 0] - out[i, 1])
+        out[i, :3] = outcome_probabilities_from_arrivals(arrived, goals, cheese)
         if region_size is not None:
             # the cheese ends the walk whether or not it is a goal, so region cells reached first are the sum
             region = region_goals(state.open_cells, cheese, region_size)

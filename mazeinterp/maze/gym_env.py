@@ -142,10 +142,10 @@ class MazeGymEnv(gymnasium.Env):
         self._path.append(cell)
         got_cheese = bool(reward[0] > 0)
         if self._outcome is None:
-            if got_cheese:
-                self._outcome = "cheese"
-            elif cell == top_right_cell(start.maze_size) and outcomes.top_right_counts(start):
-                self._outcome = "top_right"
+            on_top_right = cell == top_right_cell(start.maze_size) and outcomes.top_right_counts(start)
+            code = int(outcomes.step_outcomes(got_cheese, on_top_right, False))
+            if code != outcomes.RUNNING:
+                self._outcome = outcomes.OUTCOMES[code]
         terminated = got_cheese or (self.top_right_ends and self._outcome == "top_right")
         truncated = bool(first[0]) and not got_cheese
         info = self._info()

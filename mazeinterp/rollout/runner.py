@@ -323,19 +323,18 @@ class _Runner:
                     f"mouse tracking disagrees with procgen in slot {bad} (maze {self.slot_index[bad]}): "
                     f"reward {reward[bad]}, tracked cell {tuple(self.pos[bad] - self.mazes[bad].offset)}"  # type: ignore[union-attr]
                 )
-            on_top_right = ((new_pos == self.top_right[active]).all(axis=1) & self.top_right_counts[active]
-                            & ~got_cheese)
-            ended = first[active] & ~got_cheese  # a procgen reset without the cheese (should not happen)
-            timed_out = (self.steps[active] >= cfg.max_steps) & ~got_cheese & ~on_top_right
+            on_top_right = (new_pos == self.top_right[active]).all(axis=1) & self.top_right_counts[active]
+            # a procgen reset without the cheese (should not happen) ends the episode as the cap does
+            out_of_time = (self.steps[active] >= cfg.max_steps) | first[active]
+            codes = outcomes.step_outcomes(got_cheese, on_top_right, out_of_time)
             if cfg.check_positions:
                 self._check_positions(active[~got_cheese])
 
-            done = got_cheese | on_top_right | timed_out | ended
+            done = codes != outcomes.RUNNING
             if done.any():
                 for j in np.flatnonzero(done).tolist():
                     slot = int(active[j])
-                    outcome = "cheese" if got_cheese[j] else "top_right" if on_top_right[j] else "neither"
-                    self._finish(slot, outcome)
+                    self._finish(slot, outcomes.OUTCOMES[codes[j]])
                     self._fill(slot)
                 obs = self.env.observe()[1]
 
