@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from mazeinterp.runtime import arguments
-from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, MAX_STEPS, ROLLOUT_BATCH_SIZE
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, FORWARD_BATCH_SIZE, MAX_STEPS, ROLLOUT_BATCH_SIZE
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.core.numerics import numerics_record
 
@@ -141,7 +141,7 @@ def load_model(args: argparse.Namespace) -> ImpalaPolicy:
         raise CliError("no --checkpoint given and no shipped agent is registered yet; "
                        "pass --checkpoint PATH (a .pt file)")
     if hasattr(args, "threads"):  # the command's large batches; rollouts choose their own
-        torch.set_num_threads(args.threads or default_threads(batch_size=256))
+        torch.set_num_threads(args.threads or default_threads(batch_size=FORWARD_BATCH_SIZE))
     return checkpoint.load_policy(name, device=str(args.device))
 
 
