@@ -27,10 +27,11 @@ import torch
 from torch import Tensor
 
 from mazeinterp.analysis.exact_chain import chain_layout, first_arrival_torch
+from mazeinterp.runtime.defaults import MAX_STEPS
 from mazeinterp.core.hooks import forward_from
 from mazeinterp.core.model import move_probs
 from mazeinterp.analysis.prefix_cache import PrefixCache, cached_move_probs
-from mazeinterp.analysis.vfield import outcome_goals
+from mazeinterp.maze.outcomes import outcome_goals
 
 if TYPE_CHECKING:
     from mazeinterp.core.model import ImpalaPolicy
@@ -46,7 +47,7 @@ def _one_maze(cache: PrefixCache) -> None:
         raise ValueError("this maze has no cheese: P(cheese) is 0 whatever the activations")
 
 
-def cheese_probability_from_probs(cache: PrefixCache, probs: Tensor, max_steps: int = 500) -> Tensor:
+def cheese_probability_from_probs(cache: PrefixCache, probs: Tensor, max_steps: int = MAX_STEPS) -> Tensor:
     """Exact P(cheese) (a 0-d tensor) of the cache's maze from (len(cache.acts), 5) move probabilities in cache order.
 
     Differentiable in ``probs``; float64 ``probs`` give the numpy chain's value to rounding.
@@ -58,7 +59,7 @@ def cheese_probability_from_probs(cache: PrefixCache, probs: Tensor, max_steps: 
     return first_arrival_torch(layout, probs, max_steps)[0]
 
 
-def cheese_probability(model: ImpalaPolicy, cache: PrefixCache, acts: Tensor, max_steps: int = 500) -> Tensor:
+def cheese_probability(model: ImpalaPolicy, cache: PrefixCache, acts: Tensor, max_steps: int = MAX_STEPS) -> Tensor:
     """Exact P(cheese) (0-d, float64) of the cache's maze with activations ``acts`` at its hook point.
 
     ``acts``: (len(cache.acts), C, H, W), e.g. ``cache.acts`` edited or with ``requires_grad``;
@@ -69,7 +70,7 @@ def cheese_probability(model: ImpalaPolicy, cache: PrefixCache, acts: Tensor, ma
 
 
 def channel_estimates(model: ImpalaPolicy, cache: PrefixCache, ablated: Tensor | None, *,
-                      max_steps: int = 500, baseline_probs: np.ndarray | None = None) -> np.ndarray:
+                      max_steps: int = MAX_STEPS, baseline_probs: np.ndarray | None = None) -> np.ndarray:
     """(C,) first-order effect on P(cheese) of replacing each channel c at the hook by ``ablated[c]``.
 
     Args:

@@ -38,7 +38,7 @@ from torch import Tensor
 from mazeinterp.analysis.channel_table import ChannelTable
 from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, DIRECTIONAL_HOOK, FORWARD_BATCH_SIZE
 from mazeinterp.core.finite import check_logits
-from mazeinterp.core.hook_points import hook_shape
+from mazeinterp.core.hook_points import check_layer, hook_shape
 from mazeinterp.core.hooks import (
     activations,
     can_forward_from,
@@ -367,11 +367,9 @@ def behaviour_attribution(
     array([3, 0])
     """
     states = list(states)
-    c_ = hook_shape(model.hook_points(), hook)[0]
-    channels = list(range(c_)) if channels is None else [int(c) for c in channels]
-    for c in channels:
-        if not 0 <= c < c_:
-            raise ValueError(f"channel {c} is out of range for hook point {hook!r}, which has {c_} channels")
+    wanted = None if channels is None else [int(c) for c in channels]
+    shape, _ = check_layer(model, hook, wanted)
+    channels = list(range(shape[0])) if wanted is None else wanted  # as given: a repeated channel is a repeated row
     moved, moves = [], []
     for s in states:
         move = cheese_ward_move(s, definition)

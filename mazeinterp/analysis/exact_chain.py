@@ -5,9 +5,11 @@ sampled policy over (cell, drawing) in numpy. Here the same chain is split in
 two: :func:`chain_layout` (numpy, no torch tensors) records where each move
 from each transient state leads, and :func:`first_arrival_torch` builds the
 transition matrix from a tensor of move probabilities and runs the capped
-walk, differentiably. In float64 the two agree to rounding (~1e-12).
+walk, differentiably. In float64 the two agree to rounding (~1e-12). Which
+goals decide a rollout's outcome is :func:`mazeinterp.maze.outcomes.outcome_goals`.
 
->>> from mazeinterp.analysis.vfield import mirror_fields, outcome_goals
+>>> from mazeinterp.analysis.vfield import mirror_fields
+>>> from mazeinterp.maze.outcomes import outcome_goals
 >>> plain, mirrored = mirror_fields(model, state)
 >>> layout = chain_layout(state, plain.cells, outcome_goals(state))
 >>> probs = torch.tensor(np.concatenate([plain.probs, mirrored.probs]), requires_grad=True)
@@ -26,6 +28,7 @@ import torch
 from torch import Tensor
 
 from mazeinterp.maze.grid import Cell, start_cell
+from mazeinterp.runtime.defaults import MAX_STEPS
 from mazeinterp.core.model import MOVE_DELTAS, Move
 from mazeinterp.analysis.vfield import mirrored_after
 
@@ -101,7 +104,7 @@ def chain_layout(state: MazeState, cells: Sequence[Cell], goals: Sequence[Cell],
     return ChainLayout(transient, len(goals), dest, first, fixed)
 
 
-def first_arrival_torch(layout: ChainLayout, probs: Tensor, max_steps: int = 500) -> Tensor:
+def first_arrival_torch(layout: ChainLayout, probs: Tensor, max_steps: int = MAX_STEPS) -> Tensor:
     """Probability of reaching each goal first within ``max_steps`` steps, differentiable in ``probs``.
 
     Args:

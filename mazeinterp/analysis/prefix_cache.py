@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
+from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE, MAX_STEPS
 from mazeinterp.core.hooks import activations, can_forward_from, forward_from, intervene
 from mazeinterp.core.interventions import Intervention, ValidatedInterventions, validate_interventions
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
@@ -158,7 +158,7 @@ def prefix_outcome_probabilities(
     hook: str,
     conditions: Sequence[Sequence[Intervention]],
     *,
-    max_steps: int = 500,
+    max_steps: int = MAX_STEPS,
     mirror: bool = True,
     region_size: int | None = DEFAULT_REGION_SIZE,
     mazes_per_cache: int = 1,

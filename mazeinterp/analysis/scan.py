@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE, REFERENCE_MAZES
+from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE, MAX_STEPS, REFERENCE_MAZES
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.runtime.progress import progress_bar
 from mazeinterp.analysis.vfield import EXACT_OUTCOMES
@@ -272,7 +272,7 @@ def scan_channels(
     reference_mazes: int = REFERENCE_MAZES,
     seed: int = 0,
     workers: int = 0,
-    max_steps: int = 500,
+    max_steps: int = MAX_STEPS,
     batch_size: int = FORWARD_BATCH_SIZE,
     progress: bool | None = None,
 ) -> ScanResult:

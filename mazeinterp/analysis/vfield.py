@@ -32,15 +32,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE
+from mazeinterp.runtime.defaults import FORWARD_BATCH_SIZE, MAX_STEPS
 from mazeinterp.core.finite import check_logits
 from mazeinterp.runtime.limits import check_forward_batch
 from mazeinterp.core.hooks import intervene, render_states, to_model_input
 from mazeinterp.core.interventions import Intervention, validate_interventions
-from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell, top_right_cell
+from mazeinterp.maze.grid import Cell, decision_square, path_to_cheese, start_cell
 from mazeinterp.core.model import MOVE_DELTAS, MOVES, ImpalaPolicy, Move, move_probs
 from mazeinterp.runtime.progress import progress_bar
-from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE, OUTCOMES, region_goals, top_right_ends_episode
+from mazeinterp.maze.outcomes import (
+    DEFAULT_REGION_SIZE,
+    EXACT_OUTCOMES,
+    OUTCOMES,
+    outcome_goals,
+    outcome_probabilities_from_arrivals,
+    region_goals,
+)
 from mazeinterp.maze.moves import move_from_delta
 
 if TYPE_CHECKING:
@@ -66,8 +73,6 @@ __all__ = [
 ]
 
 
-EXACT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "region_first")
-"""Columns of :func:`outcome_probabilities`: the three outcomes, then P(region first)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -279,7 +284,7 @@ def field_difference(a: VectorField, b: VectorField) -> VectorField:
 
 
 def first_arrival_probabilities(field: VectorField, goals: Sequence[Cell], *, start: Cell | None = None,
-                                max_steps: int = 500, reflected_field: VectorField | None = None,
+                                max_steps: int = MAX_STEPS, reflected_field: VectorField | None = None,
                                 start_reflected: bool = False) -> np.ndarray:
     """Exact probability that the sampled policy reaches each goal first, within ``max_steps`` steps.
 
@@ -393,7 +398,7 @@ def outcome_probabilities(
     states: Sequence[MazeState],
     interventions: Sequence[Intervention] | Callable[[int], Sequence[Intervention]] = (),
     *,
-    max_steps: int = 500,
+    max_steps: int = MAX_STEPS,
     mirror: bool = True,
     region_size: int | None = DEFAULT_REGION_SIZE,
     renderer: StateRenderer | None = None,
@@ -450,21 +455,8 @@ def outcome_probabilities(
     return outcomes_from_fields(states, fields, mirror=mirror, max_steps=max_steps, region_size=region_size)
 
 
-def outcome_goals(state: MazeState) -> list[Cell]:
-    """The goals whose first arrival gives a rollout's outcome: the cheese (if any), then the top-right cell.
-
-    The top-right cell is left out when it is a wall or lies on the path from the mouse to the cheese
-    (:func:`mazeinterp.maze.outcomes.top_right_ends_episode`), as the rollouts do.
-    """
-    cheese, top_right = state.cheese, top_right_cell(state.maze_size)
-    goals = [] if cheese is None else [cheese]
-    if state.open_cells[top_right] and top_right_ends_episode(state.open_cells, state.mouse, cheese):
-        goals.append(top_right)
-    return goals
-
-
 def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorField], *, mirror: bool = True,
-                         max_steps: int = 500, region_size: int | None = DEFAULT_REGION_SIZE) -> np.ndarray:
+                         max_steps: int = MAX_STEPS, region_size: int | None = DEFAULT_REGION_SIZE) -> np.ndarray:
     """The (N, 4) (or (N, 3)) exact outcomes of :func:`outcome_probabilities` from fields already computed.
 
     ``fields``: maze-major, each maze's field with the mouse drawn plain, then (``mirror``)
@@ -482,11 +474,7 @@ def outcomes_from_fields(states: Sequence[MazeState], fields: Sequence[VectorFie
                  "start_reflected": state.mouse_reflected and mirror}
         goals = outcome_goals(state)
         arrived = first_arrival_probabilities(own[0], goals, **chain)
-        if cheese is not None:
-            out[i, 0] = arrived[0]
-        if len(goals) > (cheese is not None):
-            out[i, 1] = arrived[-1]
-        out[i, 2] = max(0.0, 1.0 - out[i, 0] - out[i, 1])
+        out[i, :3] = outcome_probabilities_from_arrivals(arrived, goals, cheese)
         if region_size is not None:
             # the cheese ends the walk whether or not it is a goal, so region cells reached first are the sum
             region = region_goals(state.open_cells, cheese, region_size)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from mazeinterp.runtime import arguments
-from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, ROLLOUT_BATCH_SIZE
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, FORWARD_BATCH_SIZE, MAX_STEPS, ROLLOUT_BATCH_SIZE
 from mazeinterp.maze.outcomes import DEFAULT_REGION_SIZE
 from mazeinterp.core.numerics import numerics_record
 
@@ -38,24 +38,9 @@ class Parser(argparse.ArgumentParser):
 # options
 
 
-def _int_at_least(low: int, what: str) -> Callable[[str], int]:
-    """An argparse type: an integer ≥ ``low``, refused as "expected a ``what`` integer"."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = _int_at_least(1, "positive")
-"""argparse type: an integer ≥ 1."""
-non_negative_int = _int_at_least(0, "non-negative")
+positive_int = arguments.positive_int
+"""argparse type: an integer ≥ 1 (:func:`mazeinterp.runtime.arguments.int_at_least`)."""
+non_negative_int = arguments.non_negative_int
 """argparse type: an integer ≥ 0."""
 
 
@@ -91,8 +76,8 @@ def add_common(parser: argparse.ArgumentParser, command: str, n_mazes: int | Non
 def add_rollout_options(parser: argparse.ArgumentParser) -> None:
     """The settings of rollouts (step cap, batch, greedy, cheese placement, region, decision square)."""
     group = parser.add_argument_group("rollouts")
-    group.add_argument("--max-steps", type=arguments.max_steps, default=500,
-                       help="step cap per episode (default: 500)")
+    group.add_argument("--max-steps", type=arguments.max_steps, default=MAX_STEPS,
+                       help=f"step cap per episode (default: {MAX_STEPS})")
     group.add_argument("--batch-size", type=positive_int, default=ROLLOUT_BATCH_SIZE,
                        help=f"envs stepped together (default: {ROLLOUT_BATCH_SIZE})")
     group.add_argument("--greedy", action="store_true", help="take the most probable action instead of sampling")
@@ -156,7 +141,7 @@ def load_model(args: argparse.Namespace) -> ImpalaPolicy:
         raise CliError("no --checkpoint given and no shipped agent is registered yet; "
                        "pass --checkpoint PATH (a .pt file)")
     if hasattr(args, "threads"):  # the command's large batches; rollouts choose their own
-        torch.set_num_threads(args.threads or default_threads(batch_size=256))
+        torch.set_num_threads(args.threads or default_threads(batch_size=FORWARD_BATCH_SIZE))
     return checkpoint.load_policy(name, device=str(args.device))
 
 
@@ -164,15 +149,11 @@ def checked_layer(model: ImpalaPolicy, layer: str, channels: Sequence[int] | Non
                   need_map: bool = False) -> tuple[tuple[int, ...], list[int] | None]:
     """(shape of hook point ``layer``, ``channels`` checked and without repeats, or None when not given).
 
-    The library's checks (:mod:`mazeinterp.core.hook_points`), their ValueError turned into the user's error.
+    The library's check (:func:`mazeinterp.core.hook_points.check_layer`), its mistakes raised as :class:`CliError`.
     """
-    from mazeinterp.core.hook_points import check_channels, check_hook_point
+    from mazeinterp.core.hook_points import check_layer
 
-    try:
-        shape = check_hook_point(model, layer, need_map=need_map)
-        return shape, (check_channels(layer, shape, channels) if channels is not None else None)
-    except ValueError as exc:
-        raise CliError(str(exc)) from None
+    return check_layer(model, layer, channels, need_map=need_map, error=CliError)
 
 
 def seeds(args: argparse.Namespace) -> list[int]:
@@ -197,7 +178,7 @@ def start_states(args: argparse.Namespace) -> list[MazeState]:
     """Start states of the command's mazes, with the cheese already placed when --cheese-region is given."""
     from mazeinterp.rollout import load_mazes, place_cheese
 
-    states = load_mazes(seeds(args), batch_size=getattr(args, "batch_size", 64))
+    states = load_mazes(seeds(args), batch_size=getattr(args, "batch_size", ROLLOUT_BATCH_SIZE))
     region = getattr(args, "cheese_region", None)
     return place_cheese(states, region, args.seed) if region else states
 

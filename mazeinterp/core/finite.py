@@ -7,6 +7,9 @@ fields, exact outcomes, the explorer, channel tables) passes its logits through
 :func:`check_logits`, and every intervention refuses non-finite numbers when it
 is made (:func:`finite_number`, :func:`check_finite_tensor`).
 
+Counts and sizes of the library's settings (a model's scale, batch sizes, step
+caps, thread counts) pass the one positive-int check, :func:`check_positive_int`.
+
 This module imports nothing heavy; the tensors it checks bring their own torch.
 """
 

@@ -4,8 +4,11 @@ Every place that takes a hook point, channels or activation pixels from a user
 (the command line, interventions, channel finders, sweeps, the explorer)
 checks them with these functions, so each mistake gets one message wherever it
 is made: an unknown name lists close names, an out-of-range channel names the
-hook point and its channel count. Callers that add context (which intervention,
-which config key) prefix the message and keep the exception's type.
+hook point and its channel count. :func:`check_layer` is the one check of a
+hook point with its channels; a caller that reports mistakes with its own
+exception (the command line's, a sweep config's) passes it as ``error``.
+Callers that add context (which intervention, which config key) prefix the
+message.
 
 >>> shapes = {"embedder.relu3_out": (32, 8, 8), "fc_policy_out": (15,)}
 >>> hook_shape(shapes, "embedder.relu3_out", need_map=True)
@@ -15,12 +18,14 @@ which config key) prefix the message and keep the exception's type.
 >>> check_channels("embedder.relu3_out", (32, 8, 8), [40])
 Traceback (most recent call last):
 ValueError: channel 40 is out of range for hook point 'embedder.relu3_out', which has 32 channels (0..31)
+>>> check_layer(shapes, "embedder.relu3_out", [3, 7, 3], need_map=True)
+((32, 8, 8), [3, 7])
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 HOOK_SUFFIX = "_out"
@@ -98,6 +103,42 @@ def check_channels(hook: str, shape: tuple[int, ...], channels: Iterable[int]) -
         raise ValueError(f"channel {bad[0]} is out of range for hook point {hook!r}, which has {shape[0]} "
                          f"{what} (0..{shape[0] - 1})")
     return list(dict.fromkeys(channels))
+
+
+def check_layer(shapes: Shapes | HasHookPoints, hook: str, channels: Iterable[int] | None = None, *,
+                need_map: bool = False, error: Callable[[str], Exception] | None = None,
+                ) -> tuple[tuple[int, ...], list[int] | None]:
+    """The shape of hook point ``hook`` and ``channels`` checked against it: the one check of a user's layer.
+
+    Every place that takes a hook point and channels from a user calls this, so
+    a mistake gets the same message wherever it is made.
+
+    Args:
+        shapes: the model's hook points and shapes (``model.hook_points()``), or the model.
+        hook: a hook point name.
+        channels: channel indices as the user gave them, or None (not given).
+        need_map: also require a ``(C, H, W)`` map (:func:`hook_shape`).
+        error: how the caller reports a mistake: an exception type (or any function
+            message → exception) raised with the message in place of the checks' own;
+            None raises those (:class:`UnknownHookPointError`, ValueError).
+
+    Returns:
+        ``(shape, channels)``: the per-example shape, and the channels without repeats
+        (:func:`check_channels`), or None when ``channels`` is None.
+
+    Raises:
+        UnknownHookPointError: an unknown hook point (``error`` None).
+        ValueError: a vector where a map is needed, or a channel out of range (``error`` None).
+        Exception: ``error(message)`` for any of these when ``error`` is given.
+    """
+    table = shapes if isinstance(shapes, Mapping) else shapes.hook_points()
+    try:
+        shape = hook_shape(table, hook, need_map=need_map)
+        return shape, (None if channels is None else check_channels(hook, shape, channels))
+    except ValueError as exc:
+        if error is None:
+            raise
+        raise error(str(exc)) from None
 
 
 def check_pixels(hook: str, shape: tuple[int, ...], pixels: Sequence[tuple[int, int]]) -> None:

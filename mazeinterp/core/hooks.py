@@ -8,19 +8,9 @@ also when the body raises. :func:`run_batched_with_cache` (and
 in batches: every part of the package that needs activations of many inputs
 goes through it.
 
-Per-example activation shapes at scale s (batch dimension B first in a cache)::
-
-    embedder.block1.conv_out                16s × 64 × 64
-    embedder.block1.{maxpool,res1.*,res2.*} 16s × 32 × 32
-    embedder.block2.conv_out                32s × 32 × 32
-    embedder.block2.{maxpool,res1.*,res2.*} 32s × 16 × 16   (cheese vector layer: res1.resadd)
-    embedder.block3.conv_out                32s × 16 × 16
-    embedder.block3.{maxpool,res1.*,res2.*} 32s × 8 × 8
-    embedder.relu3_out                      32s × 8 × 8
-    embedder.flatten_out                    32s · 64
-    embedder.fc_out, embedder.relufc_out    256
-    fc_policy_out                           15 (logits)
-    fc_value_out                            1
+Per-example activation shapes: the table in :mod:`mazeinterp.core.model`
+(``model.hook_points()`` gives them for one model); a cache puts the batch
+dimension B first.
 
 Quick tour::
 

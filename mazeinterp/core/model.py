@@ -6,13 +6,14 @@ ReLU, max-pool, residual add, flatten, linear layer) is its own submodule, so a
 forward hook on module ``foo.bar`` sees that op's output; its *hook point* is
 called ``foo.bar_out`` (the naming of the published interpretability work).
 
-Shapes at ``scale`` s (published maze agent: s = 4), per example::
+Shapes at ``scale`` s (published maze agent: s = 4), per example; the one table
+of them (``tests/core/test_model.py`` checks it against :meth:`ImpalaPolicy.hook_points`)::
 
     input                                   3 × 64 × 64  float in [0, 1]
     embedder.block1.conv_out                16s × 64 × 64
     embedder.block1.{maxpool,res1.*,res2.*} 16s × 32 × 32
     embedder.block2.conv_out                32s × 32 × 32
-    embedder.block2.{maxpool,res1.*,res2.*} 32s × 16 × 16
+    embedder.block2.{maxpool,res1.*,res2.*} 32s × 16 × 16   (cheese vector layer: res1.resadd)
     embedder.block3.conv_out                32s × 16 × 16
     embedder.block3.{maxpool,res1.*,res2.*} 32s × 8 × 8
     embedder.relu3_out                      32s × 8 × 8
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from mazeinterp.runtime.values import check_positive_int
 from mazeinterp.core.hook_points import HOOK_SUFFIX, unknown_hook_point
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, MOVE_TO_ACTION, MOVES, NUM_ACTIONS, Move
 from mazeinterp.core.numerics import as_network_input, check_reference_weights
@@ -141,12 +143,6 @@ class ImpalaEmbedder(nn.Module):
         return self.relufc(self.fc(self.flatten(self.relu3(h))))
 
 
-def _validate_positive_int(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _init_weights(module: nn.Module) -> None:
     """Initialisation of the training code of the published agent (train-procgen-pytorch).
 
@@ -176,8 +172,8 @@ class ImpalaPolicy(nn.Module):
 
     def __init__(self, scale: int = 1, num_actions: int = NUM_ACTIONS) -> None:
         super().__init__()
-        self.scale = _validate_positive_int(scale, "scale")
-        self.num_actions = _validate_positive_int(num_actions, "num_actions")
+        self.scale = int(check_positive_int(scale, "scale"))
+        self.num_actions = int(check_positive_int(num_actions, "num_actions"))
         self.embedder = ImpalaEmbedder(self.scale)
         self.fc_policy = nn.Linear(HIDDEN_SIZE, self.num_actions)
         self.fc_value = nn.Linear(HIDDEN_SIZE, 1)

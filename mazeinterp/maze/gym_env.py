@@ -38,7 +38,6 @@ next maze, as procgen's own gym interface does; call :meth:`reset` next.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +45,7 @@ import gymnasium
 import numpy as np
 from gymnasium import spaces
 
+from mazeinterp.runtime.values import check_positive_int
 from mazeinterp.maze import outcomes
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.maze.grid import top_right_cell
@@ -80,14 +80,12 @@ class MazeGymEnv(gymnasium.Env):
     def __init__(self, *, cheese_region: int | None = None, level_seeds: Sequence[int] | None = None,
                  states: Sequence[MazeState | bytes] | None = None, top_right_ends: bool = False,
                  region_size: int = outcomes.DEFAULT_REGION_SIZE, render_mode: str | None = None) -> None:
-        if cheese_region is not None and (isinstance(cheese_region, bool) or operator.index(cheese_region) < 1):
-            raise ValueError(f"cheese_region must be a positive int or None, got {cheese_region!r}")
+        check_positive_int(cheese_region, "cheese_region", or_none=True)
         if level_seeds is not None and states is not None:
             raise ValueError("give level_seeds or states, not both")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
-        if region_size < 1:
-            raise ValueError(f"region_size must be at least 1, got {region_size}")
+        check_positive_int(region_size, "region_size")
         self.level_seeds = None if level_seeds is None else [_level_seed(s) for s in level_seeds]
         self.states = None if states is None else [_as_state(s, i) for i, s in enumerate(states)]
         if self.level_seeds == [] or self.states == []:
@@ -144,10 +142,10 @@ class MazeGymEnv(gymnasium.Env):
         self._path.append(cell)
         got_cheese = bool(reward[0] > 0)
         if self._outcome is None:
-            if got_cheese:
-                self._outcome = "cheese"
-            elif cell == top_right_cell(start.maze_size) and outcomes.top_right_counts(start):
-                self._outcome = "top_right"
+            on_top_right = cell == top_right_cell(start.maze_size) and outcomes.top_right_counts(start)
+            code = int(outcomes.step_outcomes(got_cheese, on_top_right, False))
+            if code != outcomes.RUNNING:
+                self._outcome = outcomes.OUTCOMES[code]
         terminated = got_cheese or (self.top_right_ends and self._outcome == "top_right")
         truncated = bool(first[0]) and not got_cheese
         info = self._info()

@@ -8,6 +8,11 @@ probabilities (:mod:`mazeinterp.analysis.vfield`), plots and reports all agree:
   ``"cheese"`` (the mouse entered the cheese cell), ``"top_right"`` (the mouse
   stands on the top-right cell ``(0, n-1)``, when :func:`top_right_ends_episode`;
   :func:`top_right_counts` for a maze state) and ``"neither"`` (the step cap passed).
+  :func:`step_outcomes` decides it after each step of sampled episodes (the
+  rollouts, the gym env); :func:`outcome_goals` and :func:`outcome_probabilities_from_arrivals`
+  give the same outcomes as first arrivals of the exact chain
+  (:mod:`mazeinterp.analysis.vfield`). :data:`OUTCOME_CODES` are the ints that
+  stand for the outcomes in arrays and sweep shard files.
 * **Events** (:data:`EVENTS`): what an episode may show besides its outcome,
   ``"region_first"`` and ``"trapped"`` below.
 * **Region first** (:func:`in_top_right_region`, :func:`region_goals`,
@@ -46,15 +51,21 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_REGION_SIZE",
     "EVENTS",
+    "EXACT_OUTCOMES",
     "OUTCOMES",
+    "OUTCOME_CODES",
+    "RUNNING",
     "TRAP_SHARE",
     "TRAP_WINDOW",
     "Trap",
     "find_trap",
     "first_region_step",
     "in_top_right_region",
+    "outcome_goals",
+    "outcome_probabilities_from_arrivals",
     "region_edge_distance",
     "region_goals",
+    "step_outcomes",
     "top_right_counts",
     "top_right_ends_episode",
 ]
@@ -65,6 +76,16 @@ OUTCOMES: tuple[str, ...] = ("cheese", "top_right", "neither")
 EVENTS: tuple[str, ...] = ("region_first", "trapped")
 """What an episode may show besides its outcome: it reached the top-right region before the cheese
 (:func:`first_region_step`); it hit the step cap trapped between two cells (:func:`find_trap`)."""
+
+OUTCOME_CODES: dict[str, int] = {name: code for code, name in enumerate(OUTCOMES)}
+"""Outcome → the int that stands for it in arrays and sweep shard files: 0 cheese, 1 top_right, 2 neither."""
+
+RUNNING = -1
+"""The code :func:`step_outcomes` gives an episode whose outcome is not known yet."""
+
+EXACT_OUTCOMES: tuple[str, ...] = (*OUTCOMES, "region_first")
+"""Columns of exact outcome probabilities (:func:`mazeinterp.analysis.vfield.outcome_probabilities`, exact
+sweeps): the three outcomes, then P(region first)."""
 
 DEFAULT_REGION_SIZE = TOP_RIGHT_REGION_SIZE
 """Side k of the top-right region whose first arrival is recorded (5: the published training region)."""
@@ -103,6 +124,65 @@ def top_right_counts(state: MazeState) -> bool:
     open cells, mouse and cheese).
     """
     return top_right_ends_episode(state.open_cells, state.mouse, state.cheese)
+
+
+def step_outcomes(got_cheese: np.ndarray | bool, on_top_right: np.ndarray | bool,
+                  out_of_time: np.ndarray | bool) -> np.ndarray:
+    """The outcome code (:data:`OUTCOME_CODES`) of each episode after a step, :data:`RUNNING` where it goes on.
+
+    The first that applies of ``"cheese"``, ``"top_right"`` and ``"neither"``: a step
+    onto the cheese is ``"cheese"`` even at the step cap.
+
+    Args:
+        got_cheese: (m,) bool: the mouse entered the cheese cell on this step.
+        on_top_right: (m,) bool: it stands on the top-right cell and that ends the
+            episode (:func:`top_right_counts`).
+        out_of_time: (m,) bool: the step cap is reached (or the episode ended otherwise).
+
+    Returns:
+        int64 (m,) codes (0-d for scalar flags).
+
+    >>> step_outcomes([True, False, False, False], [True, True, False, False], [True, True, True, False]).tolist()
+    [0, 1, 2, -1]
+    """
+    got_cheese, on_top_right, out_of_time = (np.asarray(a, dtype=bool) for a in (got_cheese, on_top_right, out_of_time))
+    codes = np.full(np.broadcast_shapes(got_cheese.shape, on_top_right.shape, out_of_time.shape), RUNNING,
+                    dtype=np.int64)
+    codes[np.broadcast_to(out_of_time, codes.shape)] = OUTCOME_CODES["neither"]
+    codes[np.broadcast_to(on_top_right, codes.shape)] = OUTCOME_CODES["top_right"]
+    codes[np.broadcast_to(got_cheese, codes.shape)] = OUTCOME_CODES["cheese"]
+    return codes
+
+
+def outcome_goals(state: MazeState) -> list[Cell]:
+    """The goals whose first arrival gives a rollout's outcome: the cheese (if any), then the top-right cell.
+
+    The top-right cell is left out when it is a wall or lies on the path from the mouse to the cheese
+    (:func:`top_right_ends_episode`), as the rollouts do. Reads ``state.open_cells``, ``mouse`` and ``cheese``.
+    """
+    grid = np.asarray(state.open_cells, dtype=bool)
+    cheese, top_right = state.cheese, top_right_cell(grid.shape[0])
+    goals = [] if cheese is None else [cheese]
+    if grid[top_right] and top_right_ends_episode(grid, state.mouse, cheese):
+        goals.append(top_right)
+    return goals
+
+
+def outcome_probabilities_from_arrivals(arrived: Sequence[float] | np.ndarray, goals: Sequence[Cell],
+                                        cheese: Cell | None) -> tuple[float, float, float]:
+    """P(cheese), P(top_right), P(neither) from the first-arrival probabilities at :func:`outcome_goals`.
+
+    ``arrived``: (len(goals),) probabilities of reaching each goal first (the exact chain's);
+    ``neither`` is what is left (reaching no goal within the cap), never below 0.
+
+    >>> outcome_probabilities_from_arrivals([0.7, 0.2], [(2, 3), (0, 4)], (2, 3))
+    (0.7, 0.2, 0.10000000000000003)
+    >>> outcome_probabilities_from_arrivals([0.4], [(0, 4)], None)
+    (0.0, 0.4, 0.6)
+    """
+    p_cheese = float(arrived[0]) if cheese is not None else 0.0
+    p_top_right = float(arrived[-1]) if len(goals) > (cheese is not None) else 0.0
+    return p_cheese, p_top_right, max(0.0, 1.0 - p_cheese - p_top_right)
 
 
 def _region_size(k: int) -> int:

@@ -16,8 +16,7 @@ from __future__ import annotations
 import math
 
 from mazeinterp.maze.grid import Cell
-
-WORLD_SIZE = 25
+from mazeinterp.maze.state import WORLD_SIZE
 
 
 def _margin(maze_size: int, world_size: int) -> int:

@@ -25,8 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from mazeinterp.runtime.limits import FLOAT32_MAX
-
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 END_MARKER = -889271554  # 0xCAFECAFE as a signed int32: procgen's end-of-state sentinel
 WORLD_DIMS = {0: 15, 1: 25}  # distribution_mode (0 easy, 1 hard) → side of the world grid

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from mazeinterp.runtime.values import check_positive_int
+from mazeinterp.runtime.defaults import MAX_STEPS, ROLLOUT_BATCH_SIZE
 from mazeinterp.runtime.limits import check_episode_steps, check_rollout_memory
 from mazeinterp.maze import grid, outcomes
 
@@ -22,11 +24,11 @@ class RolloutConfig:
 
     greedy: bool = False
     """Take the most probable action instead of sampling from the policy."""
-    max_steps: int = 500
+    max_steps: int = MAX_STEPS
     """Step cap per episode; still undecided after this many steps → outcome ``"neither"``."""
     seed: int = 0
     """Seeds action sampling and cheese placement; maze ``i`` uses the stream ``(seed, i)``."""
-    batch_size: int = 64
+    batch_size: int = ROLLOUT_BATCH_SIZE
     """Number of envs stepped together (and the largest batch sent through the network)."""
     device: str | None = None
     """Torch device of the forward passes; None → the policy's own device (CPU for scripted policies)."""
@@ -56,19 +58,13 @@ class RolloutConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_steps", "batch_size", "region_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"RolloutConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"RolloutConfig.{name}")
         check_episode_steps(int(self.max_steps), "RolloutConfig.max_steps")
         check_rollout_memory(int(self.batch_size), int(self.max_steps), "RolloutConfig")
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise ValueError(f"RolloutConfig.seed must be a non-negative int, got {self.seed!r}")
         grid.check_decision_square_definition(self.decision_square)
-        if self.cheese_region is not None and (
-            isinstance(self.cheese_region, bool) or not isinstance(self.cheese_region, (int, np.integer))
-            or self.cheese_region < 1
-        ):
-            raise ValueError(f"RolloutConfig.cheese_region must be None or a positive int, got {self.cheese_region!r}")
+        check_positive_int(self.cheese_region, "RolloutConfig.cheese_region", or_none=True)
         from mazeinterp.runtime.threads import check_threads
 
         try:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -44,7 +44,7 @@ from mazeinterp.core.finite import check_logits
 from mazeinterp.core.interventions import Intervention, PerEpisodeIntervention, validate_interventions
 from mazeinterp.maze import grid, outcomes
 from mazeinterp.maze.moves import ACTION_TO_MOVE, MOVE_DELTAS, NOOP_ACTION, NUM_ACTIONS, Move
-from mazeinterp.maze.state import WALL, MazeState
+from mazeinterp.maze.state import WALL, WORLD_SIZE, MazeState
 from mazeinterp.rollout.config import RolloutConfig
 from mazeinterp.rollout.policies import Policy, ScriptedPolicy
 from mazeinterp.rollout.results import Episode, RolloutResult
@@ -138,7 +138,7 @@ class _Runner:
         self.B = min(config.batch_size, len(source))
         self.env = MazeEnv(self.B)
         B = self.B
-        world = 25 + 2
+        world = WORLD_SIZE + 2  # padded by one wall
         self.mazes: list[_Maze | None] = [None] * B
         self.slot_index = np.full(B, -1, dtype=np.int64)
         self.open_world = np.zeros((B, world, world), dtype=bool)
@@ -178,7 +178,7 @@ class _Runner:
                         None if self.streams is None else int(self.streams[item[0]]))
         state = maze.state
         if state.world.shape[0] + 2 != self.open_world.shape[1]:
-            raise ValueError(f"maze {maze.index}: world of size {state.world.shape} is not 25×25")
+            raise ValueError(f"maze {maze.index}: world of size {state.world.shape} is not {WORLD_SIZE}×{WORLD_SIZE}")
         self.env.set_state(slot, state)
         self.mazes[slot] = maze
         self.slot_index[slot] = maze.index
@@ -325,19 +325,18 @@ class _Runner:
                     f"mouse tracking disagrees with procgen in slot {bad} (maze {self.slot_index[bad]}): "
                     f"reward {reward[bad]}, tracked cell {tuple(self.pos[bad] - self.mazes[bad].offset)}"  # type: ignore[union-attr]
                 )
-            on_top_right = ((new_pos == self.top_right[active]).all(axis=1) & self.top_right_counts[active]
-                            & ~got_cheese)
-            ended = first[active] & ~got_cheese  # a procgen reset without the cheese (should not happen)
-            timed_out = (self.steps[active] >= cfg.max_steps) & ~got_cheese & ~on_top_right
+            on_top_right = (new_pos == self.top_right[active]).all(axis=1) & self.top_right_counts[active]
+            # a procgen reset without the cheese (should not happen) ends the episode as the cap does
+            out_of_time = (self.steps[active] >= cfg.max_steps) | first[active]
+            codes = outcomes.step_outcomes(got_cheese, on_top_right, out_of_time)
             if cfg.check_positions:
                 self._check_positions(active[~got_cheese])
 
-            done = got_cheese | on_top_right | timed_out | ended
+            done = codes != outcomes.RUNNING
             if done.any():
                 for j in np.flatnonzero(done).tolist():
                     slot = int(active[j])
-                    outcome = "cheese" if got_cheese[j] else "top_right" if on_top_right[j] else "neither"
-                    self._finish(slot, outcome)
+                    self._finish(slot, outcomes.OUTCOMES[codes[j]])
                     self._fill(slot)
                 obs = self.env.observe()[1]
 

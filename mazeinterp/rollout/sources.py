@@ -15,6 +15,7 @@ import numpy as np
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.state import MazeState
+from mazeinterp.runtime.defaults import ROLLOUT_BATCH_SIZE
 
 if TYPE_CHECKING:
     from mazeinterp.maze.env import MazeEnv
@@ -130,7 +131,7 @@ def _check_indices(indices: Sequence[int] | None, count: int) -> list[int]:
     return order
 
 
-def load_mazes(seeds: Sequence[int] | range, batch_size: int = 64) -> list[MazeState]:
+def load_mazes(seeds: Sequence[int] | range, batch_size: int = ROLLOUT_BATCH_SIZE) -> list[MazeState]:
     """Start states of the given level seeds (same mazes as ``MazeEnv.from_seeds``), in one helper env."""
     source = MazeSource(list(seeds), batch_size)
     try:

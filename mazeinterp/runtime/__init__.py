@@ -2,7 +2,8 @@
 
 Data flow, and the module that holds each step::
 
-    command-line values → checked settings     arguments.py (argparse types); defaults.py
+    command-line values → checked settings     arguments.py (argparse types); values.py;
+                                               defaults.py
       → resources checked before work          limits.py (memory, step caps, grids)
       → device and threads                     devices.py; threads.py
       → progress while it runs                 progress.py

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from mazeinterp.runtime.limits import FLOAT32_MAX
@@ -35,11 +36,36 @@ def finite_float(text: str) -> float:
     return value
 
 
-def _int(text: str) -> int:
+def _int(text: str, what: str = "an integer") -> int:
     try:
         return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+
+
+def int_at_least(low: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer ≥ ``low``, refused as "expected a ``what`` integer, got …".
+
+    >>> positive_int("3"), non_negative_int("0")
+    (3, 0)
+    >>> positive_int("0")
+    Traceback (most recent call last):
+    argparse.ArgumentTypeError: expected a positive integer, got 0
+    """
+
+    def parse(text: str) -> int:
+        value = _int(text, f"a {what} integer")
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected a {what} integer, got {value}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1, "positive")
+"""argparse type: an integer ≥ 1."""
+non_negative_int = int_at_least(0, "non-negative")
+"""argparse type: an integer ≥ 0."""
 
 
 def level_seed(text: str) -> int:
@@ -52,9 +78,7 @@ def level_seed(text: str) -> int:
 
 def max_steps(text: str) -> int:
     """A step cap per episode: an integer in 1 … :data:`mazeinterp.runtime.limits.MAX_EPISODE_STEPS` (procgen's limit)."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    value = positive_int(text)
     if value > MAX_EPISODE_STEPS:
         raise argparse.ArgumentTypeError(f"{value} is above procgen's limit of {MAX_EPISODE_STEPS} steps "
                                          "per episode (a 32-bit timeout)")
@@ -63,9 +87,7 @@ def max_steps(text: str) -> int:
 
 def n_mazes(text: str) -> int:
     """A number of mazes: a positive integer whose maze states fit in this machine's memory."""
-    value = _int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    value = positive_int(text)
     try:
         check_states_memory(value, "maze states")
     except ResourceLimitError as exc:

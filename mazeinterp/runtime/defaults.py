@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_STEERING_HOOK",
     "DIRECTIONAL_HOOK",
     "FORWARD_BATCH_SIZE",
+    "MAX_STEPS",
     "REFERENCE_MAZES",
     "RETARGET_VALUE",
     "ROLLOUT_BATCH_SIZE",
@@ -35,6 +36,9 @@ RETARGET_VALUE = 5.5
 
 FORWARD_BATCH_SIZE = 256
 """Observations per forward pass when running the policy on many mazes or cells (does not change numbers)."""
+
+MAX_STEPS = 500
+"""Step cap per episode: procgen's own episode length. Rollouts, sweeps and the exact outcome chain default to it."""
 
 ROLLOUT_BATCH_SIZE = 64
 """Envs stepped together in a rollout (does not change numbers)."""

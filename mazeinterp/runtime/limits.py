@@ -19,6 +19,8 @@ import math
 import os
 from collections.abc import Mapping
 
+from mazeinterp.runtime.values import check_positive_int
+
 __all__ = [
     "ENV_BYTES",
     "FLOAT32_MAX",
@@ -129,7 +131,6 @@ def check_forward_batch(batch_size: int, hook_shapes: Mapping[str, tuple[int, ..
         ValueError: ``batch_size`` is not a positive int.
         ResourceLimitError: ``batch_size`` inputs' activations (:func:`forward_bytes_per_input`) exceed memory.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"{what}: batch_size must be a positive int, got {batch_size!r}")
+    check_positive_int(batch_size, f"{what}: batch_size")
     needed = batch_size * forward_bytes_per_input(hook_shapes)
     check_memory(f"{what}: a forward batch of {batch_size} inputs", needed, "lower batch_size")

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 
 import torch
 
+from mazeinterp.runtime.values import check_positive_int
+
 __all__ = ["SMALL_BATCH", "available_cpus", "busy_cpus", "default_threads", "torch_threads"]
 
 SMALL_BATCH = 16
@@ -80,10 +82,8 @@ def default_threads(batch_size: int, busy: int | None = None) -> int:
 
 
 def check_threads(threads: int | None) -> int | None:
-    """``threads`` if it is None or a positive int; ValueError otherwise."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"threads must be None (automatic) or a positive int, got {threads!r}")
-    return threads
+    """``threads`` if it is None (automatic) or a positive int; ValueError otherwise."""
+    return check_positive_int(threads, "threads", or_none=True)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from mazeinterp.runtime.limits import FLOAT32_MAX
-from mazeinterp.core.hook_points import check_channels, hook_shape
+from mazeinterp.core.hook_points import check_layer
 from mazeinterp.runtime.limits import (
     ResourceLimitError,
     check_episode_steps,
@@ -30,7 +30,7 @@ from mazeinterp.runtime.limits import (
     check_rollout_memory,
     check_states_memory,
 )
-from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
+from mazeinterp.runtime.defaults import DEFAULT_STEERING_HOOK, MAX_STEPS, REFERENCE_MAZES, ROLLOUT_BATCH_SIZE
 
 __all__ = ["ESTIMATORS", "KINDS", "Condition", "SweepConfig", "SweepConfigError", "conditions",
            "load_sweep_config"]
@@ -75,7 +75,7 @@ class SweepConfig:
     """Random mazes whose start observations give the mean (``"mean"``) and the sources (``"resample"``)."""
     reference_seed: int = 0
     """Seed of the reference mazes and of the resampling pairing."""
-    max_steps: int = 500
+    max_steps: int = MAX_STEPS
     """Step cap per episode."""
     greedy: bool = False
     """Take the most probable action instead of sampling."""
@@ -261,15 +261,11 @@ def conditions(config: SweepConfig, shapes: Mapping[str, tuple[int, ...]]) -> li
     """
     out = []
     for hook in config.hooks:
-        try:
-            shape = hook_shape(shapes, hook, need_map=True)
-        except ValueError as exc:
-            raise SweepConfigError(f"hooks: {exc} (see `mazeinterp info`)") from None
+        shape, _ = check_layer(shapes, hook, need_map=True,
+                               error=lambda message: SweepConfigError(f"hooks: {message} (see `mazeinterp info`)"))
         channels = config.channels if config.channels is not None else tuple(range(shape[0]))
-        try:
-            check_channels(hook, shape, channels)
-        except ValueError as exc:
-            raise SweepConfigError(f"channels: {exc}") from None
+        check_layer(shapes, hook, channels, need_map=True,
+                    error=lambda message: SweepConfigError(f"channels: {message}"))
         out += [Condition(hook, c, kind, coef) for kind in config.kinds for coef in config.coefficients
                 for c in channels]
     _check_grid_memory(config, len(out))

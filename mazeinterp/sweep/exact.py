@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mazeinterp.maze.outcomes import EXACT_OUTCOMES
 from mazeinterp.sweep.config import Condition, SweepConfig
 from mazeinterp.sweep.shard import SHARD_FORMAT, intervention
 
@@ -37,8 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EXACT_COLUMNS", "exact_outcomes", "merge_exact", "placements", "run_exact_shard", "shard_outcomes"]
 
-EXACT_COLUMNS: tuple[str, ...] = ("cheese", "top_right", "neither", "region_first")
-"""The outcomes of an exact sweep, in the column order of :data:`mazeinterp.analysis.vfield.EXACT_OUTCOMES`."""
+EXACT_COLUMNS: tuple[str, ...] = EXACT_OUTCOMES
+"""The outcomes of an exact sweep: :data:`mazeinterp.maze.outcomes.EXACT_OUTCOMES`, the columns of exact outcome
+probabilities."""
 
 
 def exact_outcomes(model: ImpalaPolicy, states: Sequence[MazeState], condition: Condition | None,

@@ -27,7 +27,8 @@ from typing import Any
 from mazeinterp.runtime.digests import data_sha256
 from mazeinterp.runtime.messages import short_repr
 from mazeinterp.sweep.config import SweepConfig, SweepConfigError
-from mazeinterp.sweep.shard import OUTCOME_CODES, SHARD_FORMAT
+from mazeinterp.maze.outcomes import OUTCOME_CODES
+from mazeinterp.sweep.shard import SHARD_FORMAT
 
 __all__ = ["MANIFEST", "SweepFileError", "claim_folder", "finished_shards", "read_manifest", "read_shard",
            "seal_shard", "shard_path", "write_atomic"]

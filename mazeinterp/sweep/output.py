@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from mazeinterp.sweep.config import Condition, SweepConfig
-from mazeinterp.sweep.shard import OUTCOME_CODES
+from mazeinterp.maze.outcomes import OUTCOME_CODES
 
 __all__ = ["SweepResult", "merge", "plot_heatmap", "write_table"]
 

@@ -88,6 +88,7 @@ from mazeinterp.sweep.config import (
     conditions,
     load_sweep_config,
 )
+from mazeinterp.maze.outcomes import OUTCOME_CODES
 from mazeinterp.sweep.exact import exact_outcomes, merge_exact, run_exact_shard
 from mazeinterp.sweep.files import (
     SweepFileError,
@@ -100,7 +101,6 @@ from mazeinterp.sweep.files import (
 from mazeinterp.sweep.output import SweepResult, merge, plot_heatmap, write_table
 from mazeinterp.sweep.ray_backend import connect_ray
 from mazeinterp.sweep.shard import (
-    OUTCOME_CODES,
     EditsByEpisode,
     PartialAblation,
     intervention,

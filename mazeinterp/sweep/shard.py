@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mazeinterp.maze.outcomes import OUTCOME_CODES  # episode outcome → the code stored in shard files
 from mazeinterp.core.interventions import (
     AddVector,
     Clamp,
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 __all__ = ["OUTCOME_CODES", "SHARD_FORMAT", "EditsByEpisode", "PartialAblation", "intervention",
            "reference_activations", "run_shard"]
 
-OUTCOME_CODES = {"cheese": 0, "top_right": 1, "neither": 2}
-"""Episode outcome → the code stored in shard files."""
 SHARD_FORMAT = 2
 """Version of the shard files' layout (2: sealed with the sweep's hash, maze range and a checksum by
 :func:`mazeinterp.sweep.files.seal_shard`; 1 is refused)."""

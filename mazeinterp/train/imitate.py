@@ -41,6 +41,7 @@ from mazeinterp.checkpoints.registry import load_policy, save_policy
 from mazeinterp.maze.env import MazeEnv
 from mazeinterp.core.model import ACTION_TO_MOVE, ImpalaPolicy, obs_to_tensor
 from mazeinterp.core.numerics import numerics_mode, reference_unless
+from mazeinterp.runtime.defaults import MAX_STEPS
 from mazeinterp.train.common import (
     CsvLog,
     RunSetupError,
@@ -80,7 +81,7 @@ def imitation_loss(policy: ImpalaPolicy, obs: torch.Tensor, moves: torch.Tensor)
 
 
 def solve_rate(policy: ImpalaPolicy, n_mazes: int, cheese_region: int | None, seed: int,
-               device: torch.device, max_steps: int = 500) -> float:
+               device: torch.device, max_steps: int = MAX_STEPS) -> float:
     """Fraction of ``n_mazes`` training-distribution mazes whose first episode ends on the cheese.
 
     Actions are sampled from the policy; an episode ends on the cheese or at

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mazeinterp.runtime.values import check_positive_int
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
+from mazeinterp.runtime.defaults import MAX_STEPS
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class ImitationConfig:
     """Evaluate (held-out move accuracy, solve rate) every this many frames."""
     eval_mazes: int = 64
     """Mazes for the solve-rate evaluation (sampled actions, up to 500 steps)."""
-    eval_max_steps: int = 500
+    eval_max_steps: int = MAX_STEPS
     """Step cap of the solve-rate evaluation (procgen's own timeout is 500)."""
     held_out_mazes: int = 32
     """Fixed mazes (a seed stream training never draws) whose every cell measures held-out accuracy."""
@@ -69,9 +71,7 @@ class ImitationConfig:
         positive = ("scale", "cheese_region", "total_samples", "batch_size", "mazes_per_chunk", "dagger_steps",
                     "eval_every_samples", "eval_max_steps", "checkpoint_every_samples")
         for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"ImitationConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"ImitationConfig.{name}")
         for name in ("warmup_samples", "num_threads", "eval_mazes", "held_out_mazes", "path_copies"):
             if getattr(self, name) < 0:
                 raise ValueError(f"ImitationConfig.{name} must be >= 0, got {getattr(self, name)!r}")

@@ -60,6 +60,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mazeinterp.checkpoints.registry import load_policy, save_policy
+from mazeinterp.runtime.values import check_positive_int
 from mazeinterp.maze.grid import TOP_RIGHT_REGION_SIZE
 from mazeinterp.core.model import ImpalaPolicy, obs_to_tensor
 from mazeinterp.core.numerics import numerics_mode, reference_unless
@@ -201,9 +202,7 @@ class PPOConfig:
         positive = ("total_timesteps", "num_envs", "num_steps", "env_threads", "scale", "update_epochs",
                     "num_minibatches", "checkpoint_every")
         for name in positive:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"PPOConfig.{name} must be a positive int, got {value!r}")
+            check_positive_int(getattr(self, name), f"PPOConfig.{name}")
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches ({self.num_minibatches}) must divide num_envs * num_steps ({self.batch_size})"
@@ -213,8 +212,7 @@ class PPOConfig:
                 f"total_timesteps ({self.total_timesteps}) is less than one batch "
                 f"(num_envs * num_steps = {self.batch_size})"
             )
-        if self.cheese_region is not None and self.cheese_region < 1:
-            raise ValueError(f"cheese_region must be a positive int or None, got {self.cheese_region!r}")
+        check_positive_int(self.cheese_region, "cheese_region", or_none=True)
         if self.distribution_mode not in DISTRIBUTION_MODES:
             raise ValueError(f"distribution_mode must be one of {', '.join(DISTRIBUTION_MODES)}, "
                              f"got {self.distribution_mode!r}")
@@ -224,8 +222,7 @@ class PPOConfig:
             raise ValueError("learning_rate, clip_coef and max_grad_norm must be positive")
         if self.snapshot_every < 0 or self.num_levels < 0 or self.start_level < 0:
             raise ValueError("snapshot_every, num_levels and start_level must be >= 0")
-        if self.torch_threads is not None and self.torch_threads < 1:
-            raise ValueError(f"torch_threads must be a positive int or None, got {self.torch_threads!r}")
+        check_positive_int(self.torch_threads, "torch_threads", or_none=True)
 
     @property
     def batch_size(self) -> int:

@@ -40,7 +40,7 @@ from mazeinterp.runtime.defaults import (
     RETARGET_VALUE,
 )
 from mazeinterp.core.finite import check_logits, finite_number
-from mazeinterp.core.hook_points import hook_shape
+from mazeinterp.core.hook_points import check_layer
 from mazeinterp.runtime.limits import check_forward_batch
 from mazeinterp.core.hooks import activations, can_forward_from, forward_from, run_batched_with_cache
 from mazeinterp.core.interventions import AddVector, Intervention, ZeroAblate, validate_interventions
@@ -450,10 +450,7 @@ class Explorer:
     def _first_view(self, state: MazeState, settings: InterventionSettings, hook: str, channel: int,
                     focus: Cell, revision: int = 0) -> ExplorerView:
         """The view of everything but the missing field cells: two forward passes at most, and the caches."""
-        shape = self._map_shape(hook)
-        if not 0 <= channel < shape[0]:
-            raise ValueError(f"channel {channel} is out of range for hook point {hook!r}, which has "
-                             f"{shape[0]} channels (0..{shape[0] - 1})")
+        check_layer(self.policy.hook_points(), hook, [channel], need_map=True)
         self._map_shape(settings.hook)
         ivs = self.interventions(state, settings)
         plain_probs, plain_cache = self._single_pass(state, None, ())
@@ -552,7 +549,7 @@ class Explorer:
         return self._passes.get((state.to_bytes(), settings), compute)
 
     def _map_shape(self, hook: str) -> tuple[int, ...]:
-        return hook_shape(self.policy.hook_points(), hook, need_map=True)
+        return check_layer(self.policy.hook_points(), hook, need_map=True)[0]
 
     def _vector(self, state: MazeState, kind: str, hook: str) -> torch.Tensor:
         if kind == "cheese" and state.cheese is None:

@@ -137,3 +137,20 @@ def test_write_new_json_creates_the_folder_and_never_overwrites(tmp_path: Path) 
     with pytest.raises(OutputExistsError, match="r.json already exists"):
         write_new_json(path, {"p": 1})
     assert json.loads(path.read_text()) == {"p": None, "n": [1, 2]}
+
+
+def test_integer_options_share_one_rule_and_wording() -> None:
+    import argparse
+
+    from mazeinterp.cli import common
+    from mazeinterp.runtime import arguments
+
+    assert common.positive_int is arguments.positive_int and common.non_negative_int is arguments.non_negative_int
+    assert arguments.max_steps("7") == arguments.n_mazes("7") == arguments.positive_int("7") == 7
+    assert arguments.non_negative_int("0") == 0
+    for parse in (arguments.positive_int, arguments.max_steps, arguments.n_mazes):
+        for text, shown in (("0", "0"), ("-2", "-2"), ("x", "'x'"), ("1.5", "'1.5'")):
+            with pytest.raises(argparse.ArgumentTypeError, match=rf"^expected a positive integer, got {shown}$"):
+                parse(text)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^expected a non-negative integer, got -1$"):
+        arguments.non_negative_int("-1")

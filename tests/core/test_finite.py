@@ -4,6 +4,7 @@ feeds a decision refuses logits with NaN or inf, naming the checkpoint and the i
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from mazeinterp.core.finite import FLOAT32_MAX, NonFiniteOutputError, check_logits, finite_number
+from mazeinterp.runtime.values import check_positive_int
 from mazeinterp.core.interventions import AddVector, Clamp, MeanAblate, Patch, ResampleAblate, Scale
 from mazeinterp.maze.state import MazeState
 from mazeinterp.core.model import ImpalaPolicy
@@ -189,3 +191,28 @@ def test_rollouts_refuse_a_network_logit_of_minus_inf_beside_finite_ones(ones_po
     model.source = Path("minus.pt")
     with pytest.raises(NonFiniteOutputError, match="in 1 of 1 input.*minus.pt with Clamp"):
         run_rollouts(model, [0], [OVERFLOW], RolloutConfig(max_steps=5, progress=False))
+
+
+def test_one_positive_int_check_for_every_setting() -> None:
+    assert check_positive_int(1, "n") == 1
+    assert check_positive_int(np.int64(7), "n") == 7 and isinstance(check_positive_int(np.int64(7), "n"), np.int64)
+    assert check_positive_int(None, "threads", or_none=True) is None
+    for bad in (0, -3, 2.0, 1.5, True, "4", None, np.float64(3.0)):
+        with pytest.raises(ValueError, match=rf"^scale must be a positive int, got {re.escape(repr(bad))}$"):
+            check_positive_int(bad, "scale")
+    with pytest.raises(ValueError, match=r"^threads must be a positive int or None, got 0$"):
+        check_positive_int(0, "threads", or_none=True)
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: ImpalaPolicy(scale=0), "scale must be a positive int, got 0"),
+    (lambda: ImpalaPolicy(scale=1, num_actions=True), "num_actions must be a positive int, got True"),
+    (lambda: RolloutConfig(batch_size=0), "RolloutConfig.batch_size must be a positive int, got 0"),
+    (lambda: RolloutConfig(region_size=-1), "RolloutConfig.region_size must be a positive int, got -1"),
+    (lambda: RolloutConfig(cheese_region=0), "RolloutConfig.cheese_region must be a positive int or None, got 0"),
+    (lambda: RolloutConfig(threads=2.0), "RolloutConfig.threads must be a positive int or None, got 2.0"),
+])
+def test_settings_share_the_positive_int_message(make, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        make()
+    assert ImpalaPolicy(scale=np.int64(1)).scale == 1 and type(ImpalaPolicy(scale=np.int64(1)).scale) is int

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from mazeinterp.analysis.channels import behaviour_attribution
+from mazeinterp.cli.common import CliError, checked_layer
 from mazeinterp.core.hook_points import (
     UnknownHookPointError,
     check_channels,
     check_hook_point,
+    check_layer,
     check_pixels,
     hook_point_rows,
     hook_shape,
@@ -78,15 +80,17 @@ def test_every_entry_point_gives_the_same_message_for_the_same_mistake(policy: I
         policy.module_for_hook(typo)
     expected = str(reference.value)
     assert "did you mean embedder.block2.res1.resadd_out" in expected
-    with pytest.raises(UnknownHookPointError) as via_cli:
+    with pytest.raises(UnknownHookPointError) as via_check:
         check_hook_point(policy, typo)
+    with pytest.raises(CliError) as via_cli:
+        checked_layer(policy, typo, [0])
     with pytest.raises(UnknownHookPointError) as via_intervention:
         validate(policy, ZeroAblate(typo, channels=[0]))
     with pytest.raises(UnknownHookPointError) as via_channels:
         behaviour_attribution(policy, [], hook=typo)
     with pytest.raises(SweepConfigError) as via_sweep:
         conditions(SweepConfig(hooks=(typo,)), policy.hook_points())
-    assert str(via_cli.value) == expected
+    assert str(via_check.value) == str(via_cli.value) == expected
     assert str(via_intervention.value) == f"ZeroAblate({typo}, channels=[0]): {expected}"
     assert str(via_channels.value) == expected
     assert str(via_sweep.value) == f"hooks: {expected} (see `mazeinterp info`)"
@@ -117,3 +121,49 @@ def test_hook_shape_takes_a_vector_unless_a_map_is_needed() -> None:
                                                                                  need_map=True)
     with pytest.raises(ValueError, match=r"hook point 'fc_policy_out' has shape \(15,\); this needs a \(C, H, W\) map"):
         hook_shape(shapes, "fc_policy_out", need_map=True)
+
+
+class _OwnError(Exception):
+    """An exception of a caller's own, for ``check_layer(error=...)``."""
+
+
+def test_check_layer_gives_the_shape_and_the_channels_without_repeats(policy: ImpalaPolicy) -> None:
+    # scale 2: relu3 is 64 × 8 × 8
+    assert check_layer(policy, "embedder.relu3_out") == ((64, 8, 8), None)
+    assert check_layer(policy, "embedder.relu3_out", [9, 63, 9, 0], need_map=True) == ((64, 8, 8), [9, 63, 0])
+    assert check_layer(policy.hook_points(), "fc_policy_out", [14]) == ((15,), [14])
+    assert check_layer(policy, "embedder.relu3_out", []) == ((64, 8, 8), [])
+
+
+def test_check_layer_raises_its_own_errors_unless_given_one(policy: ImpalaPolicy) -> None:
+    with pytest.raises(UnknownHookPointError, match=r"^unknown hook point 'embedder\.relu3'"):
+        check_layer(policy, "embedder.relu3")
+    with pytest.raises(ValueError, match=r"^hook point 'fc_value_out' has shape \(1,\); this needs a \(C, H, W\) map$"):
+        check_layer(policy, "fc_value_out", need_map=True)
+    with pytest.raises(ValueError, match=r"^channel 64 is out of range for hook point 'embedder\.relu3_out', "
+                                         r"which has 64 channels \(0\.\.63\)$"):
+        check_layer(policy, "embedder.relu3_out", [3, 64])
+    # a type, or a function that adds context; the message is the same, the original exception is dropped
+    for bad in (("embedder.relu3", None), ("fc_value_out", None), ("embedder.relu3_out", [-1])):
+        with pytest.raises(ValueError) as plain:
+            check_layer(policy, bad[0], bad[1], need_map=True)
+        with pytest.raises(_OwnError) as own:
+            check_layer(policy, bad[0], bad[1], need_map=True, error=_OwnError)
+        assert str(own.value) == str(plain.value) and not isinstance(own.value, ValueError)
+        assert own.value.__cause__ is None and own.value.__suppress_context__
+        with pytest.raises(_OwnError) as wrapped:
+            check_layer(policy, bad[0], bad[1], need_map=True, error=lambda m: _OwnError(f"layer: {m}!"))
+        assert str(wrapped.value) == f"layer: {plain.value}!"
+
+
+def test_every_entry_point_gives_the_same_message_for_a_channel_out_of_range(policy: ImpalaPolicy) -> None:
+    hook = "embedder.relu3_out"
+    expected = f"channel 70 is out of range for hook point '{hook}', which has 64 channels (0..63)"
+    with pytest.raises(CliError) as via_cli:
+        checked_layer(policy, hook, [1, 70], need_map=True)
+    with pytest.raises(ValueError) as via_channels:
+        behaviour_attribution(policy, [], hook=hook, channels=[1, 70])
+    with pytest.raises(SweepConfigError) as via_sweep:
+        conditions(SweepConfig(hooks=(hook,), channels=(1, 70)), policy.hook_points())
+    assert str(via_cli.value) == str(via_channels.value) == expected
+    assert str(via_sweep.value) == f"channels: {expected}"

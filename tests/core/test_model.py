@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import warnings
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+import mazeinterp.core.model as model_module
 from mazeinterp.core.model import (
     ACTION_TO_MOVE,
     MOVE_DELTAS,
@@ -99,6 +102,42 @@ def test_hook_point_shapes(request: pytest.FixtureRequest, scale: int) -> None:
     assert {name: points[name] for name in expected} == expected
     assert points["embedder.block2.res1_out"] == expected["embedder.block2.res1.resadd_out"]
     assert points["embedder.block3_out"] == expected["embedder.relu3_out"]
+
+
+def shape_table(doc: str, scale: int) -> list[tuple[list[str], tuple[int, ...]]]:
+    """The rows of the module docstring's shape table: (hook point patterns, shape at ``scale``)."""
+    block = doc.split("per example; the one table")[1].split("::\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = []
+    for line in block.splitlines():
+        names, shape = re.fullmatch(r"(.*?)\s+(\d.*)", line.strip()).groups()  # type: ignore[union-attr]
+        if names == "input":
+            continue
+        shape = re.sub(r"\s*\(.*\)$", "", shape)  # a note in brackets
+        dims = tuple(eval(d.replace("s", f"*{scale}").replace("·", "*")) for d in shape.split("×"))
+        patterns = []
+        for name in names.split(", "):
+            head, _, rest = name.partition("{")
+            options = rest.rstrip("}").split(",") if rest else [""]
+            patterns += [head + option + ("" if (head + option).endswith("_out") else "_out") for option in options]
+        rows.append((patterns, dims))
+    return rows
+
+
+@pytest.mark.parametrize("scale", [1, 4])
+def test_the_shape_table_matches_the_traced_shapes(request: pytest.FixtureRequest, scale: int) -> None:
+    points = request.getfixturevalue(f"policy{scale}").hook_points()
+    rows = shape_table(model_module.__doc__ or "", scale)
+    assert len(rows) == 11
+    covered = set()
+    for patterns, dims in rows:
+        names = {n for n in points if any(fnmatch.fnmatchcase(n, p) for p in patterns)}
+        assert names, patterns
+        assert {n: points[n] for n in names} == dict.fromkeys(names, dims)
+        covered |= names
+    # the rest are containers, whose output is that of their last op
+    containers = {f"embedder.block{b}{r}_out" for b in (1, 2, 3) for r in ("", ".res1", ".res2")} | {"embedder_out"}
+    assert set(points) - covered == containers
+    assert covered == set(expected_leaf_shapes(scale))
 
 
 def test_published_hook_shapes(policy1: ImpalaPolicy, policy4: ImpalaPolicy) -> None:

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from mazeinterp.maze import grid
 from mazeinterp.maze.outcomes import (
+    EXACT_OUTCOMES,
+    OUTCOME_CODES,
+    OUTCOMES,
+    RUNNING,
     TRAP_SHARE,
     TRAP_WINDOW,
     Trap,
     find_trap,
     first_region_step,
     in_top_right_region,
+    outcome_goals,
+    outcome_probabilities_from_arrivals,
     region_edge_distance,
     region_goals,
+    step_outcomes,
     top_right_ends_episode,
 )
 
@@ -122,3 +130,52 @@ def test_wandering_is_no_trap_and_holding_still_is() -> None:
     # two cells that are not adjacent are no trap, however often they are visited
     assert find_trap([(0, 0)] * 40 + [(0, 2)] * 40 + [(2, 2)] * 20) is None
     assert find_trap([]) is None
+
+
+def test_the_outcome_codes_are_the_outcomes_in_order_and_every_user_takes_them_from_here() -> None:
+    from mazeinterp.analysis import vfield
+    from mazeinterp.sweep import exact, files, output, runner, shard
+
+    assert OUTCOME_CODES == {"cheese": 0, "top_right": 1, "neither": 2} and RUNNING == -1
+    assert EXACT_OUTCOMES == ("cheese", "top_right", "neither", "region_first")
+    for module in (shard, files, output, runner):
+        assert module.OUTCOME_CODES is OUTCOME_CODES
+    assert vfield.EXACT_OUTCOMES is exact.EXACT_COLUMNS is EXACT_OUTCOMES
+    assert vfield.outcome_goals is outcome_goals
+
+
+def test_step_outcomes_take_the_first_of_cheese_top_right_and_neither() -> None:
+    # every combination of (entered the cheese, on a counting top-right cell, out of time), by hand
+    flags = [(c, t, o) for c in (False, True) for t in (False, True) for o in (False, True)]
+    expected = [-1, 2, 1, 1, 0, 0, 0, 0]
+    got = step_outcomes(*(np.array(column) for column in zip(*flags)))
+    assert got.dtype == np.int64 and got.tolist() == expected
+    assert [OUTCOMES[code] for code in got if code != RUNNING] == ["neither", "top_right", "top_right"] + ["cheese"] * 4
+    for (c, t, o), code in zip(flags, expected):
+        assert int(step_outcomes(c, t, o)) == code  # scalar flags, as the gym env steps
+    assert step_outcomes(np.zeros(0, bool), np.zeros(0, bool), np.zeros(0, bool)).shape == (0,)
+
+
+def test_outcome_goals_are_the_cheese_then_a_counting_top_right_cell() -> None:
+    open_cells, cheese = grid.parse_ascii(CORNER_ON_CHEESE_PATH)
+
+    def state(mouse, cheese, cells=open_cells):
+        return SimpleNamespace(open_cells=cells, mouse=mouse, cheese=cheese)
+
+    assert outcome_goals(state((4, 0), cheese)) == [(2, 3)]  # the corner is on the way to the cheese
+    assert outcome_goals(state((4, 0), (2, 0))) == [(2, 0), (0, 4)]
+    assert outcome_goals(state((4, 0), None)) == [(0, 4)]
+    assert outcome_goals(state((4, 0), (0, 4))) == [(0, 4)]  # the corner is the cheese: once, as the cheese
+    walled = open_cells.copy()
+    walled[0, 4] = False
+    assert outcome_goals(state((4, 0), (2, 0), walled)) == [(2, 0)]
+    assert outcome_goals(state((4, 0), None, walled)) == []
+
+
+def test_outcome_probabilities_from_first_arrivals() -> None:
+    assert outcome_probabilities_from_arrivals([0.5, 0.25], [(2, 0), (0, 4)], (2, 0)) == (0.5, 0.25, 0.25)
+    assert outcome_probabilities_from_arrivals([0.5], [(2, 3)], (2, 3)) == (0.5, 0.0, 0.5)
+    assert outcome_probabilities_from_arrivals([0.75], [(0, 4)], None) == (0.0, 0.75, 0.25)
+    assert outcome_probabilities_from_arrivals([], [], None) == (0.0, 0.0, 1.0)
+    # rounding may take the two arrivals a hair over 1: neither stays at 0
+    assert outcome_probabilities_from_arrivals([0.75, 0.25 + 1e-12], [(2, 0), (0, 4)], (2, 0))[2] == 0.0
