@@ -56,11 +56,12 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "maze/pixels.py": (("tests/test_pixels.py",), None),
     "stats.py": (("tests/test_stats.py",), None),
     "rollout/resume.py": (("tests/test_resume.py",), None),
-    "sweep_config.py": (("tests/test_sweep.py",), None),
+    "sweep_config.py": (("tests/test_sweep_config.py",), None),
     "hook_points.py": (("tests/test_hook_points.py",), None),
     "vfield.py": (("tests/test_vfield.py",),
                   ("first_arrival_probabilities", "mirrored_after", "_check_chain_fields",
                    "outcome_probabilities")),
+    "exact_chain.py": (("tests/test_exact_chain.py",), None),
 }
 
 _COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
