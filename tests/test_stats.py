@@ -389,3 +389,47 @@ def test_the_one_class_refusal_says_which_class() -> None:
         fit_cheese_regression([_episode(i, {}, True) for i in range(20)])
     with pytest.raises(ValueError, match=r"every training maze missed the cheese; .* \(cheese rate 0.000 over 20"):
         fit_cheese_regression([_episode(i, {}, False) for i in range(20)])
+
+
+def test_wilson_interval_at_one_success_and_the_exact_zero() -> None:
+    assert wilson_interval(1, 10) == pytest.approx(_wilson(1, 10), abs=1e-12)
+    assert wilson_interval(1, 10)[0] > 0.01
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_bootstrap_interval_defaults_and_two_values() -> None:
+    from mazeinterp.stats import bootstrap_interval
+
+    x = np.random.default_rng(5).normal(size=30)
+    assert bootstrap_interval(x) == bootstrap_interval(x, "mean", 0.95, n_resamples=4000, seed=0)
+    assert bootstrap_interval(x) != bootstrap_interval(x, seed=1)
+    # two values: the resampled means are 1, 2 or 3 (a quarter of them 1 and a quarter 3)
+    assert bootstrap_interval([1.0, 3.0]) == (2.0, 1.0, 3.0)
+
+
+def test_paired_difference_newcombe_by_hand_just_below_half_n() -> None:
+    # (a, b, c, d) = (2, 2, 2, 4), n = 10: A = ad - bc = 4 lies in [0, n/2 = 5], so phi = 0
+    d = paired_difference(*_paired(2, 2, 2, 4))
+    lo, hi = _wilson(4, 10)
+    half = math.sqrt((0.4 - lo) ** 2 + (hi - 0.4) ** 2)
+    assert (d.estimate, d.low, d.high) == pytest.approx((0.0, -half, half), abs=1e-12)
+
+
+def test_paired_difference_reads_any_iterable_and_refuses_tables() -> None:
+    d = paired_difference((v for v in [1, 1, 0, 0, 1, 0, 1, 0]), iter([1, 1, 1, 1, 1, 0, 0, 0]))
+    assert str(d) == "+0.125 (95% CI -0.303 to +0.496; newcombe, n=8, discordant 2/1)"
+    with pytest.raises(ValueError, match=r"baseline must be one-dimensional, got shape \(2, 2\)"):
+        paired_difference(np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.low = 0.0  # type: ignore[misc]
+
+
+def test_regression_defaults_dropped_episodes_and_the_warning_interval() -> None:
+    episodes = _synthetic(40) + [dataclasses.replace(_episode(99, {}, True), features=None)]
+    reg = fit_cheese_regression(episodes)
+    assert reg.seed == 0 and reg.as_dict() == fit_cheese_regression(episodes, seed=0).as_dict()
+    assert reg.n_dropped == 1 and reg.n_test == 10
+    low, high = wilson_interval(round(reg.accuracy * 10), 10)
+    assert f"(95% interval [{low:.2f}, {high:.2f}])" in reg.few_held_out_warning
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reg.accuracy = 1.0  # type: ignore[misc]
