@@ -52,7 +52,7 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "maze/outcomes.py": (("tests/test_outcomes.py",), None),
     "maze/grid.py": (("tests/test_grid.py",), None),
     "maze/moves.py": (("tests/test_moves.py",), None),
-    "maze/state_rules.py": (("tests/test_state.py",), None),
+    "maze/state_rules.py": (("tests/test_state_rules.py", "tests/test_state.py"), None),
     "maze/pixels.py": (("tests/test_pixels.py",), None),
     "stats.py": (("tests/test_stats.py",), None),
     "rollout/resume.py": (("tests/test_resume.py",), None),
