@@ -52,15 +52,16 @@ MODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "maze/outcomes.py": (("tests/maze/test_outcomes.py",), None),
     "maze/grid.py": (("tests/maze/test_grid.py",), None),
     "maze/moves.py": (("tests/maze/test_moves.py",), None),
-    "maze/state_rules.py": (("tests/maze/test_state.py",), None),
+    "maze/state_rules.py": (("tests/maze/test_state_rules.py", "tests/maze/test_state.py"), None),
     "maze/pixels.py": (("tests/maze/test_pixels.py",), None),
     "analysis/stats.py": (("tests/analysis/test_stats.py",), None),
     "rollout/resume.py": (("tests/rollout/test_resume.py",), None),
-    "sweep/config.py": (("tests/sweep/test_sweep.py",), None),
+    "sweep/config.py": (("tests/sweep/test_sweep_config.py",), None),
     "core/hook_points.py": (("tests/core/test_hook_points.py",), None),
     "analysis/vfield.py": (("tests/analysis/test_vfield.py",),
                            ("first_arrival_probabilities", "mirrored_after", "_check_chain_fields",
                             "outcome_probabilities")),
+    "analysis/exact_chain.py": (("tests/analysis/test_exact_chain.py",), None),
 }
 
 _COMPARE_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

@@ -251,9 +251,8 @@ def paired_difference(
         l2, u2 = wilson_interval(a + c, n, confidence)
         margins = (a + b) * (c + d) * (a + c) * (b + d)
         cross = a * d - b * c
-        if margins == 0:
-            phi = 0.0
-        elif cross > n / 2:
+        # a zero margin forces A = 0 (two of a, b, c, d are 0 and the other pair's product is 0): phi = 0 below
+        if cross > n / 2:
             phi = (cross - n / 2) / math.sqrt(margins)
         elif cross >= 0:
             phi = 0.0
@@ -432,7 +431,7 @@ def _design(
             continue
         X.append(row)
         y.append(ep.outcome == "cheese")
-    return np.asarray(X, dtype=float).reshape(-1, len(features)), np.asarray(y, dtype=bool), dropped
+    return np.asarray(X, dtype=float), np.asarray(y, dtype=bool), dropped
 
 
 def fit_cheese_regression(
@@ -476,11 +475,12 @@ def fit_cheese_regression(
     X, y, dropped = _design(episodes, features)
     n = len(y)
     n_test = int(math.ceil(test_fraction * n))
-    if n < 4 or n_test < 1 or n - n_test < 2:
+    if n < 4 or n - n_test < 2:  # test_fraction > 0 holds out at least one of the n >= 4
         raise ValueError(f"need at least 4 mazes with all features to fit and hold out, got {n}")
     counts = np.bincount(y.astype(int), minlength=2)
-    # scikit-learn stratifies only when each side of the split can hold both classes
-    stratify = y if counts.min() >= 2 and min(n_test, n - n_test) >= 2 else None
+    # scikit-learn stratifies only when each side of the split can hold both classes (the training side has
+    # at least two mazes, checked above)
+    stratify = y if counts.min() >= 2 and n_test >= 2 else None
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=n_test, random_state=seed, stratify=stratify
     )

@@ -72,3 +72,48 @@ def test_bad_layouts_and_probabilities_are_refused(hand_maze) -> None:
     layout = chain_layout(hand_maze, cells, [hand_maze.cheese])
     with pytest.raises(ValueError, match=r"probs must have shape \(\d+, 5\)"):
         first_arrival_torch(layout, torch.ones(3, 5))
+
+
+def test_layout_defaults_start_and_identity(hand_maze) -> None:
+    import dataclasses
+
+    cells = field_cells(hand_maze)
+    k = len(cells)
+    plain = chain_layout(hand_maze, cells, [hand_maze.cheese])
+    explicit = chain_layout(hand_maze, cells, [hand_maze.cheese], mirror=True, start=(4, 0), start_reflected=False)
+    assert (plain.n_transient, plain.n_goals, plain.start) == (2 * k, 1, cells.index((4, 0)))
+    np.testing.assert_array_equal(plain.dest, explicit.dest)
+    assert chain_layout(hand_maze, cells, [hand_maze.cheese], start_reflected=True).start == k + cells.index((4, 0))
+    one = chain_layout(hand_maze, cells, [hand_maze.cheese], mirror=False, start=(2, 1))
+    assert (one.n_transient, one.start, one.dest.shape) == (k, cells.index((2, 1)), (k, 5))
+    assert plain != explicit  # compared by identity: their arrays have no single truth value
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plain.start = 0  # type: ignore[misc]
+
+
+def test_a_start_on_the_cheese_has_ended_and_no_cheese_adds_no_column(hand_maze) -> None:
+    cells = field_cells(hand_maze)
+    corner = top_right_cell(hand_maze.maze_size)
+    no_cheese = hand_maze.without_cheese()
+    # a maze without cheese: the goals are the only absorbing columns, the walk runs from the start
+    layout = chain_layout(no_cheese, field_cells(no_cheese), [corner])
+    assert layout.fixed is None and layout.dest.max() == layout.n_transient
+    # starting on the cheese (not a goal): every goal has probability 0, whatever the moves
+    at_cheese = chain_layout(hand_maze, cells, [(2, 2)], start=hand_maze.cheese)
+    assert at_cheese.start == -1
+    zeros = torch.zeros(2 * len(cells), 5, dtype=torch.float64)
+    np.testing.assert_array_equal(first_arrival_torch(at_cheese, zeros).numpy(), [0.0])
+    started = chain_layout(hand_maze, cells, [(4, 0), (2, 2)])
+    np.testing.assert_array_equal(first_arrival_torch(started, zeros).numpy(), [1.0, 0.0])
+
+
+def test_rows_are_normalised_and_the_default_cap_is_500_steps(hand_maze, rng) -> None:
+    plain, mirrored = _random_fields(hand_maze, rng)
+    probs = np.concatenate([plain.probs, mirrored.probs])
+    # mostly NOOP: a slow walk, still arriving after 500 steps
+    slow = torch.tensor(0.02 * probs + 0.98 * np.eye(5)[4])
+    layout = chain_layout(hand_maze, plain.cells, outcome_goals(hand_maze))
+    capped = first_arrival_torch(layout, slow)
+    torch.testing.assert_close(capped, first_arrival_torch(layout, slow, max_steps=500), rtol=0, atol=0)
+    assert float((first_arrival_torch(layout, slow, max_steps=501) - capped).sum()) > 1e-9
+    torch.testing.assert_close(first_arrival_torch(layout, 3.0 * slow), capped, rtol=0, atol=1e-12)

@@ -325,3 +325,113 @@ def test_feature_table_says_which_episodes_reached_the_cheese() -> None:
     rows = feature_table([_episode(0, {}, True), _episode(1, {}, False), _episode(2, {}, True), timed_out])
     assert [(r["outcome"], r["reached_cheese"]) for r in rows] == [
         ("cheese", True), ("top_right", False), ("cheese", True), ("neither", False)]
+
+
+def test_the_split_is_stratified_at_exactly_two_mazes_per_class_and_side() -> None:
+    # 2 reached, 2 missed, half held out: stratified, each side holds one of each class, for every seed;
+    # an unstratified split would, for some seeds, train on one class only (and refuse)
+    values_outcomes = [(1.0, True), (2.0, True), (8.0, False), (9.0, False)]
+    episodes = [_episode(i, {"cheese_top_right_euclidean": v}, c) for i, (v, c) in enumerate(values_outcomes)]
+    for seed in range(10):
+        reg = fit_cheese_regression(episodes, ["cheese_top_right_euclidean"], test_fraction=0.5, seed=seed)
+        assert (reg.n_train, reg.n_test) == (2, 2)
+        # training classes tie at 1:1, so the majority is "reached"; one of the two held out reached
+        assert reg.baseline_accuracy == 0.5
+
+
+def test_paired_difference_newcombe_by_hand_with_strong_positive_correlation() -> None:
+    # (a, b, c, d) = (3, 1, 1, 2), n = 7: A = ad - bc = 5 > n/2, so phi = (A - n/2) / sqrt(4·3·4·3) = 0.125
+    d = paired_difference(*_paired(3, 1, 1, 2))
+    p = 4 / 7
+    (l1, u1), (l2, u2) = _wilson(4, 7), _wilson(4, 7)
+    phi = 0.125
+    low = -math.sqrt((p - l1) ** 2 + (u2 - p) ** 2 - 2 * phi * (p - l1) * (u2 - p))
+    high = math.sqrt((p - l2) ** 2 + (u1 - p) ** 2 - 2 * phi * (p - l2) * (u1 - p))
+    assert (d.estimate, d.low, d.high) == pytest.approx((0.0, low, high), abs=1e-12)
+
+
+def test_paired_difference_wald_of_one_unit_and_its_clipping() -> None:
+    one = paired_difference([0], [1], method="wald")  # one unit: no spread to estimate, zero width
+    assert (one.estimate, one.low, one.high) == (1.0, 1.0, 1.0)
+    # differences +1 and -1: mean 0, sd sqrt(2), half-width z·sqrt(2)/sqrt(2) = 1.96, clipped to [-1, 1]
+    split = paired_difference([0, 1], [1, 0], method="wald")
+    assert (split.estimate, split.low, split.high) == (0.0, -1.0, 1.0)
+
+
+def test_a_tie_among_the_training_mazes_makes_reached_the_majority() -> None:
+    from sklearn.model_selection import train_test_split
+
+    # 3 reached, 2 missed, one held out (too few to stratify): when the held-out maze reached the cheese,
+    # the training mazes tie 2:2 and the baseline predicts "reached", right on the held-out maze
+    outcomes = [True, False, True, False, True]
+    episodes = [_episode(i, {"cheese_top_right_euclidean": float(i)}, c) for i, c in enumerate(outcomes)]
+    for seed in range(6):
+        (held_out,) = train_test_split(np.arange(5), test_size=1, random_state=seed)[1]
+        reg = fit_cheese_regression(episodes, ["cheese_top_right_euclidean"], test_fraction=0.2, seed=seed)
+        assert (reg.n_train, reg.n_test) == (4, 1)
+        assert reg.baseline_accuracy == (1.0 if outcomes[held_out] else 0.0)
+
+
+def test_a_split_that_leaves_one_training_maze_is_refused() -> None:
+    episodes = [_episode(i, {}, i % 2 == 0) for i in range(8)]
+    with pytest.raises(ValueError, match="need at least 4 mazes with all features to fit and hold out, got 8"):
+        fit_cheese_regression(episodes, test_fraction=0.9)  # 8 held out, none to fit
+    with pytest.raises(ValueError, match="need at least 4 mazes with all features to fit and hold out, got 4"):
+        fit_cheese_regression(episodes[:4], test_fraction=0.75)  # 3 held out, 1 to fit
+    with pytest.raises(ValueError, match="test_fraction must lie strictly between 0 and 1, got 1.0"):
+        fit_cheese_regression(episodes, test_fraction=1.0)
+    with pytest.raises(ValueError, match="test_fraction must lie strictly between 0 and 1, got 0.0"):
+        fit_cheese_regression(episodes, test_fraction=0.0)
+    with pytest.raises(ValueError, match="need at least one feature"):
+        fit_cheese_regression(episodes, [])
+
+
+def test_the_one_class_refusal_says_which_class() -> None:
+    with pytest.raises(ValueError, match=r"every training maze reached the cheese; .* \(cheese rate 1.000 over 20"):
+        fit_cheese_regression([_episode(i, {}, True) for i in range(20)])
+    with pytest.raises(ValueError, match=r"every training maze missed the cheese; .* \(cheese rate 0.000 over 20"):
+        fit_cheese_regression([_episode(i, {}, False) for i in range(20)])
+
+
+def test_wilson_interval_at_one_success_and_the_exact_zero() -> None:
+    assert wilson_interval(1, 10) == pytest.approx(_wilson(1, 10), abs=1e-12)
+    assert wilson_interval(1, 10)[0] > 0.01
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+
+
+def test_bootstrap_interval_defaults_and_two_values() -> None:
+    from mazeinterp.analysis.stats import bootstrap_interval
+
+    x = np.random.default_rng(5).normal(size=30)
+    assert bootstrap_interval(x) == bootstrap_interval(x, "mean", 0.95, n_resamples=4000, seed=0)
+    assert bootstrap_interval(x) != bootstrap_interval(x, seed=1)
+    # two values: the resampled means are 1, 2 or 3 (a quarter of them 1 and a quarter 3)
+    assert bootstrap_interval([1.0, 3.0]) == (2.0, 1.0, 3.0)
+
+
+def test_paired_difference_newcombe_by_hand_just_below_half_n() -> None:
+    # (a, b, c, d) = (2, 2, 2, 4), n = 10: A = ad - bc = 4 lies in [0, n/2 = 5], so phi = 0
+    d = paired_difference(*_paired(2, 2, 2, 4))
+    lo, hi = _wilson(4, 10)
+    half = math.sqrt((0.4 - lo) ** 2 + (hi - 0.4) ** 2)
+    assert (d.estimate, d.low, d.high) == pytest.approx((0.0, -half, half), abs=1e-12)
+
+
+def test_paired_difference_reads_any_iterable_and_refuses_tables() -> None:
+    d = paired_difference((v for v in [1, 1, 0, 0, 1, 0, 1, 0]), iter([1, 1, 1, 1, 1, 0, 0, 0]))
+    assert str(d) == "+0.125 (95% CI -0.303 to +0.496; newcombe, n=8, discordant 2/1)"
+    with pytest.raises(ValueError, match=r"baseline must be one-dimensional, got shape \(2, 2\)"):
+        paired_difference(np.ones((2, 2)), np.ones((2, 2)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        d.low = 0.0  # type: ignore[misc]
+
+
+def test_regression_defaults_dropped_episodes_and_the_warning_interval() -> None:
+    episodes = _synthetic(40) + [dataclasses.replace(_episode(99, {}, True), features=None)]
+    reg = fit_cheese_regression(episodes)
+    assert reg.seed == 0 and reg.as_dict() == fit_cheese_regression(episodes, seed=0).as_dict()
+    assert reg.n_dropped == 1 and reg.n_test == 10
+    low, high = wilson_interval(round(reg.accuracy * 10), 10)
+    assert f"(95% interval [{low:.2f}, {high:.2f}])" in reg.few_held_out_warning
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        reg.accuracy = 1.0  # type: ignore[misc]

@@ -544,3 +544,17 @@ def test_random_grids_with_cycles(size, seed, pick):
         step = g.next_move_towards(grid, a, b)
         assert step == ((0, 0) if a == b else (path[1][0] - a[0], path[1][1] - a[1]))
     _check_oracle(grid, b)
+
+
+def test_sizes_below_their_minimum_are_refused_with_the_value():
+    for n in (0, -3):
+        with pytest.raises(ValueError, match=rf"maze size must be >= 1, got {n}"):
+            g.start_cell(n)
+        with pytest.raises(ValueError, match=rf"maze size must be >= 1, got {n}"):
+            g.top_right_cell(n)
+    with pytest.raises(ValueError, match=r"region size must be >= 0, got -1"):
+        g.top_right_region(5, -1)
+    with pytest.raises(ValueError, match=r"region size must be >= 0, got -1"):
+        g.in_top_right_region((0, 4), 5, -1)
+    assert not g.in_top_right_region((0, 4), 5, 0)  # an empty region holds no cell
+    assert g.in_top_right_region((0, 4), 5, 1) and not g.in_top_right_region((0, 3), 5, 1)
