@@ -69,6 +69,10 @@ def test_bad_layouts_and_probabilities_are_refused(hand_maze) -> None:
     cells = field_cells(hand_maze)
     with pytest.raises(ValueError, match=r"goal \(0, 2\) is not an open cell"):
         chain_layout(hand_maze, cells, [(0, 2)])
+    # field cells: a wall (0, 2), a cell off the 5×5 maze, or a repeated cell
+    for bad in ([*cells, (0, 2)], [*cells, (5, 0)], [*cells, cells[0]]):
+        with pytest.raises(ValueError, match=r"field cells must be distinct open cells of this 5×5 maze"):
+            chain_layout(hand_maze, bad, [hand_maze.cheese])
     layout = chain_layout(hand_maze, cells, [hand_maze.cheese])
     with pytest.raises(ValueError, match=r"probs must have shape \(\d+, 5\)"):
         first_arrival_torch(layout, torch.ones(3, 5))
