@@ -67,12 +67,15 @@ def chain_layout(state: MazeState, cells: Sequence[Cell], goals: Sequence[Cell],
     ``start`` defaults to the start cell ``(n-1, 0)``.
 
     Raises:
-        ValueError: a goal or the start is neither a field cell nor the cheese.
+        ValueError: the field cells are not distinct open cells, or a goal or the start is
+            neither a field cell nor the cheese.
     """
     n = state.maze_size
     cheese = state.cheese
     cells = [(int(r), int(c)) for r, c in cells]
     index = {cell: i for i, cell in enumerate(cells)}
+    if len(index) < len(cells) or index.keys() - {(int(r), int(c)) for r, c in np.argwhere(state.open_cells)}:
+        raise ValueError(f"the field cells must be distinct open cells of this {n}×{n} maze")
     goals = [(int(g[0]), int(g[1])) for g in goals]
     start = start_cell(n) if start is None else (int(start[0]), int(start[1]))
     for cell, what in [*((g, "goal") for g in goals), (start, "start")]:
@@ -96,8 +99,8 @@ def chain_layout(state: MazeState, cells: Sequence[Cell], goals: Sequence[Cell],
             if cell in absorbing:
                 continue
             for move in range(len(Move)):
-                r, c = cell[0] + int(MOVE_DELTAS[move][0]), cell[1] + int(MOVE_DELTAS[move][1])
-                nxt = (r, c) if 0 <= r < n and 0 <= c < n and state.open_cells[r, c] else cell
+                # a wall or a cell off the maze is no state of the chain: the move stays put (index.get)
+                nxt = (cell[0] + int(MOVE_DELTAS[move][0]), cell[1] + int(MOVE_DELTAS[move][1]))
                 after = int(mirrored_after(move, bool(f))) if mirror else 0
                 dest[f * k + i, move] = absorbing.get(nxt, after * k + index.get(nxt, i))
     first = -1 if fixed is not None else (int(start_reflected) if mirror else 0) * k + index[start]

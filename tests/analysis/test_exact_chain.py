@@ -69,6 +69,10 @@ def test_bad_layouts_and_probabilities_are_refused(hand_maze) -> None:
     cells = field_cells(hand_maze)
     with pytest.raises(ValueError, match=r"goal \(0, 2\) is not an open cell"):
         chain_layout(hand_maze, cells, [(0, 2)])
+    # field cells: a wall (0, 2), a cell off the 5×5 maze, or a repeated cell
+    for bad in ([*cells, (0, 2)], [*cells, (5, 0)], [*cells, cells[0]]):
+        with pytest.raises(ValueError, match=r"field cells must be distinct open cells of this 5×5 maze"):
+            chain_layout(hand_maze, bad, [hand_maze.cheese])
     layout = chain_layout(hand_maze, cells, [hand_maze.cheese])
     with pytest.raises(ValueError, match=r"probs must have shape \(\d+, 5\)"):
         first_arrival_torch(layout, torch.ones(3, 5))
@@ -117,3 +121,27 @@ def test_rows_are_normalised_and_the_default_cap_is_500_steps(hand_maze, rng) ->
     torch.testing.assert_close(capped, first_arrival_torch(layout, slow, max_steps=500), rtol=0, atol=0)
     assert float((first_arrival_torch(layout, slow, max_steps=501) - capped).sum()) > 1e-9
     torch.testing.assert_close(first_arrival_torch(layout, 3.0 * slow), capped, rtol=0, atol=1e-12)
+
+
+def test_dest_rows_worked_out_by_hand(hand_maze) -> None:
+    # hand maze (mouse (4, 0), cheese (0, 4)):  ..#.C / .##.# / ..... / .#.#. / ..#..
+    cells = field_cells(hand_maze)
+    k = len(cells)
+    at = cells.index
+    goal = (2, 2)
+    layout = chain_layout(hand_maze, cells, [goal])
+    t = layout.n_transient
+    assert t == 2 * k
+    # moves in Move order: LEFT, DOWN, UP, RIGHT, NOOP; RIGHT sets the mirrored drawing, LEFT clears it
+    # (4, 0): left and down leave the maze and stay put; up to (3, 0); right to (4, 1), drawn mirrored
+    np.testing.assert_array_equal(layout.dest[at((4, 0))],
+                                  [at((4, 0)), at((4, 0)), at((3, 0)), k + at((4, 1)), at((4, 0))])
+    np.testing.assert_array_equal(layout.dest[k + at((4, 0))],
+                                  [at((4, 0)), k + at((4, 0)), k + at((3, 0)), k + at((4, 1)), k + at((4, 0))])
+    # (2, 1): walls above and below stay put; right is the goal's column t + 0
+    np.testing.assert_array_equal(layout.dest[at((2, 1))], [at((2, 0)), at((2, 1)), at((2, 1)), t, at((2, 1))])
+    # (0, 3): up leaves the maze; right is the cheese, not a goal: the column after the goals, t + 1
+    np.testing.assert_array_equal(layout.dest[at((0, 3))], [at((0, 3)), at((1, 3)), at((0, 3)), t + 1, at((0, 3))])
+    # the rows of an absorbing cell are never left: every entry is -1, as documented, in both drawings
+    np.testing.assert_array_equal(layout.dest[[at(goal), k + at(goal)]], np.full((2, 5), -1))
+    assert (np.delete(layout.dest, [at(goal), k + at(goal)], axis=0) >= 0).all()
